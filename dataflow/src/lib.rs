@@ -1,0 +1,25 @@
+//! Fusion's timely/differential computation: observables, live and retroactive
+//! matching, alerts. Pure and deterministic: no I/O, no wall clock.
+//!
+//! Logical time ([`Time`]) is ingestion time in milliseconds since the Unix epoch,
+//! assigned by ingest. Every view is a function from collections to collections;
+//! every decision (matches, alert ids and versions) is a function of the inputs
+//! and logical time, so a replay of the same inputs gives the same outputs on any
+//! number of workers.
+//!
+//! - [`observables`]: what a sensor event can be matched on.
+//! - [`indicators`]: the current version of each indicator (latest wins, revocation retracts).
+//! - [`matching`]: observations meet indicators in one join, live and retroactive alike.
+//! - [`alerts`]: matches grouped into alerts with content-hash ids.
+//! - [`snapshot`]: turns output updates into consistent per-time alert changes.
+//! - [`runtime`]: runs the dataflow on timely workers fed by channels of [`schemas::Feed`].
+
+pub mod alerts;
+pub mod indicators;
+pub mod matching;
+pub mod observables;
+pub mod runtime;
+pub mod snapshot;
+
+/// Logical time: ingestion time in milliseconds since the Unix epoch.
+pub type Time = u64;

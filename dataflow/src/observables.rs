@@ -1,0 +1,160 @@
+//! Observables: the values of a sensor event that indicators can match.
+//!
+//! Keys are `kind:value` strings in the normalized form of
+//! [`schemas::IndicatorKind::normalize`]: `ip:` (IPv4 and IPv6), `domain:`, `url:`,
+//! `md5:`, `sha1:`, `sha256:`, `email:`, `wallet:`, and `cidr:net/len` for networks.
+//! A domain yields itself and every parent domain (`a.b.evil.example` yields
+//! `b.evil.example`, `evil.example` and `example`), so an indicator on a domain
+//! matches its subdomains; a URL also yields its host as a domain.
+
+use std::net::IpAddr;
+
+use schemas::{IndicatorKind, SensorEvent};
+
+/// The match key of an indicator value of `kind` (already normalized).
+pub fn indicator_key(kind: IndicatorKind, value: &str) -> String {
+    match kind {
+        IndicatorKind::Ipv4 | IndicatorKind::Ipv6 => format!("ip:{value}"),
+        other => format!("{}:{value}", other.as_str()),
+    }
+}
+
+/// The match key of the network `ip/len`, with host bits cleared; none if `len` is too long.
+pub fn cidr_key(ip: IpAddr, len: u8) -> Option<String> {
+    schemas::indicator::mask(ip, len).map(|net| format!("cidr:{net}/{len}"))
+}
+
+/// Every IP address of the event (source, destination, victim), without duplicates.
+pub fn event_ips(ev: &SensorEvent) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = [ev.src_ip, ev.dst_ip, ev.victim_ip]
+        .into_iter()
+        .flatten()
+        .collect();
+    ips.sort_unstable();
+    ips.dedup();
+    ips
+}
+
+/// Every match key of the event except network (CIDR) keys, sorted and without duplicates.
+pub fn event_keys(ev: &SensorEvent) -> Vec<String> {
+    let mut keys: Vec<String> = event_ips(ev).iter().map(|ip| format!("ip:{ip}")).collect();
+    let mut domains: Vec<&str> = Vec::new();
+    if let Some(d) = &ev.domain {
+        domains.push(d);
+    }
+    let url_host = ev
+        .url
+        .as_deref()
+        .and_then(|u| url_host(u))
+        .filter(|h| h.parse::<IpAddr>().is_err());
+    if let Some(h) = &url_host {
+        domains.push(h);
+    }
+    for d in domains {
+        // The domain and each parent: "a.b.c" -> "a.b.c", "b.c", "c".
+        let mut rest = d;
+        loop {
+            keys.push(format!("domain:{rest}"));
+            match rest.split_once('.') {
+                Some((_, parent)) if !parent.is_empty() => rest = parent,
+                _ => break,
+            }
+        }
+    }
+    if let Some(u) = &ev.url {
+        keys.push(format!("url:{u}"));
+    }
+    let h = &ev.file_hashes;
+    for (kind, v) in [("md5", &h.md5), ("sha1", &h.sha1), ("sha256", &h.sha256)] {
+        if let Some(v) = v {
+            keys.push(format!("{kind}:{v}"));
+        }
+    }
+    if let Some(e) = &ev.email {
+        keys.push(format!("email:{e}"));
+    }
+    if let Some(w) = &ev.wallet {
+        keys.push(format!("wallet:{w}"));
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// The host of a normalized URL (lower case, without port or credentials).
+fn url_host(u: &str) -> Option<String> {
+    let after_scheme = u.split_once("://")?.1;
+    let authority = after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split_once(']')?.0
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::{EventKind, FileHashes};
+
+    fn event() -> SensorEvent {
+        SensorEvent {
+            schema_version: 1,
+            event_id: "e".into(),
+            sensor_id: "s".into(),
+            country: "FR".into(),
+            observed_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            kind: EventKind::Http,
+            src_ip: Some("10.0.0.1".parse().unwrap()),
+            src_port: None,
+            dst_ip: Some("198.51.100.7".parse().unwrap()),
+            dst_port: Some(80),
+            proto: None,
+            domain: Some("a.b.evil.example".into()),
+            url: Some("http://user@cdn.evil.example:8080/x?q=1".into()),
+            file_hashes: FileHashes {
+                md5: Some("0".repeat(32)),
+                ..FileHashes::default()
+            },
+            email: None,
+            wallet: None,
+            victim_ip: Some("10.0.0.1".parse().unwrap()),
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn domains_yield_every_parent_and_url_hosts_count() {
+        let keys = event_keys(&event());
+        for k in [
+            "domain:a.b.evil.example",
+            "domain:b.evil.example",
+            "domain:evil.example",
+            "domain:example",
+            "domain:cdn.evil.example",
+            "ip:10.0.0.1",
+            "ip:198.51.100.7",
+            "url:http://user@cdn.evil.example:8080/x?q=1",
+        ] {
+            assert!(keys.contains(&k.to_string()), "{k} missing from {keys:?}");
+        }
+        let ips = keys.iter().filter(|k| k.starts_with("ip:")).count();
+        assert_eq!(ips, 2, "victim and source are the same address: one key");
+    }
+
+    #[test]
+    fn cidr_keys_clear_host_bits() {
+        let ip: IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(cidr_key(ip, 24).unwrap(), "cidr:198.51.100.0/24");
+        assert_eq!(
+            cidr_key(ip, 24),
+            Some(indicator_key(IndicatorKind::Cidr, "198.51.100.0/24"))
+        );
+        assert!(cidr_key(ip, 33).is_none());
+    }
+}

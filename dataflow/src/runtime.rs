@@ -1,0 +1,153 @@
+//! Runs the dataflow on timely workers fed by channels of [`Feed`] messages.
+//!
+//! Each worker owns one input channel (ingest routes records to workers) and
+//! sends its outputs to one shared channel. Worker 0 also reports the output
+//! frontier ([`Output::Closed`]); because every worker sends its updates before
+//! the frontier can pass them, a receiver that has seen `Closed(t)` has already
+//! received every update at times before `t`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use differential_dataflow::input::{Input as _, InputSession};
+use schemas::{Alert, DeskAction, Feed, Indicator, Input, SensorEvent};
+use timely::dataflow::ProbeHandle;
+
+use crate::Time;
+use crate::{alerts, indicators, matching};
+
+/// What the workers report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// The alert collection changed by `diff` at `time`.
+    Alert(Alert, Time, isize),
+    /// The number of matches changed by `diff` at `time`.
+    Matches(Time, isize),
+    /// Every output at times before this one has been sent.
+    Closed(Time),
+}
+
+/// The input sessions of one worker.
+struct Inputs {
+    events: InputSession<Time, (u64, SensorEvent), isize>,
+    indicators: InputSession<Time, Indicator, isize>,
+    actions: InputSession<Time, DeskAction, isize>,
+    now: Time,
+}
+
+impl Inputs {
+    fn advance_to(&mut self, time: Time) {
+        if time > self.now {
+            self.now = time;
+            self.events.advance_to(time);
+            self.indicators.advance_to(time);
+            self.actions.advance_to(time);
+        }
+    }
+
+    fn apply(&mut self, feed: Feed) {
+        match feed {
+            Feed::Advance { time_ms } => self.advance_to(time_ms),
+            Feed::Record { time_ms, input } => {
+                self.advance_to(time_ms);
+                // A record older than the input frontier counts at the frontier.
+                let ingested = self.now;
+                match input {
+                    Input::Event(ev) => self.events.insert((ingested, ev)),
+                    Input::Indicator(i) => self.indicators.insert(i),
+                    Input::Action(a) => self.actions.insert(a),
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        self.events.flush();
+        self.indicators.flush();
+        self.actions.flush();
+    }
+}
+
+/// Most feed messages applied between two steps of a worker.
+const MAX_BATCH: usize = 4096;
+
+/// Runs the dataflow on `feeds.len()` workers until every feed channel is closed and
+/// all outputs are complete; the last message sent is `Closed(u64::MAX)`.
+pub fn run(feeds: Vec<Receiver<Feed>>, out: Sender<Output>) -> Result<(), String> {
+    let workers = feeds.len().max(1);
+    let feeds: Arc<Mutex<Vec<Option<Receiver<Feed>>>>> =
+        Arc::new(Mutex::new(feeds.into_iter().map(Some).collect()));
+    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+        let index = worker.index();
+        let feed = feeds
+            .lock()
+            .ok()
+            .and_then(|mut f| f.get_mut(index).and_then(Option::take));
+        let out = out.clone();
+        let probe = ProbeHandle::new();
+        let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
+            let (events, event_coll) = scope.new_collection();
+            let (indicators, indicator_coll) = scope.new_collection();
+            let (actions, _action_coll) = scope.new_collection::<DeskAction, isize>();
+            let current = indicators::current(indicator_coll);
+            let matches = matching::matches(event_coll, current);
+            let to_out = out.clone();
+            let matches = matches.inspect(move |(_, time, diff)| {
+                let _ = to_out.send(Output::Matches(*time, *diff));
+            });
+            let to_out = out.clone();
+            alerts::alerts(matches)
+                .inspect(move |(alert, time, diff)| {
+                    let _ = to_out.send(Output::Alert(alert.clone(), *time, *diff));
+                })
+                .probe_with(&probe);
+            Inputs {
+                events,
+                indicators,
+                actions,
+                now: 0,
+            }
+        });
+
+        let mut reported: Option<Time> = None;
+        let mut report = |probe: &ProbeHandle<Time>| {
+            if index != 0 {
+                return;
+            }
+            let frontier = probe.with_frontier(|f| f.first().copied().unwrap_or(Time::MAX));
+            if reported != Some(frontier) {
+                reported = Some(frontier);
+                let _ = out.send(Output::Closed(frontier));
+            }
+        };
+
+        if let Some(feed) = feed {
+            loop {
+                match feed.recv_timeout(Duration::from_millis(2)) {
+                    Ok(msg) => {
+                        inputs.apply(msg);
+                        for msg in feed.try_iter().take(MAX_BATCH) {
+                            inputs.apply(msg);
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                inputs.flush();
+                worker.step();
+                report(&probe);
+            }
+        }
+        drop(inputs);
+        while !probe.done() {
+            worker.step_or_park(Some(Duration::from_millis(5)));
+            report(&probe);
+        }
+        report(&probe);
+    })?;
+    for result in guards.join() {
+        result?;
+    }
+    Ok(())
+}

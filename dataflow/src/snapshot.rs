@@ -1,0 +1,97 @@
+//! Consistent snapshots: output updates become alert changes only once their
+//! logical time is closed, so a consumer never sees half of an update.
+//!
+//! Updates `(alert, time, diff)` arrive from every worker in any order; a time is
+//! closed once the dataflow's output frontier has passed it. For each closed time,
+//! in order, updates are consolidated and each alert id yields at most one
+//! [`AlertChange`]: `opened` (new id), `updated` (new content for an open id) or
+//! `retracted` (content withdrawn, none added). The version of a change is its
+//! logical time, so a replay of the same inputs gives the same (id, version, content).
+
+use std::collections::BTreeMap;
+
+use schemas::{Alert, AlertChange, ChangeKind};
+
+use crate::Time;
+
+/// Collects alert updates and releases the changes of closed times.
+#[derive(Debug, Default)]
+pub struct Snapshots {
+    pending: BTreeMap<Time, Vec<(Alert, isize)>>,
+    open: BTreeMap<String, Alert>,
+}
+
+impl Snapshots {
+    /// An empty snapshotter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one update of the alert collection at `time`.
+    pub fn update(&mut self, alert: Alert, time: Time, diff: isize) {
+        self.pending.entry(time).or_default().push((alert, diff));
+    }
+
+    /// Releases the changes of every time before `frontier` (times at or after it may still change), oldest first.
+    pub fn close_before(&mut self, frontier: Time) -> Vec<(Time, Vec<AlertChange>)> {
+        let still_open = self.pending.split_off(&frontier);
+        let closed = std::mem::replace(&mut self.pending, still_open);
+        closed
+            .into_iter()
+            .map(|(time, updates)| (time, self.apply(time, updates)))
+            .filter(|(_, changes)| !changes.is_empty())
+            .collect()
+    }
+
+    /// Alerts open now (at the last closed time).
+    pub fn open_alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.open.values()
+    }
+
+    /// Number of alerts open now.
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    fn apply(&mut self, time: Time, updates: Vec<(Alert, isize)>) -> Vec<AlertChange> {
+        let mut net: BTreeMap<Alert, isize> = BTreeMap::new();
+        for (alert, diff) in updates {
+            *net.entry(alert).or_default() += diff;
+        }
+        // Per id: the content added at this time, if any.
+        let mut added: BTreeMap<String, Alert> = BTreeMap::new();
+        let mut removed: BTreeMap<String, Alert> = BTreeMap::new();
+        for (alert, diff) in net {
+            if diff > 0 {
+                added.insert(alert.id.clone(), alert);
+            } else if diff < 0 {
+                removed.insert(alert.id.clone(), alert);
+            }
+        }
+        let mut changes = Vec::new();
+        for (id, alert) in added {
+            removed.remove(&id);
+            let change = if self.open.contains_key(&id) {
+                ChangeKind::Updated
+            } else {
+                ChangeKind::Opened
+            };
+            self.open.insert(id, alert.clone());
+            changes.push(AlertChange {
+                change,
+                version: time,
+                alert,
+            });
+        }
+        for (id, alert) in removed {
+            let last = self.open.remove(&id).unwrap_or(alert);
+            changes.push(AlertChange {
+                change: ChangeKind::Retracted,
+                version: time,
+                alert: last,
+            });
+        }
+        changes.sort_by(|a, b| a.alert.id.cmp(&b.alert.id));
+        changes
+    }
+}

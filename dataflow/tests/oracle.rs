@@ -1,0 +1,324 @@
+//! Oracle tests: the incremental alerts at every closed time equal a brute-force
+//! recomputation from the inputs seen so far, on 1 and 2 workers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use dataflow::Time;
+use dataflow::alerts::{build_alert, window_start};
+use dataflow::matching::{Match, Sighting};
+use dataflow::runtime::{Output, run};
+use dataflow::snapshot::Snapshots;
+use jiff::Timestamp;
+use proptest::prelude::*;
+use schemas::{
+    Alert, AlertChange, ChangeKind, EventKind, Feed, FileHashes, Indicator, IndicatorKind, Input,
+    SensorEvent, SourceKind, Tlp,
+};
+
+const DAY_MS: i64 = 86_400_000;
+const BASE_MS: i64 = 1_790_000_000_000;
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap()
+}
+
+/// Runs the dataflow over `records` (non-decreasing times) on `workers` workers and
+/// returns the alert changes per closed time.
+fn run_dataflow(records: &[(Time, Input)], workers: usize) -> Vec<(Time, Vec<AlertChange>)> {
+    let (out_tx, out_rx) = crossbeam_channel::unbounded();
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    for _ in 0..workers {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        senders.push(tx);
+        receivers.push(rx);
+    }
+    for (n, (time, input)) in records.iter().enumerate() {
+        senders[n % workers]
+            .send(Feed::Record {
+                time_ms: *time,
+                input: input.clone(),
+            })
+            .unwrap();
+    }
+    // Every worker learns the last time, so all of them close it.
+    let last = records.last().map_or(1, |(t, _)| *t);
+    for s in &senders {
+        s.send(Feed::Advance { time_ms: last + 1 }).unwrap();
+    }
+    drop(senders);
+    let handle = std::thread::spawn(move || run(receivers, out_tx));
+    let mut snaps = Snapshots::new();
+    let mut changes = Vec::new();
+    for msg in out_rx {
+        match msg {
+            Output::Alert(a, t, d) => snaps.update(a, t, d),
+            Output::Closed(t) => changes.extend(snaps.close_before(t)),
+            Output::Matches(..) => {}
+        }
+    }
+    handle.join().unwrap().unwrap();
+    changes
+}
+
+/// The open alerts at `time` according to the changes.
+fn state_at(changes: &[(Time, Vec<AlertChange>)], time: Time) -> BTreeMap<String, Alert> {
+    let mut open = BTreeMap::new();
+    for (t, cs) in changes.iter().filter(|(t, _)| *t <= time) {
+        for c in cs {
+            assert_eq!(c.version, *t);
+            match c.change {
+                ChangeKind::Opened | ChangeKind::Updated => {
+                    open.insert(c.alert.id.clone(), c.alert.clone());
+                }
+                ChangeKind::Retracted => {
+                    assert!(open.remove(&c.alert.id).is_some(), "retracted an alert that was not open");
+                }
+            }
+        }
+    }
+    open
+}
+
+/// Brute force: the alerts implied by the inputs with time <= `time`.
+fn oracle_at(records: &[(Time, Input)], time: Time) -> BTreeMap<String, Alert> {
+    let mut latest: BTreeMap<&str, &Indicator> = BTreeMap::new();
+    let mut events = Vec::new();
+    for (t, input) in records.iter().filter(|(t, _)| *t <= time) {
+        match input {
+            Input::Indicator(i) => {
+                let e = latest.entry(i.id.as_str()).or_insert(i);
+                if (i.modified, i) > (e.modified, *e) {
+                    *e = i;
+                }
+            }
+            Input::Event(ev) => events.push((*t, ev)),
+            Input::Action(_) => {}
+        }
+    }
+    let mut groups: BTreeMap<(String, i64), BTreeSet<Match>> = BTreeMap::new();
+    for ind in latest.values().filter(|i| !i.revoked) {
+        for (t, ev) in &events {
+            let observed = ev.observed_at.as_millisecond();
+            let valid = ind.valid_from.as_millisecond() <= observed
+                && ind.valid_until.is_none_or(|u| observed < u.as_millisecond());
+            if valid && brute_match(ind, ev) {
+                groups
+                    .entry((ind.id.clone(), window_start(observed)))
+                    .or_default()
+                    .insert(Match {
+                        indicator: (*ind).clone(),
+                        sighting: Sighting::of(ev, *t),
+                    });
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .filter_map(|((_, w), ms)| build_alert(w, &ms.iter().collect::<Vec<_>>()))
+        .map(|a| (a.id.clone(), a))
+        .collect()
+}
+
+fn brute_match(ind: &Indicator, ev: &SensorEvent) -> bool {
+    let ips: Vec<IpAddr> = [ev.src_ip, ev.dst_ip, ev.victim_ip].into_iter().flatten().collect();
+    match ind.kind {
+        IndicatorKind::Ipv4 | IndicatorKind::Ipv6 => ips.iter().any(|ip| ip.to_string() == ind.value),
+        IndicatorKind::Cidr => {
+            let (net, len) = ind.value.split_once('/').unwrap();
+            let net: IpAddr = net.parse().unwrap();
+            let len: u32 = len.parse().unwrap();
+            ips.iter().any(|ip| match (ip, net) {
+                (IpAddr::V4(a), IpAddr::V4(n)) => {
+                    len == 0 || (u32::from(*a) ^ u32::from(n)) >> (32 - len) == 0
+                }
+                _ => false,
+            })
+        }
+        IndicatorKind::Domain => {
+            let host = ev.url.as_ref().map(|u| url::Url::parse(u).unwrap().host_str().unwrap().to_string());
+            [ev.domain.clone(), host]
+                .into_iter()
+                .flatten()
+                .any(|d| d == ind.value || d.ends_with(&format!(".{}", ind.value)))
+        }
+        IndicatorKind::Url => ev.url.as_deref() == Some(&ind.value),
+        IndicatorKind::Sha256 => ev.file_hashes.sha256.as_deref() == Some(&ind.value),
+        _ => false,
+    }
+}
+
+const IPS: [&str; 5] = ["10.0.0.1", "10.0.0.2", "10.0.1.9", "10.1.0.1", "192.0.2.1"];
+const DOMAINS: [&str; 4] = ["a.evil.example", "evil.example", "x.b.evil.example", "good.example"];
+const IND_VALUES: [(IndicatorKind, &str); 9] = [
+    (IndicatorKind::Ipv4, "10.0.0.1"),
+    (IndicatorKind::Ipv4, "192.0.2.1"),
+    (IndicatorKind::Cidr, "10.0.0.0/24"),
+    (IndicatorKind::Cidr, "10.0.0.0/16"),
+    (IndicatorKind::Cidr, "10.1.0.0/24"),
+    (IndicatorKind::Domain, "evil.example"),
+    (IndicatorKind::Domain, "b.evil.example"),
+    (IndicatorKind::Url, "http://a.evil.example/p"),
+    (IndicatorKind::Sha256, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+];
+
+fn event(n: usize, ip: usize, dom: Option<usize>, url: bool, hash: bool, observed_ms: i64) -> SensorEvent {
+    SensorEvent {
+        schema_version: 1,
+        event_id: format!("e{n}"),
+        sensor_id: format!("s{}", n % 4),
+        country: ["FR", "SG", "AR", "DE"][n % 4].to_string(),
+        observed_at: ts(observed_ms),
+        kind: if n % 5 == 0 { EventKind::Sinkhole } else { EventKind::Dns },
+        src_ip: Some(IPS[ip % IPS.len()].parse().unwrap()),
+        src_port: None,
+        dst_ip: Some(IPS[(ip + 1) % IPS.len()].parse().unwrap()),
+        dst_port: None,
+        proto: None,
+        domain: dom.map(|d| DOMAINS[d % DOMAINS.len()].to_string()),
+        url: url.then(|| "http://a.evil.example/p".to_string()),
+        file_hashes: FileHashes {
+            sha256: hash.then(|| "a".repeat(64)),
+            ..FileHashes::default()
+        },
+        email: None,
+        wallet: None,
+        victim_ip: None,
+        signature: None,
+    }
+}
+
+fn indicator(id: usize, value: usize, version: i64, valid_from: i64, until: Option<i64>, revoked: bool, confidence: u8) -> Indicator {
+    let (kind, v) = IND_VALUES[value % IND_VALUES.len()];
+    Indicator {
+        schema_version: 1,
+        id: format!("ind-{id}"),
+        kind,
+        value: v.to_string(),
+        owner: "partner-a".into(),
+        source_kind: SourceKind::Partner,
+        source_id: "partner-a".into(),
+        tlp: Tlp::Amber,
+        sharing: vec!["FR".into()],
+        confidence,
+        created: ts(BASE_MS),
+        modified: ts(BASE_MS + version),
+        valid_from: ts(valid_from),
+        valid_until: until.map(ts),
+        revoked,
+        labels: vec![],
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Event { ip: usize, dom: Option<usize>, url: bool, hash: bool, observed_offset: i64 },
+    Indicator { id: usize, value: usize, from_offset: i64, until_len: Option<i64>, revoked: bool, confidence: u8 },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (0..5usize, proptest::option::of(0..4usize), any::<bool>(), proptest::bool::weighted(0.2), 0..3 * DAY_MS)
+            .prop_map(|(ip, dom, url, hash, observed_offset)| Step::Event { ip, dom, url, hash, observed_offset }),
+        2 => (0..4usize, 0..IND_VALUES.len(), 0..3 * DAY_MS, proptest::option::of(1..2 * DAY_MS), proptest::bool::weighted(0.25), 0..=100u8)
+            .prop_map(|(id, value, from_offset, until_len, revoked, confidence)| Step::Indicator { id, value, from_offset, until_len, revoked, confidence }),
+    ]
+}
+
+/// Turns steps into records at non-decreasing logical times (several records share a time).
+fn records(steps: &[(Step, u8)]) -> Vec<(Time, Input)> {
+    let mut time: Time = 1_000;
+    let mut out = Vec::new();
+    for (n, (s, gap)) in steps.iter().enumerate() {
+        time += u64::from(*gap % 3) * 10;
+        let input = match s {
+            Step::Event { ip, dom, url, hash, observed_offset } => {
+                Input::Event(event(n, *ip, *dom, *url, *hash, BASE_MS + observed_offset))
+            }
+            Step::Indicator { id, value, from_offset, until_len, revoked, confidence } => {
+                let from = BASE_MS + from_offset;
+                Input::Indicator(indicator(*id, *value, n as i64, from, until_len.map(|l| from + l), *revoked, *confidence))
+            }
+        };
+        out.push((time, input));
+    }
+    out
+}
+
+fn check(records: &[(Time, Input)], workers: usize) -> Result<(), TestCaseError> {
+    let changes = run_dataflow(records, workers);
+    let times: BTreeSet<Time> = records.iter().map(|(t, _)| *t).collect();
+    for t in times {
+        prop_assert_eq!(state_at(&changes, t), oracle_at(records, t), "at time {} on {} worker(s)", t, workers);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn alerts_equal_brute_force_at_every_closed_time(steps in proptest::collection::vec((step(), any::<u8>()), 1..40)) {
+        let recs = records(&steps);
+        check(&recs, 1)?;
+        check(&recs, 2)?;
+    }
+}
+
+#[test]
+fn retroactive_match_then_revocation_withdraws_the_alert() {
+    let t0 = BASE_MS;
+    let ev = event(1, 0, None, false, false, t0 + 1_000); // src 10.0.0.1
+    let ind = indicator(1, 0, 0, t0, None, false, 90); // ipv4 10.0.0.1
+    let mut revoked = ind.clone();
+    revoked.modified = ts(t0 + 10);
+    revoked.revoked = true;
+    // The event arrives first; the indicator, published later, matches it retroactively.
+    let recs = vec![
+        (10, Input::Event(ev)),
+        (20, Input::Indicator(ind.clone())),
+        (30, Input::Indicator(revoked)),
+    ];
+    let changes = run_dataflow(&recs, 1);
+    assert!(state_at(&changes, 10).is_empty());
+    let at20 = state_at(&changes, 20);
+    assert_eq!(at20.len(), 1);
+    let alert = at20.values().next().unwrap();
+    assert_eq!(alert.sightings, 1);
+    assert_eq!(alert.key, "ind-1");
+    assert!(state_at(&changes, 30).is_empty(), "revocation withdraws the alert");
+    let kinds: Vec<ChangeKind> = changes.iter().flat_map(|(_, cs)| cs.iter().map(|c| c.change)).collect();
+    assert_eq!(kinds, vec![ChangeKind::Opened, ChangeKind::Retracted]);
+}
+
+#[test]
+fn expiry_stops_new_matches_but_earlier_sightings_stand() {
+    let t0 = BASE_MS;
+    let ind = indicator(1, 5, 0, t0, Some(t0 + 10_000), false, 60); // domain evil.example
+    let before = event(1, 3, Some(0), false, false, t0 + 5_000); // a.evil.example inside validity
+    let after = event(2, 3, Some(2), false, false, t0 + 20_000); // x.b.evil.example after expiry
+    let recs = vec![
+        (10, Input::Indicator(ind)),
+        (20, Input::Event(before)),
+        (30, Input::Event(after)),
+    ];
+    let changes = run_dataflow(&recs, 2);
+    let at30 = state_at(&changes, 30);
+    assert_eq!(at30.len(), 1);
+    let alert = at30.values().next().unwrap();
+    assert_eq!(alert.event_ids, vec!["e1".to_string()]);
+}
+
+#[test]
+fn cidr_indicators_match_addresses_inside_the_network() {
+    let t0 = BASE_MS;
+    let recs = vec![
+        (10, Input::Event(event(1, 2, None, false, false, t0 + 1))), // 10.0.1.9 and 10.1.0.1
+        (20, Input::Indicator(indicator(1, 3, 0, t0, None, false, 50))), // 10.0.0.0/16
+        (30, Input::Indicator(indicator(2, 4, 0, t0, None, false, 50))), // 10.1.0.0/24
+    ];
+    let changes = run_dataflow(&recs, 1);
+    assert_eq!(state_at(&changes, 20).len(), 1);
+    assert_eq!(state_at(&changes, 30).len(), 2);
+}

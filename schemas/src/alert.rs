@@ -1,0 +1,122 @@
+//! Alerts and their changes (on `fusion.alerts`).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::indicator::{IndicatorKind, SourceKind};
+use crate::marking::Marking;
+use crate::Timestamp;
+
+/// How urgent an alert is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Until the end of the shift.
+    Low,
+    /// Within the hour.
+    Medium,
+    /// Within 15 minutes.
+    High,
+    /// Within 5 minutes.
+    Critical,
+}
+
+/// The indicator an alert is about.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub struct IndicatorRef {
+    /// Indicator id.
+    pub id: String,
+    /// Kind of its value.
+    pub kind: IndicatorKind,
+    /// Its value.
+    pub value: String,
+    /// Partner or OSINT.
+    pub source_kind: SourceKind,
+    /// The partner or feed.
+    pub source_id: String,
+    /// The owner's confidence, 0 to 100.
+    pub confidence: u8,
+    /// When the owner created it.
+    pub created: Timestamp,
+}
+
+/// An alert: content only, derived deterministically from its inputs.
+///
+/// The id is a content hash of (rule, key, window), so a restart or a replay
+/// re-derives the same id. Versions are carried by [`AlertChange`].
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub struct Alert {
+    /// Schema version of this record.
+    pub schema_version: u32,
+    /// Content hash of (rule, key, window), hex.
+    pub id: String,
+    /// The rule that raised it.
+    pub rule: String,
+    /// Version of the rule's logic.
+    pub rule_version: u32,
+    /// The rule's key (for indicator matches: the indicator id).
+    pub key: String,
+    /// Start of the event-time window (inclusive).
+    pub window_start: Timestamp,
+    /// End of the event-time window (exclusive).
+    pub window_end: Timestamp,
+    /// How urgent.
+    pub severity: Severity,
+    /// One line for the desk.
+    pub title: String,
+    /// The indicator matched.
+    pub indicator: IndicatorRef,
+    /// The strictest marking of every contributing input.
+    pub marking: Marking,
+    /// Earliest matching event time.
+    pub first_seen: Timestamp,
+    /// Latest matching event time.
+    pub last_seen: Timestamp,
+    /// Number of matching events.
+    pub sightings: u64,
+    /// Distinct sensors that saw it.
+    pub sensors: u32,
+    /// Distinct victim addresses (personal data: only the count is here).
+    pub victims: u32,
+    /// Countries of the sensors, sorted.
+    pub countries: Vec<String>,
+    /// Matching events that arrived before the indicator was published (found by retroactive matching).
+    pub retroactive_sightings: u64,
+    /// Ids of the contributing events (the first 20, sorted).
+    pub event_ids: Vec<String>,
+    /// Set for alerts of an exercise drill.
+    pub drill: bool,
+}
+
+/// How an alert changed at a closed logical time.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// The alert is new.
+    Opened,
+    /// The alert's content changed.
+    Updated,
+    /// The alert was withdrawn (for example its indicator was revoked).
+    Retracted,
+}
+
+/// A change of one alert at one closed logical time (one record on `fusion.alerts`).
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub struct AlertChange {
+    /// Opened, updated or retracted.
+    pub change: ChangeKind,
+    /// The logical time (ms) at which this version became true; increases per alert id.
+    pub version: u64,
+    /// The alert's content at this version (for a retraction: the last content).
+    pub alert: Alert,
+}
