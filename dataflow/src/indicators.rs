@@ -16,7 +16,9 @@ use schemas::Indicator;
 use crate::Time;
 
 /// The current version of each indicator id, without revoked ones.
-pub fn current<'s>(versions: VecCollection<'s, Time, Indicator>) -> VecCollection<'s, Time, Indicator> {
+pub fn current<'s>(
+    versions: VecCollection<'s, Time, Indicator>,
+) -> VecCollection<'s, Time, Indicator> {
     versions
         .map(|i| (i.id.clone(), i))
         .reduce_named(

@@ -99,10 +99,7 @@ pub fn matches<'s>(
         .flat_map(|(ev, s)| event_keys(&ev).into_iter().map(move |k| (k, s.clone())));
 
     // Network keys: each address masked by every prefix length present among CIDR indicators.
-    let prefixes = indicators
-        .clone()
-        .flat_map(|i| cidr_prefix(&i))
-        .distinct();
+    let prefixes = indicators.clone().flat_map(|i| cidr_prefix(&i)).distinct();
     let networked = sightings
         .flat_map(|(ev, s)| {
             event_ips(&ev)

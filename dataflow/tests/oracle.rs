@@ -73,7 +73,10 @@ fn state_at(changes: &[(Time, Vec<AlertChange>)], time: Time) -> BTreeMap<String
                     open.insert(c.alert.id.clone(), c.alert.clone());
                 }
                 ChangeKind::Retracted => {
-                    assert!(open.remove(&c.alert.id).is_some(), "retracted an alert that was not open");
+                    assert!(
+                        open.remove(&c.alert.id).is_some(),
+                        "retracted an alert that was not open"
+                    );
                 }
             }
         }
@@ -102,7 +105,9 @@ fn oracle_at(records: &[(Time, Input)], time: Time) -> BTreeMap<String, Alert> {
         for (t, ev) in &events {
             let observed = ev.observed_at.as_millisecond();
             let valid = ind.valid_from.as_millisecond() <= observed
-                && ind.valid_until.is_none_or(|u| observed < u.as_millisecond());
+                && ind
+                    .valid_until
+                    .is_none_or(|u| observed < u.as_millisecond());
             if valid && brute_match(ind, ev) {
                 groups
                     .entry((ind.id.clone(), window_start(observed)))
@@ -122,9 +127,14 @@ fn oracle_at(records: &[(Time, Input)], time: Time) -> BTreeMap<String, Alert> {
 }
 
 fn brute_match(ind: &Indicator, ev: &SensorEvent) -> bool {
-    let ips: Vec<IpAddr> = [ev.src_ip, ev.dst_ip, ev.victim_ip].into_iter().flatten().collect();
+    let ips: Vec<IpAddr> = [ev.src_ip, ev.dst_ip, ev.victim_ip]
+        .into_iter()
+        .flatten()
+        .collect();
     match ind.kind {
-        IndicatorKind::Ipv4 | IndicatorKind::Ipv6 => ips.iter().any(|ip| ip.to_string() == ind.value),
+        IndicatorKind::Ipv4 | IndicatorKind::Ipv6 => {
+            ips.iter().any(|ip| ip.to_string() == ind.value)
+        }
         IndicatorKind::Cidr => {
             let (net, len) = ind.value.split_once('/').unwrap();
             let net: IpAddr = net.parse().unwrap();
@@ -137,7 +147,10 @@ fn brute_match(ind: &Indicator, ev: &SensorEvent) -> bool {
             })
         }
         IndicatorKind::Domain => {
-            let host = ev.url.as_ref().map(|u| url::Url::parse(u).unwrap().host_str().unwrap().to_string());
+            let host = ev
+                .url
+                .as_ref()
+                .map(|u| url::Url::parse(u).unwrap().host_str().unwrap().to_string());
             [ev.domain.clone(), host]
                 .into_iter()
                 .flatten()
@@ -150,7 +163,12 @@ fn brute_match(ind: &Indicator, ev: &SensorEvent) -> bool {
 }
 
 const IPS: [&str; 5] = ["10.0.0.1", "10.0.0.2", "10.0.1.9", "10.1.0.1", "192.0.2.1"];
-const DOMAINS: [&str; 4] = ["a.evil.example", "evil.example", "x.b.evil.example", "good.example"];
+const DOMAINS: [&str; 4] = [
+    "a.evil.example",
+    "evil.example",
+    "x.b.evil.example",
+    "good.example",
+];
 const IND_VALUES: [(IndicatorKind, &str); 9] = [
     (IndicatorKind::Ipv4, "10.0.0.1"),
     (IndicatorKind::Ipv4, "192.0.2.1"),
@@ -160,17 +178,31 @@ const IND_VALUES: [(IndicatorKind, &str); 9] = [
     (IndicatorKind::Domain, "evil.example"),
     (IndicatorKind::Domain, "b.evil.example"),
     (IndicatorKind::Url, "http://a.evil.example/p"),
-    (IndicatorKind::Sha256, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+    (
+        IndicatorKind::Sha256,
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    ),
 ];
 
-fn event(n: usize, ip: usize, dom: Option<usize>, url: bool, hash: bool, observed_ms: i64) -> SensorEvent {
+fn event(
+    n: usize,
+    ip: usize,
+    dom: Option<usize>,
+    url: bool,
+    hash: bool,
+    observed_ms: i64,
+) -> SensorEvent {
     SensorEvent {
         schema_version: 1,
         event_id: format!("e{n}"),
         sensor_id: format!("s{}", n % 4),
         country: ["FR", "SG", "AR", "DE"][n % 4].to_string(),
         observed_at: ts(observed_ms),
-        kind: if n % 5 == 0 { EventKind::Sinkhole } else { EventKind::Dns },
+        kind: if n % 5 == 0 {
+            EventKind::Sinkhole
+        } else {
+            EventKind::Dns
+        },
         src_ip: Some(IPS[ip % IPS.len()].parse().unwrap()),
         src_port: None,
         dst_ip: Some(IPS[(ip + 1) % IPS.len()].parse().unwrap()),
@@ -189,7 +221,15 @@ fn event(n: usize, ip: usize, dom: Option<usize>, url: bool, hash: bool, observe
     }
 }
 
-fn indicator(id: usize, value: usize, version: i64, valid_from: i64, until: Option<i64>, revoked: bool, confidence: u8) -> Indicator {
+fn indicator(
+    id: usize,
+    value: usize,
+    version: i64,
+    valid_from: i64,
+    until: Option<i64>,
+    revoked: bool,
+    confidence: u8,
+) -> Indicator {
     let (kind, v) = IND_VALUES[value % IND_VALUES.len()];
     Indicator {
         schema_version: 1,
@@ -213,8 +253,21 @@ fn indicator(id: usize, value: usize, version: i64, valid_from: i64, until: Opti
 
 #[derive(Debug, Clone)]
 enum Step {
-    Event { ip: usize, dom: Option<usize>, url: bool, hash: bool, observed_offset: i64 },
-    Indicator { id: usize, value: usize, from_offset: i64, until_len: Option<i64>, revoked: bool, confidence: u8 },
+    Event {
+        ip: usize,
+        dom: Option<usize>,
+        url: bool,
+        hash: bool,
+        observed_offset: i64,
+    },
+    Indicator {
+        id: usize,
+        value: usize,
+        from_offset: i64,
+        until_len: Option<i64>,
+        revoked: bool,
+        confidence: u8,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -233,12 +286,31 @@ fn records(steps: &[(Step, u8)]) -> Vec<(Time, Input)> {
     for (n, (s, gap)) in steps.iter().enumerate() {
         time += u64::from(*gap % 3) * 10;
         let input = match s {
-            Step::Event { ip, dom, url, hash, observed_offset } => {
-                Input::Event(event(n, *ip, *dom, *url, *hash, BASE_MS + observed_offset))
-            }
-            Step::Indicator { id, value, from_offset, until_len, revoked, confidence } => {
+            Step::Event {
+                ip,
+                dom,
+                url,
+                hash,
+                observed_offset,
+            } => Input::Event(event(n, *ip, *dom, *url, *hash, BASE_MS + observed_offset)),
+            Step::Indicator {
+                id,
+                value,
+                from_offset,
+                until_len,
+                revoked,
+                confidence,
+            } => {
                 let from = BASE_MS + from_offset;
-                Input::Indicator(indicator(*id, *value, n as i64, from, until_len.map(|l| from + l), *revoked, *confidence))
+                Input::Indicator(indicator(
+                    *id,
+                    *value,
+                    n as i64,
+                    from,
+                    until_len.map(|l| from + l),
+                    *revoked,
+                    *confidence,
+                ))
             }
         };
         out.push((time, input));
@@ -250,7 +322,13 @@ fn check(records: &[(Time, Input)], workers: usize) -> Result<(), TestCaseError>
     let changes = run_dataflow(records, workers);
     let times: BTreeSet<Time> = records.iter().map(|(t, _)| *t).collect();
     for t in times {
-        prop_assert_eq!(state_at(&changes, t), oracle_at(records, t), "at time {} on {} worker(s)", t, workers);
+        prop_assert_eq!(
+            state_at(&changes, t),
+            oracle_at(records, t),
+            "at time {} on {} worker(s)",
+            t,
+            workers
+        );
     }
     Ok(())
 }
@@ -287,8 +365,14 @@ fn retroactive_match_then_revocation_withdraws_the_alert() {
     let alert = at20.values().next().unwrap();
     assert_eq!(alert.sightings, 1);
     assert_eq!(alert.key, "ind-1");
-    assert!(state_at(&changes, 30).is_empty(), "revocation withdraws the alert");
-    let kinds: Vec<ChangeKind> = changes.iter().flat_map(|(_, cs)| cs.iter().map(|c| c.change)).collect();
+    assert!(
+        state_at(&changes, 30).is_empty(),
+        "revocation withdraws the alert"
+    );
+    let kinds: Vec<ChangeKind> = changes
+        .iter()
+        .flat_map(|(_, cs)| cs.iter().map(|c| c.change))
+        .collect();
     assert_eq!(kinds, vec![ChangeKind::Opened, ChangeKind::Retracted]);
 }
 
@@ -315,8 +399,14 @@ fn cidr_indicators_match_addresses_inside_the_network() {
     let t0 = BASE_MS;
     let recs = vec![
         (10, Input::Event(event(1, 2, None, false, false, t0 + 1))), // 10.0.1.9 and 10.1.0.1
-        (20, Input::Indicator(indicator(1, 3, 0, t0, None, false, 50))), // 10.0.0.0/16
-        (30, Input::Indicator(indicator(2, 4, 0, t0, None, false, 50))), // 10.1.0.0/24
+        (
+            20,
+            Input::Indicator(indicator(1, 3, 0, t0, None, false, 50)),
+        ), // 10.0.0.0/16
+        (
+            30,
+            Input::Indicator(indicator(2, 4, 0, t0, None, false, 50)),
+        ), // 10.1.0.0/24
     ];
     let changes = run_dataflow(&recs, 1);
     assert_eq!(state_at(&changes, 20).len(), 1);

@@ -3,8 +3,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::validate::{self, ValidationError};
 use crate::Timestamp;
+use crate::validate::{self, ValidationError};
 
 /// What the officer did.
 #[derive(
@@ -68,7 +68,10 @@ impl DeskAction {
         validate::id("officer_id", &self.officer_id)?;
         validate::text("center", &self.center)?;
         if self.center.is_empty() || self.center.len() > validate::MAX_ID_BYTES {
-            return Err(ValidationError::new("center", "must be a center name of 1 to 128 bytes"));
+            return Err(ValidationError::new(
+                "center",
+                "must be a center name of 1 to 128 bytes",
+            ));
         }
         match &self.action {
             ActionKind::Assign { officer_id } => validate::id("action.officer_id", officer_id)?,

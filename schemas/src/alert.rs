@@ -3,9 +3,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::Timestamp;
 use crate::indicator::{IndicatorKind, SourceKind};
 use crate::marking::Marking;
-use crate::Timestamp;
 
 /// How urgent an alert is.
 #[derive(

@@ -4,8 +4,8 @@ use base64::Engine;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{DecodeError, ErrorCode};
 use crate::Timestamp;
+use crate::decode::{DecodeError, ErrorCode};
 
 /// One rejected input record (on `fusion.deadletter`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -111,42 +111,45 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> 
             format!("byte {} is not valid UTF-8", e.valid_up_to()),
         )
     })?;
+    // Syntax first, on its own: serde_json reports some type errors (an enum given a
+    // number) as syntax errors, so the typed parse alone cannot tell them apart.
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        return Err(DecodeError::new(
+            ErrorCode::MalformedJson,
+            None,
+            e.to_string(),
+        ));
+    }
     // A record of another version may have another shape: look at the version first.
-    match serde_json::from_str::<VersionPeek>(text) {
-        Ok(VersionPeek {
+    if text.trim_start().starts_with('{')
+        && let Ok(VersionPeek {
             schema_version: Some(v),
-        }) if v.as_u64() != Some(u64::from(crate::SCHEMA_VERSION)) => {
-            return Err(DecodeError::new(
-                ErrorCode::UnknownSchemaVersion,
-                Some("schema_version".into()),
-                format!(
-                    "version {v} is unknown; this release reads version {}",
-                    crate::SCHEMA_VERSION
-                ),
-            ));
-        }
-        Ok(_) => {}
-        Err(e) if e.is_syntax() || e.is_eof() => {
-            return Err(DecodeError::new(
-                ErrorCode::MalformedJson,
-                None,
-                e.to_string(),
-            ));
-        }
-        Err(_) => {} // Not an object: the typed parse below says where.
+        }) = serde_json::from_str::<VersionPeek>(text)
+        && v.as_u64() != Some(u64::from(crate::SCHEMA_VERSION))
+    {
+        return Err(DecodeError::new(
+            ErrorCode::UnknownSchemaVersion,
+            Some("schema_version".into()),
+            format!(
+                "version {v} is unknown; this release reads version {}",
+                crate::SCHEMA_VERSION
+            ),
+        ));
     }
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let msg = inner.to_string();
-        let code = if inner.is_syntax() || inner.is_eof() {
-            ErrorCode::MalformedJson
-        } else if msg.starts_with("missing field") {
+        let code = if msg.starts_with("missing field") {
             ErrorCode::MissingField
         } else if msg.starts_with("unknown field") {
             ErrorCode::UnknownField
-        } else if msg.starts_with("invalid type") {
+        } else if msg.starts_with("invalid type")
+            || msg.starts_with("expected")
+            || inner.is_syntax()
+        {
+            // The syntax is valid (checked above), so a "syntax" error here is a value of the wrong type.
             ErrorCode::WrongType
         } else {
             ErrorCode::InvalidValue
@@ -228,7 +231,9 @@ mod tests {
 
     #[test]
     fn wrong_type_names_the_field() {
-        let s = EVENT.replace(r#""dst""#, "").replace(r#""kind":"dns""#, r#""kind":"dns","dst_port":"eighty""#);
+        let s = EVENT
+            .replace(r#""dst""#, "")
+            .replace(r#""kind":"dns""#, r#""kind":"dns","dst_port":"eighty""#);
         let e = err(Topic::SensorEvents, s.as_bytes());
         assert_eq!(e.code, ErrorCode::WrongType);
         assert_eq!(e.field.as_deref(), Some("dst_port"));
@@ -244,7 +249,10 @@ mod tests {
 
     #[test]
     fn unknown_schema_version_is_named() {
-        let s = EVENT.replace(r#""schema_version":1"#, r#""schema_version":7,"new_shape":[1]"#);
+        let s = EVENT.replace(
+            r#""schema_version":1"#,
+            r#""schema_version":7,"new_shape":[1]"#,
+        );
         let e = err(Topic::SensorEvents, s.as_bytes());
         assert_eq!(e.code, ErrorCode::UnknownSchemaVersion);
         assert_eq!(e.field.as_deref(), Some("schema_version"));
@@ -254,11 +262,20 @@ mod tests {
     fn hostile_strings_are_rejected_with_the_field() {
         let s = EVENT.replace("fr-ids-1", "fr\\u202eids");
         let e = err(Topic::SensorEvents, s.as_bytes());
-        assert_eq!((e.code, e.field.as_deref()), (ErrorCode::InvalidValue, Some("sensor_id")));
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            (ErrorCode::InvalidValue, Some("sensor_id"))
+        );
         let s = EVENT.replace(r#""FR""#, r#""<script>""#);
-        assert_eq!(err(Topic::SensorEvents, s.as_bytes()).field.as_deref(), Some("country"));
+        assert_eq!(
+            err(Topic::SensorEvents, s.as_bytes()).field.as_deref(),
+            Some("country")
+        );
         let s = EVENT.replace("a.evil.example", "a.evil.example'; DROP TABLE x;--");
-        assert_eq!(err(Topic::SensorEvents, s.as_bytes()).field.as_deref(), Some("domain"));
+        assert_eq!(
+            err(Topic::SensorEvents, s.as_bytes()).field.as_deref(),
+            Some("domain")
+        );
     }
 
     #[test]
@@ -274,9 +291,15 @@ mod tests {
         let ind = r#"{"schema_version":1,"id":"i1","kind":"ipv4","value":"10.0.0.1","owner":"p1","source_kind":"partner","source_id":"p1","tlp":"AMBER","sharing":["FR"],"confidence":170,"created":"2026-01-01T00:00:00Z","modified":"2026-01-01T00:00:00Z","valid_from":"2026-01-01T00:00:00Z"}"#;
         let e = err(Topic::PartnerIndicators, ind.as_bytes());
         assert_eq!(e.field.as_deref(), Some("confidence"));
-        let e = err(Topic::PartnerIndicators, ind.replace("AMBER", "PURPLE").as_bytes());
+        let e = err(
+            Topic::PartnerIndicators,
+            ind.replace("AMBER", "PURPLE").as_bytes(),
+        );
         assert_eq!(e.field.as_deref(), Some("tlp"));
-        let e = err(Topic::PartnerIndicators, ind.replace("10.0.0.1", "10.0.0.999").as_bytes());
+        let e = err(
+            Topic::PartnerIndicators,
+            ind.replace("10.0.0.1", "10.0.0.999").as_bytes(),
+        );
         assert_eq!(e.field.as_deref(), Some("value"));
     }
 

@@ -5,9 +5,9 @@ use std::net::IpAddr;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::Timestamp;
 use crate::indicator::IndicatorKind;
 use crate::validate::{self, ValidationError};
-use crate::Timestamp;
 
 /// What the sensor saw.
 #[derive(
@@ -131,8 +131,16 @@ impl SensorEvent {
             ("email", IndicatorKind::Email, &self.email),
             ("wallet", IndicatorKind::Wallet, &self.wallet),
             ("file_hashes.md5", IndicatorKind::Md5, &self.file_hashes.md5),
-            ("file_hashes.sha1", IndicatorKind::Sha1, &self.file_hashes.sha1),
-            ("file_hashes.sha256", IndicatorKind::Sha256, &self.file_hashes.sha256),
+            (
+                "file_hashes.sha1",
+                IndicatorKind::Sha1,
+                &self.file_hashes.sha1,
+            ),
+            (
+                "file_hashes.sha256",
+                IndicatorKind::Sha256,
+                &self.file_hashes.sha256,
+            ),
         ];
         for (field, kind, value) in checks {
             if let Some(v) = value {
@@ -157,9 +165,15 @@ impl SensorEvent {
     /// Normalizes observable fields in place (lower-case domains, canonical URLs, hashes);
     /// decoders of native formats call this before [`SensorEvent::validate`].
     pub fn normalize(&mut self) -> Result<(), ValidationError> {
-        fn norm(field: &str, kind: IndicatorKind, v: &mut Option<String>) -> Result<(), ValidationError> {
+        fn norm(
+            field: &str,
+            kind: IndicatorKind,
+            v: &mut Option<String>,
+        ) -> Result<(), ValidationError> {
             if let Some(s) = v {
-                *s = kind.normalize(s).map_err(|r| ValidationError::new(field, r))?;
+                *s = kind
+                    .normalize(s)
+                    .map_err(|r| ValidationError::new(field, r))?;
             }
             Ok(())
         }
@@ -167,9 +181,21 @@ impl SensorEvent {
         norm("url", IndicatorKind::Url, &mut self.url)?;
         norm("email", IndicatorKind::Email, &mut self.email)?;
         norm("wallet", IndicatorKind::Wallet, &mut self.wallet)?;
-        norm("file_hashes.md5", IndicatorKind::Md5, &mut self.file_hashes.md5)?;
-        norm("file_hashes.sha1", IndicatorKind::Sha1, &mut self.file_hashes.sha1)?;
-        norm("file_hashes.sha256", IndicatorKind::Sha256, &mut self.file_hashes.sha256)?;
+        norm(
+            "file_hashes.md5",
+            IndicatorKind::Md5,
+            &mut self.file_hashes.md5,
+        )?;
+        norm(
+            "file_hashes.sha1",
+            IndicatorKind::Sha1,
+            &mut self.file_hashes.sha1,
+        )?;
+        norm(
+            "file_hashes.sha256",
+            IndicatorKind::Sha256,
+            &mut self.file_hashes.sha256,
+        )?;
         Ok(())
     }
 }

@@ -5,9 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::Timestamp;
 use crate::marking::{Marking, Tlp};
 use crate::validate::{self, ValidationError};
-use crate::Timestamp;
 
 /// What an indicator's value is.
 #[derive(
@@ -128,7 +128,10 @@ impl Indicator {
             ));
         }
         if self.modified < self.created {
-            return Err(ValidationError::new("modified", "must not be before created"));
+            return Err(ValidationError::new(
+                "modified",
+                "must not be before created",
+            ));
         }
         for (i, l) in self.labels.iter().enumerate() {
             validate::text(&format!("labels[{i}]"), l)?;
@@ -216,7 +219,10 @@ impl IndicatorKind {
             return Some(k);
         }
         if raw.contains("://") {
-            return IndicatorKind::Url.normalize(raw).ok().map(|_| IndicatorKind::Url);
+            return IndicatorKind::Url
+                .normalize(raw)
+                .ok()
+                .map(|_| IndicatorKind::Url);
         }
         IndicatorKind::Domain
             .normalize(raw)
@@ -250,7 +256,11 @@ pub fn mask(ip: IpAddr, len: u8) -> Option<IpAddr> {
         }
         IpAddr::V6(v6) if len <= 128 => {
             let bits = u128::from(v6);
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
             Some(IpAddr::V6(Ipv6Addr::from(bits & m)))
         }
         _ => None,
@@ -260,24 +270,37 @@ pub fn mask(ip: IpAddr, len: u8) -> Option<IpAddr> {
 fn normalize_domain(raw: &str) -> Result<String, String> {
     let d = raw.trim_end_matches('.').to_ascii_lowercase();
     if !d.is_ascii() {
-        return Err(format!("{raw:?} is not ASCII; write international names in punycode (xn--)"));
+        return Err(format!(
+            "{raw:?} is not ASCII; write international names in punycode (xn--)"
+        ));
     }
     if d.len() > 253 {
         return Err("is longer than 253 characters".to_string());
     }
     let labels: Vec<&str> = d.split('.').collect();
     if labels.len() < 2 {
-        return Err(format!("{raw:?} is not a domain name with at least two labels"));
+        return Err(format!(
+            "{raw:?} is not a domain name with at least two labels"
+        ));
     }
     for l in &labels {
         if l.is_empty() || l.len() > 63 {
             return Err(format!("{raw:?} has an empty or over-long label"));
         }
-        if !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(format!("{raw:?} has a label with characters other than letters, digits, - and _"));
+        if !l
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "{raw:?} has a label with characters other than letters, digits, - and _"
+            ));
         }
     }
-    if d.parse::<IpAddr>().is_ok() || labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
+    if d.parse::<IpAddr>().is_ok()
+        || labels
+            .last()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(format!("{raw:?} is an address, not a domain name"));
     }
     Ok(d)
@@ -331,7 +354,9 @@ fn normalize_wallet(raw: &str) -> Result<String, String> {
     }
     if let Some(rest) = lower.strip_prefix("bc1")
         && (11..=71).contains(&rest.len())
-        && rest.bytes().all(|b| b"qpzry9x8gf2tvdw0s3jn54khce6mua7l".contains(&b))
+        && rest
+            .bytes()
+            .all(|b| b"qpzry9x8gf2tvdw0s3jn54khce6mua7l".contains(&b))
         && (raw == lower || raw == raw.to_ascii_uppercase())
     {
         return Ok(lower);
@@ -342,7 +367,9 @@ fn normalize_wallet(raw: &str) -> Result<String, String> {
     {
         return Ok(raw.to_string());
     }
-    Err(format!("{raw:?} is not a Bitcoin (base58 or bc1) or Ethereum (0x) wallet address"))
+    Err(format!(
+        "{raw:?} is not a Bitcoin (base58 or bc1) or Ethereum (0x) wallet address"
+    ))
 }
 
 #[cfg(test)]
@@ -356,8 +383,14 @@ mod tests {
         assert_eq!(Cidr.normalize("2001:db8::1/32").unwrap(), "2001:db8::/32");
         assert_eq!(Domain.normalize("Evil.Example.").unwrap(), "evil.example");
         assert_eq!(Ipv6.normalize("2001:0db8::0001").unwrap(), "2001:db8::1");
-        assert_eq!(Url.normalize("HTTP://Evil.Example/a#frag").unwrap(), "http://evil.example/a");
-        assert_eq!(Email.normalize("Bob@Evil.Example").unwrap(), "bob@evil.example");
+        assert_eq!(
+            Url.normalize("HTTP://Evil.Example/a#frag").unwrap(),
+            "http://evil.example/a"
+        );
+        assert_eq!(
+            Email.normalize("Bob@Evil.Example").unwrap(),
+            "bob@evil.example"
+        );
         assert!(Domain.normalize("1.2.3.4").is_err());
         assert!(Domain.normalize("exa mple.com").is_err());
         assert!(Cidr.normalize("10.0.0.0/33").is_err());
@@ -373,8 +406,14 @@ mod tests {
         assert_eq!(IndicatorKind::detect("evil.example"), Some(Domain));
         assert_eq!(IndicatorKind::detect("https://evil.example/x"), Some(Url));
         assert_eq!(IndicatorKind::detect(&"a".repeat(64)), Some(Sha256));
-        assert_eq!(IndicatorKind::detect("0x52908400098527886E0F7030069857D2E4169EE7"), Some(Wallet));
-        assert_eq!(IndicatorKind::detect("bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"), Some(Wallet));
+        assert_eq!(
+            IndicatorKind::detect("0x52908400098527886E0F7030069857D2E4169EE7"),
+            Some(Wallet)
+        );
+        assert_eq!(
+            IndicatorKind::detect("bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"),
+            Some(Wallet)
+        );
         assert_eq!(IndicatorKind::detect("x@evil.example"), Some(Email));
         assert_eq!(IndicatorKind::detect("not a value"), None);
     }

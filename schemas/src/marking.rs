@@ -66,7 +66,11 @@ impl Marking {
         let owner = if self.owner == other.owner {
             self.owner.clone()
         } else {
-            let mut owners: Vec<&str> = self.owner.split('+').chain(other.owner.split('+')).collect();
+            let mut owners: Vec<&str> = self
+                .owner
+                .split('+')
+                .chain(other.owner.split('+'))
+                .collect();
             owners.sort_unstable();
             owners.dedup();
             owners.join("+")

@@ -3,10 +3,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::Timestamp;
 use crate::indicator::{Indicator, IndicatorKind, SourceKind};
 use crate::marking::Tlp;
 use crate::validate::{self, ValidationError};
-use crate::Timestamp;
 
 /// One entry of an open-source feed (on `fusion.osint.items`).
 #[derive(
@@ -58,7 +58,10 @@ impl OsintItem {
         let kind = match self.kind {
             Some(k) => k,
             None => IndicatorKind::detect(&self.value).ok_or_else(|| {
-                ValidationError::new("value", format!("{:?} is not a recognisable indicator value", self.value))
+                ValidationError::new(
+                    "value",
+                    format!("{:?} is not a recognisable indicator value", self.value),
+                )
             })?,
         };
         let value = kind
@@ -66,7 +69,11 @@ impl OsintItem {
             .map_err(|r| ValidationError::new("value", r))?;
         let valid_until = match self.ttl_secs {
             Some(ttl) => {
-                let span = jiff::SignedDuration::from_secs(i64::try_from(ttl).unwrap_or(i64::MAX).min(100 * 365 * 86_400));
+                let span = jiff::SignedDuration::from_secs(
+                    i64::try_from(ttl)
+                        .unwrap_or(i64::MAX)
+                        .min(100 * 365 * 86_400),
+                );
                 Some(
                     self.published
                         .checked_add(span)
@@ -88,7 +95,10 @@ impl OsintItem {
             confidence: self.confidence,
             created: self.published,
             modified: self.published,
-            valid_from: self.valid_from.unwrap_or(self.published).min(self.published),
+            valid_from: self
+                .valid_from
+                .unwrap_or(self.published)
+                .min(self.published),
             valid_until,
             revoked: self.withdrawn,
             labels: self.tags.clone(),

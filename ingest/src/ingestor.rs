@@ -1,0 +1,156 @@
+//! Decoding, dead-lettering and routing of raw records.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use schemas::{DeadLetter, DecodeError, ErrorCode, Input, decode_record};
+
+use crate::deadletter::DeadLetterSink;
+use crate::record::{Poll, RawRecord, Source, SourceError};
+use crate::router::{Disconnected, Router};
+
+/// Settings of the ingest path.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Records larger than this are dead-lettered unparsed (`oversized`).
+    pub max_record_bytes: usize,
+    /// Prefix of topic names (`fusion.`), used in dead letters.
+    pub topic_prefix: String,
+    /// Most records taken from the source per poll.
+    pub poll_batch: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_record_bytes: 1024 * 1024,
+            topic_prefix: "fusion.".to_string(),
+            poll_batch: 1024,
+        }
+    }
+}
+
+/// Counters of the ingest path, shared with whoever reports them.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    /// Records read from the source.
+    pub records: AtomicU64,
+    /// Sensor events sent to the dataflow.
+    pub events: AtomicU64,
+    /// Indicator versions sent to the dataflow.
+    pub indicators: AtomicU64,
+    /// Desk actions sent to the dataflow.
+    pub actions: AtomicU64,
+    /// Records dead-lettered.
+    pub dead_letters: AtomicU64,
+    /// Latest logical time sent (ms).
+    pub logical_time_ms: AtomicU64,
+}
+
+/// Why ingestion stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The source failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The dataflow stopped.
+    #[error(transparent)]
+    Disconnected(#[from] Disconnected),
+    /// A dead letter could not be stored: input would be lost, so ingestion stops.
+    #[error("cannot store a dead letter: {0}; free disk space or fix the dead-letter path")]
+    DeadLetter(#[from] std::io::Error),
+}
+
+/// Decodes records, dead-letters the bad ones and routes the good ones.
+pub struct Ingestor<D: DeadLetterSink> {
+    config: IngestConfig,
+    router: Router,
+    dead: D,
+    stats: Arc<IngestStats>,
+}
+
+impl<D: DeadLetterSink> Ingestor<D> {
+    /// An ingestor routing through `router` and dead-lettering to `dead`.
+    pub fn new(config: IngestConfig, router: Router, dead: D, stats: Arc<IngestStats>) -> Self {
+        Self {
+            config,
+            router,
+            dead,
+            stats,
+        }
+    }
+
+    /// Decodes one record; good ones go to the dataflow, bad ones to the dead letters.
+    pub fn ingest(&mut self, rec: RawRecord) -> Result<(), IngestError> {
+        self.stats.records.fetch_add(1, Ordering::Relaxed);
+        match self.decode(&rec) {
+            Ok(input) => {
+                let counter = match &input {
+                    Input::Event(_) => &self.stats.events,
+                    Input::Indicator(_) => &self.stats.indicators,
+                    Input::Action(_) => &self.stats.actions,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                let t = self.router.send(rec.timestamp_ms, input)?;
+                self.stats.logical_time_ms.fetch_max(t, Ordering::Relaxed);
+            }
+            Err(error) => {
+                let at = jiff::Timestamp::from_millisecond(rec.timestamp_ms)
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+                let topic = format!("{}{}", self.config.topic_prefix, rec.topic.suffix());
+                let dead =
+                    DeadLetter::new(&topic, rec.partition, rec.offset, &rec.payload, &error, at);
+                self.dead.send(dead)?;
+                self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    fn decode(&self, rec: &RawRecord) -> Result<Input, DecodeError> {
+        if rec.payload.len() > self.config.max_record_bytes {
+            return Err(DecodeError::new(
+                ErrorCode::Oversized,
+                None,
+                format!(
+                    "record of {} bytes exceeds the limit of {} bytes",
+                    rec.payload.len(),
+                    self.config.max_record_bytes
+                ),
+            ));
+        }
+        decode_record(rec.topic, &rec.payload)
+    }
+
+    /// Advances the logical clock to the source's watermark.
+    pub fn advance(&mut self, watermark_ms: i64) -> Result<(), IngestError> {
+        self.router.advance(watermark_ms)?;
+        Ok(())
+    }
+
+    /// Reads `source` until it is exhausted or `stop` is set; dead letters are flushed at the end.
+    pub fn run(&mut self, source: &mut dyn Source, stop: &AtomicBool) -> Result<(), IngestError> {
+        while !stop.load(Ordering::Relaxed) {
+            match source.poll(self.config.poll_batch)? {
+                Poll::Records(records) => {
+                    for rec in records {
+                        self.ingest(rec)?;
+                    }
+                }
+                Poll::Idle => std::thread::sleep(Duration::from_millis(1)),
+                Poll::Exhausted => break,
+            }
+            if let Some(w) = source.watermark_ms() {
+                self.advance(w)?;
+            }
+        }
+        self.dead.flush()?;
+        Ok(())
+    }
+
+    /// The dead-letter sink (to inspect in tests).
+    pub fn dead_letters(&self) -> &D {
+        &self.dead
+    }
+}

@@ -1,0 +1,23 @@
+//! Sources of Fusion's input and the way into the dataflow.
+//!
+//! A [`Source`] yields raw records ([`RawRecord`]: topic, partition, offset,
+//! timestamp, bytes): the embedded scenario generator ([`embedded`]) and JSON-lines
+//! files ([`files`]) today, Kafka next. The [`Ingestor`] decodes and validates each
+//! record; what fails becomes a [`schemas::DeadLetter`] with the reason and the
+//! original bytes, sent to a [`DeadLetterSink`], and the pipeline goes on. What
+//! passes is stamped with its logical time — the record's timestamp rounded up to
+//! the epoch length, never earlier than what was already sent — and routed to a
+//! dataflow worker ([`Router`]). A source's watermark advances the logical clock
+//! when no records arrive, so timers in the dataflow fire on an idle stream.
+
+pub mod deadletter;
+pub mod embedded;
+pub mod files;
+pub mod ingestor;
+pub mod record;
+pub mod router;
+
+pub use deadletter::{DeadLetterSink, JsonLinesDeadLetters, MemoryDeadLetters};
+pub use ingestor::{IngestConfig, IngestStats, Ingestor};
+pub use record::{Poll, RawRecord, Source, SourceError};
+pub use router::Router;

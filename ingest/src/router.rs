@@ -1,0 +1,95 @@
+//! Routing decoded inputs to dataflow workers at monotone logical times.
+
+use crossbeam_channel::Sender;
+use schemas::{Feed, Input};
+
+/// Sends inputs to workers. Times are rounded up to the epoch length and never go
+/// backwards; a record older than the clock counts at the clock. Records are spread
+/// over workers by a fixed hash of their key, so the same input goes to the same
+/// worker on every run.
+pub struct Router {
+    workers: Vec<Sender<Feed>>,
+    epoch_ms: u64,
+    /// Lowest logical time still allowed (every worker has been told so).
+    floor: u64,
+}
+
+/// The workers are gone (the dataflow stopped).
+#[derive(Debug, thiserror::Error)]
+#[error("the dataflow workers stopped accepting input")]
+pub struct Disconnected;
+
+impl Router {
+    /// A router over the workers' channels with epochs of `epoch_ms` (at least 1).
+    pub fn new(workers: Vec<Sender<Feed>>, epoch_ms: u64) -> Self {
+        Self {
+            workers,
+            epoch_ms: epoch_ms.max(1),
+            floor: 0,
+        }
+    }
+
+    /// The logical time a record with timestamp `ts_ms` gets.
+    pub fn time_for(&self, ts_ms: i64) -> u64 {
+        let ts = u64::try_from(ts_ms).unwrap_or(0);
+        ts.div_ceil(self.epoch_ms)
+            .saturating_mul(self.epoch_ms)
+            .max(self.floor)
+    }
+
+    /// Sends `input` with timestamp `ts_ms` to its worker; returns its logical time.
+    pub fn send(&mut self, ts_ms: i64, input: Input) -> Result<u64, Disconnected> {
+        let time_ms = self.time_for(ts_ms);
+        let worker = match &input {
+            Input::Event(e) => fnv1a(e.event_id.as_bytes()),
+            Input::Indicator(i) => fnv1a(i.id.as_bytes()),
+            Input::Action(a) => fnv1a(a.action_id.as_bytes()),
+        } as usize
+            % self.workers.len().max(1);
+        self.workers
+            .get(worker)
+            .ok_or(Disconnected)?
+            .send(Feed::Record { time_ms, input })
+            .map_err(|_| Disconnected)?;
+        Ok(time_ms)
+    }
+
+    /// Tells every worker that no record earlier than the epoch holding `watermark_ms` will come.
+    pub fn advance(&mut self, watermark_ms: i64) -> Result<(), Disconnected> {
+        let w = u64::try_from(watermark_ms).unwrap_or(0);
+        let time_ms = w / self.epoch_ms * self.epoch_ms;
+        if time_ms > self.floor {
+            self.floor = time_ms;
+            for w in &self.workers {
+                w.send(Feed::Advance { time_ms })
+                    .map_err(|_| Disconnected)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// FNV-1a: a fixed hash, so routing does not depend on a randomized hasher.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_up_to_epochs_and_never_go_back() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut r = Router::new(vec![tx], 10);
+        assert_eq!(r.time_for(1001), 1010);
+        assert_eq!(r.time_for(1010), 1010);
+        r.advance(2005).unwrap();
+        assert_eq!(rx.try_recv().unwrap(), Feed::Advance { time_ms: 2000 });
+        assert_eq!(r.time_for(1500), 2000, "a late record counts at the clock");
+        r.advance(1000).unwrap();
+        assert!(rx.try_recv().is_err(), "the clock never goes back");
+    }
+}

@@ -1,0 +1,172 @@
+//! A bad-input corpus goes entirely to the dead letters with the right codes, and
+//! the valid records interleaved with it all reach the dataflow.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ingest::files::JsonLinesDir;
+use ingest::{IngestConfig, IngestStats, Ingestor, MemoryDeadLetters, RawRecord, Router};
+use schemas::{ErrorCode, Feed, Input, Topic};
+
+const EVENT: &str = r#"{"schema_version":1,"event_id":"EID","sensor_id":"fr-ids-1","country":"FR","observed_at":"2026-11-23T10:00:00Z","kind":"dns","domain":"a.evil.example"}"#;
+const INDICATOR: &str = r#"{"schema_version":1,"id":"IID","kind":"domain","value":"evil.example","owner":"p1","source_kind":"partner","source_id":"p1","tlp":"AMBER","sharing":["FR"],"confidence":80,"created":"2026-11-23T09:00:00Z","modified":"2026-11-23T09:00:00Z","valid_from":"2026-11-01T00:00:00Z"}"#;
+
+fn corpus() -> Vec<(Topic, Vec<u8>, Option<ErrorCode>)> {
+    let mut invalid_utf8 = EVENT.replace("EID", "bad-utf8").into_bytes();
+    invalid_utf8[60] = 0xC3;
+    invalid_utf8[61] = 0x28;
+    let mut huge = EVENT.replace("EID", "huge").into_bytes();
+    huge.truncate(huge.len() - 1);
+    huge.extend_from_slice(br#","signature":""#);
+    huge.extend(std::iter::repeat_n(b'x', 2 * 1024 * 1024));
+    huge.extend_from_slice(b"\"}");
+    vec![
+        (Topic::SensorEvents, EVENT.replace("EID", "ok-1").into_bytes(), None),
+        (Topic::SensorEvents, EVENT.as_bytes()[..50].to_vec(), Some(ErrorCode::MalformedJson)),
+        (Topic::SensorEvents, EVENT.replace("EID", "ok-2").into_bytes(), None),
+        (Topic::SensorEvents, EVENT.replace(r#""kind":"dns""#, r#""kind":"dns","src_port":"http""#).into_bytes(), Some(ErrorCode::WrongType)),
+        (Topic::SensorEvents, EVENT.replace(r#""schema_version":1"#, r#""schema_version":2"#).into_bytes(), Some(ErrorCode::UnknownSchemaVersion)),
+        (Topic::SensorEvents, huge, Some(ErrorCode::Oversized)),
+        (Topic::PartnerIndicators, INDICATOR.replace("IID", "ind-1").into_bytes(), None),
+        (Topic::SensorEvents, invalid_utf8, Some(ErrorCode::InvalidUtf8)),
+        (Topic::SensorEvents, EVENT.replace("EID", "evil\\u202e\\u0000id").into_bytes(), Some(ErrorCode::InvalidValue)),
+        (Topic::SensorEvents, EVENT.replace("a.evil.example", "<script>alert(1)</script>").into_bytes(), Some(ErrorCode::InvalidValue)),
+        (Topic::PartnerIndicators, INDICATOR.replace(r#""tlp":"AMBER""#, r#""tlp":7"#).into_bytes(), Some(ErrorCode::WrongType)),
+        (Topic::PartnerIndicators, INDICATOR.replace(r#""owner":"p1","#, "").into_bytes(), Some(ErrorCode::MissingField)),
+        (Topic::OsintItems, br#"{"schema_version":1,"feed_id":"f","item_id":"1","value":"not a value","published":"2026-11-23T09:00:00Z"}"#.to_vec(), Some(ErrorCode::InvalidValue)),
+        (Topic::DeskActions, br#"{"schema_version":1,"action_id":"a","alert_id":"x","officer_id":"o","center":"Lyon","at":"2026-11-23T09:00:00Z","action":{"kind":"launch_missiles"}}"#.to_vec(), Some(ErrorCode::InvalidValue)),
+        (Topic::SensorEvents, b"".to_vec(), Some(ErrorCode::MalformedJson)),
+        (Topic::SensorEvents, b"[1,2,3]".to_vec(), Some(ErrorCode::WrongType)),
+        (Topic::SensorEvents, EVENT.replace("EID", "ok-3").into_bytes(), None),
+    ]
+}
+
+#[test]
+fn bad_records_are_dead_lettered_with_their_code_and_good_ones_pass() {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let dead = MemoryDeadLetters::with_limit(1000);
+    let stats = Arc::new(IngestStats::default());
+    let mut ingestor = Ingestor::new(
+        IngestConfig::default(),
+        Router::new(vec![tx], 10),
+        dead.clone(),
+        Arc::clone(&stats),
+    );
+    let corpus = corpus();
+    for (n, (topic, payload, _)) in corpus.iter().enumerate() {
+        ingestor
+            .ingest(RawRecord {
+                topic: *topic,
+                partition: 3,
+                offset: n as i64,
+                timestamp_ms: 1_790_000_000_000 + n as i64,
+                key: None,
+                payload: payload.clone(),
+            })
+            .unwrap();
+    }
+    drop(ingestor);
+    let expected_dead: Vec<(i64, ErrorCode)> = corpus
+        .iter()
+        .enumerate()
+        .filter_map(|(n, (_, _, code))| code.map(|c| (n as i64, c)))
+        .collect();
+    let got_dead: Vec<(i64, ErrorCode)> = dead.kept().iter().map(|d| (d.offset, d.code)).collect();
+    assert_eq!(got_dead, expected_dead);
+    for d in dead.kept() {
+        assert_eq!(d.partition, 3);
+        assert!(d.topic.starts_with("fusion."));
+        assert!(!d.detail.is_empty());
+        let (_, original, _) = &corpus[d.offset as usize];
+        let kept = d.original().unwrap();
+        assert_eq!(d.original_len as usize, original.len());
+        assert_eq!(&original[..kept.len()], &kept[..], "original bytes kept");
+    }
+    let passed: Vec<String> = rx
+        .try_iter()
+        .filter_map(|f| match f {
+            Feed::Record {
+                input: Input::Event(e),
+                ..
+            } => Some(e.event_id),
+            Feed::Record {
+                input: Input::Indicator(i),
+                ..
+            } => Some(i.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(passed, vec!["ok-1", "ok-2", "ind-1", "ok-3"]);
+    assert_eq!(
+        stats.dead_letters.load(Ordering::Relaxed),
+        expected_dead.len() as u64
+    );
+    assert_eq!(stats.records.load(Ordering::Relaxed), corpus.len() as u64);
+}
+
+#[test]
+fn json_lines_files_merge_by_natural_time_and_dead_letter_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ev = std::fs::File::create(dir.path().join("sensor.events.jsonl")).unwrap();
+    let e1 = EVENT.replace("EID", "e1");
+    let e2 = EVENT.replace("EID", "e2").replace("10:00:00Z", "12:00:00Z");
+    writeln!(ev, "{e1}\n{{not json\n\n{e2}").unwrap();
+    let mut ind = std::fs::File::create(dir.path().join("partner.indicators.jsonl")).unwrap();
+    writeln!(
+        ind,
+        "{}",
+        INDICATOR
+            .replace("IID", "i1")
+            .replace("09:00:00Z", "11:00:00Z")
+    )
+    .unwrap();
+    drop((ev, ind));
+
+    let mut source = JsonLinesDir::open(dir.path()).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let dead = MemoryDeadLetters::with_limit(10);
+    let mut ingestor = Ingestor::new(
+        IngestConfig::default(),
+        Router::new(vec![tx], 10),
+        dead.clone(),
+        Arc::new(IngestStats::default()),
+    );
+    ingestor.run(&mut source, &AtomicBool::new(false)).unwrap();
+    drop(ingestor);
+    let order: Vec<(u64, String)> = rx
+        .try_iter()
+        .filter_map(|f| match f {
+            Feed::Record {
+                time_ms,
+                input: Input::Event(e),
+            } => Some((time_ms, e.event_id)),
+            Feed::Record {
+                time_ms,
+                input: Input::Indicator(i),
+            } => Some((time_ms, i.id)),
+            _ => None,
+        })
+        .collect();
+    let ids: Vec<&str> = order.iter().map(|(_, id)| id.as_str()).collect();
+    assert_eq!(ids, vec!["e1", "i1", "e2"], "merged by natural time");
+    assert!(
+        order.windows(2).all(|w| w[0].0 <= w[1].0),
+        "logical times never go back"
+    );
+    let dead = dead.kept();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].offset, dead[0].code),
+        (1, ErrorCode::MalformedJson)
+    );
+    assert_eq!(dead[0].topic, "fusion.sensor.events");
+}
+
+#[test]
+fn a_missing_directory_is_a_clear_error() {
+    let err = JsonLinesDir::open(std::path::Path::new("/nonexistent/fusion"))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("sensor.events.jsonl"));
+}

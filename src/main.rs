@@ -1,0 +1,117 @@
+//! `fusion`: the stream processor of the follow-the-sun cyber fusion center.
+//!
+//! Thin by design: parse arguments, wire the crates, run.
+
+#![allow(clippy::print_stdout)] // The CLI's job is to print.
+
+mod run;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// Fusion: correlates sensor events with partner and OSINT intelligence, live and retroactively.
+#[derive(Parser, Debug)]
+#[command(name = "fusion", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs the fusion center (default: on the embedded scenario generator).
+    Run(run::RunArgs),
+    /// Writes a deterministic scenario as JSON lines per topic, with its ground truth.
+    Generate {
+        /// Seed of the scenario.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Number of sensor events.
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Event-time density, events per second.
+        #[arg(long, default_value_t = 10_000)]
+        events_per_sec: u32,
+        /// Start of the scenario (RFC 3339); default 2026-11-01T00:00:00Z.
+        #[arg(long, default_value = "2026-11-01T00:00:00Z")]
+        start: jiff::Timestamp,
+    },
+    /// Writes the JSON Schema of every topic's records into a directory.
+    Schema {
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Parses durations such as `30s`, `5m`, `1h`, `250ms`.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{s:?} has no unit; write e.g. 30s, 5m, 250ms"))?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} does not start with a number"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("unknown unit {unit:?}; use ms, s, m or h")),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Generate {
+            seed,
+            events,
+            out,
+            events_per_sec,
+            start,
+        } => {
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let config = load_tests::ScenarioConfig {
+                seed,
+                events: Some(events),
+                start_ms: start.as_millisecond(),
+                events_per_sec,
+                ..load_tests::ScenarioConfig::default()
+            };
+            let summary = load_tests::write_dir(&config, &out)
+                .with_context(|| format!("cannot write the scenario into {}", out.display()))?;
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
+        Command::Schema { out } => {
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            for topic in schemas::Topic::ALL {
+                let path = out.join(format!("{}.schema.json", topic.suffix()));
+                let schema = schemas::json_schema::for_topic(topic);
+                std::fs::write(&path, serde_json::to_string_pretty(&schema)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
+    }
+}

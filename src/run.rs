@@ -1,0 +1,244 @@
+//! `fusion run`: wires a source, ingest, the dataflow and the alert output.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use clap::Args;
+use dataflow::runtime::Output;
+use dataflow::snapshot::Snapshots;
+use ingest::embedded::{EmbeddedSource, wall_clock};
+use ingest::files::JsonLinesDir;
+use ingest::{
+    DeadLetterSink, IngestConfig, IngestStats, Ingestor, JsonLinesDeadLetters, MemoryDeadLetters,
+    Router, Source,
+};
+
+/// Options of `fusion run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Read JSON-lines topic files from this directory (as `fusion generate` writes) instead of the embedded generator.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Seed of the embedded scenario.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Events per second of the embedded scenario.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u32,
+    /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C (or the end of --input).
+    #[arg(long, value_parser = crate::parse_duration)]
+    duration: Option<Duration>,
+    /// Write alert changes as JSON lines to this file.
+    #[arg(long)]
+    alerts_out: Option<PathBuf>,
+    /// Write dead letters as JSON lines to this file.
+    #[arg(long)]
+    deadletters_out: Option<PathBuf>,
+    /// Dataflow worker threads.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Length of a logical-time epoch in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    epoch_ms: u64,
+    /// Records larger than this many bytes are dead-lettered unparsed.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_record_bytes: usize,
+}
+
+/// What the output side has seen.
+#[derive(Default)]
+struct OutputStats {
+    matches: AtomicI64,
+    open_alerts: AtomicUsize,
+    alert_changes: AtomicU64,
+    retroactive_alerts: AtomicU64,
+}
+
+/// Bound of each worker's input channel: back-pressure on the source when the dataflow lags.
+const FEED_CAPACITY: usize = 65_536;
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let workers = args.workers.max(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("cannot install the Ctrl-C handler")?;
+    }
+
+    let mut source: Box<dyn Source> = match &args.input {
+        Some(dir) => Box::new(JsonLinesDir::open(dir)?),
+        None => Box::new(EmbeddedSource::new(
+            load_tests::ScenarioConfig {
+                seed: args.seed,
+                events: None,
+                start_ms: jiff::Timestamp::now().as_millisecond(),
+                events_per_sec: args.rate.max(1),
+                ..load_tests::ScenarioConfig::default()
+            },
+            wall_clock(),
+        )),
+    };
+    let dead: Box<dyn DeadLetterSink> = match &args.deadletters_out {
+        Some(path) => Box::new(
+            JsonLinesDeadLetters::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        ),
+        None => Box::new(MemoryDeadLetters::with_limit(0)),
+    };
+    let mut alerts_out = match &args.alerts_out {
+        Some(path) => {
+            Some(BufWriter::new(File::create(path).with_context(|| {
+                format!("cannot create {}", path.display())
+            })?))
+        }
+        None => None,
+    };
+
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    for _ in 0..workers {
+        let (tx, rx) = crossbeam_channel::bounded(FEED_CAPACITY);
+        senders.push(tx);
+        receivers.push(rx);
+    }
+    let (out_tx, out_rx) = crossbeam_channel::unbounded::<Output>();
+
+    let dataflow = std::thread::Builder::new()
+        .name("dataflow".into())
+        .spawn(move || dataflow::runtime::run(receivers, out_tx))?;
+
+    let ingest_stats = Arc::new(IngestStats::default());
+    let ingest = {
+        let stats = Arc::clone(&ingest_stats);
+        let stop = Arc::clone(&stop);
+        let config = IngestConfig {
+            max_record_bytes: args.max_record_bytes,
+            ..IngestConfig::default()
+        };
+        let router = Router::new(senders, args.epoch_ms);
+        std::thread::Builder::new()
+            .name("ingest".into())
+            .spawn(move || {
+                let mut ingestor = Ingestor::new(config, router, DynSink(dead), stats);
+                ingestor.run(source.as_mut(), &stop)
+            })?
+    };
+
+    let out_stats = Arc::new(OutputStats::default());
+    let output = {
+        let stats = Arc::clone(&out_stats);
+        std::thread::Builder::new()
+            .name("alert-output".into())
+            .spawn(move || -> anyhow::Result<()> {
+                let mut snaps = Snapshots::new();
+                for msg in out_rx {
+                    match msg {
+                        Output::Alert(alert, time, diff) => snaps.update(alert, time, diff),
+                        Output::Matches(_, diff) => {
+                            stats.matches.fetch_add(diff as i64, Ordering::Relaxed);
+                        }
+                        Output::Closed(frontier) => {
+                            let closed = snaps.close_before(frontier);
+                            for (_, changes) in &closed {
+                                for c in changes {
+                                    stats.alert_changes.fetch_add(1, Ordering::Relaxed);
+                                    if let Some(out) = alerts_out.as_mut() {
+                                        serde_json::to_writer(&mut *out, c)?;
+                                        out.write_all(b"\n")?;
+                                    }
+                                }
+                            }
+                            if !closed.is_empty()
+                                && let Some(out) = alerts_out.as_mut()
+                            {
+                                // A closed time is written whole before the next.
+                                out.flush()?;
+                            }
+                            stats
+                                .open_alerts
+                                .store(snaps.open_count(), Ordering::Relaxed);
+                            let retro = snaps
+                                .open_alerts()
+                                .filter(|a| a.retroactive_sightings > 0)
+                                .count();
+                            stats
+                                .retroactive_alerts
+                                .store(retro as u64, Ordering::Relaxed);
+                        }
+                    }
+                }
+                if let Some(out) = alerts_out.as_mut() {
+                    out.flush()?;
+                }
+                Ok(())
+            })?
+    };
+
+    let started = Instant::now();
+    let mut last_events = 0;
+    let mut last_tick = Instant::now();
+    let summary = |elapsed: f64, rate: f64| {
+        let i = &ingest_stats;
+        let o = &out_stats;
+        println!(
+            "[{elapsed:6.1}s] events/s {rate:>9.0} | events {:>9} | indicators {:>6} | matches {:>7} | open alerts {:>5} ({} retroactive) | dead letters {:>5}",
+            i.events.load(Ordering::Relaxed),
+            i.indicators.load(Ordering::Relaxed),
+            o.matches.load(Ordering::Relaxed),
+            o.open_alerts.load(Ordering::Relaxed),
+            o.retroactive_alerts.load(Ordering::Relaxed),
+            i.dead_letters.load(Ordering::Relaxed),
+        );
+    };
+    while !ingest.is_finished() {
+        std::thread::sleep(Duration::from_millis(50));
+        if args.duration.is_some_and(|d| started.elapsed() >= d) {
+            stop.store(true, Ordering::SeqCst);
+        }
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            let events = ingest_stats.events.load(Ordering::Relaxed);
+            let rate = (events - last_events) as f64 / last_tick.elapsed().as_secs_f64();
+            last_events = events;
+            last_tick = Instant::now();
+            summary(started.elapsed().as_secs_f64(), rate);
+        }
+    }
+    ingest
+        .join()
+        .map_err(|_| anyhow!("the ingest thread panicked"))?
+        .context("ingestion failed")?;
+    dataflow
+        .join()
+        .map_err(|_| anyhow!("the dataflow thread panicked"))?
+        .map_err(|e| anyhow!("the dataflow failed: {e}"))?;
+    output
+        .join()
+        .map_err(|_| anyhow!("the alert output thread panicked"))??;
+    let elapsed = started.elapsed().as_secs_f64();
+    let events = ingest_stats.events.load(Ordering::Relaxed);
+    summary(elapsed, events as f64 / elapsed.max(1e-9));
+    println!(
+        "done: {events} events in {elapsed:.1}s ({:.0} events/s), {} alert changes",
+        events as f64 / elapsed.max(1e-9),
+        out_stats.alert_changes.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+/// A boxed sink as a sink.
+struct DynSink(Box<dyn DeadLetterSink>);
+
+impl DeadLetterSink for DynSink {
+    fn send(&mut self, dead: schemas::DeadLetter) -> std::io::Result<()> {
+        self.0.send(dead)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
