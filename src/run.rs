@@ -139,7 +139,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 let mut snaps = Snapshots::new();
                 for msg in out_rx {
                     match msg {
-                        Output::Alert(alert, time, diff) => snaps.update(alert, time, diff),
+                        Output::Alert(alert, time, diff) => snaps.update(*alert, time, diff),
                         Output::Matches(_, diff) => {
                             stats.matches.fetch_add(diff as i64, Ordering::Relaxed);
                         }

@@ -8,6 +8,8 @@
 //! producer all arrive once with their payloads, and a consumer group that commits after
 //! processing resumes exactly at its committed offsets.
 
+#![allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;

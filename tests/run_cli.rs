@@ -2,6 +2,8 @@
 //! yields exactly the planted ground truth, live and retroactive, and the same
 //! alert changes on 1 and 2 workers.
 
+#![allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;

@@ -45,7 +45,7 @@ pub fn event_keys(ev: &SensorEvent) -> Vec<String> {
     let url_host = ev
         .url
         .as_deref()
-        .and_then(|u| url_host(u))
+        .and_then(url_host)
         .filter(|h| h.parse::<IpAddr>().is_err());
     if let Some(h) = &url_host {
         domains.push(h);

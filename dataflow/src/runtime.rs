@@ -21,7 +21,7 @@ use crate::{alerts, indicators, matching};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// The alert collection changed by `diff` at `time`.
-    Alert(Alert, Time, isize),
+    Alert(Box<Alert>, Time, isize),
     /// The number of matches changed by `diff` at `time`.
     Matches(Time, isize),
     /// Every output at times before this one has been sent.
@@ -99,7 +99,7 @@ pub fn run(feeds: Vec<Receiver<Feed>>, out: Sender<Output>) -> Result<(), String
             let to_out = out.clone();
             alerts::alerts(matches)
                 .inspect(move |(alert, time, diff)| {
-                    let _ = to_out.send(Output::Alert(alert.clone(), *time, *diff));
+                    let _ = to_out.send(Output::Alert(Box::new(alert.clone()), *time, *diff));
                 })
                 .probe_with(&probe);
             Inputs {

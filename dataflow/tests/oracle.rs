@@ -1,6 +1,8 @@
 //! Oracle tests: the incremental alerts at every closed time equal a brute-force
 //! recomputation from the inputs seen so far, on 1 and 2 workers.
 
+#![allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -53,7 +55,7 @@ fn run_dataflow(records: &[(Time, Input)], workers: usize) -> Vec<(Time, Vec<Ale
     let mut changes = Vec::new();
     for msg in out_rx {
         match msg {
-            Output::Alert(a, t, d) => snaps.update(a, t, d),
+            Output::Alert(a, t, d) => snaps.update(*a, t, d),
             Output::Closed(t) => changes.extend(snaps.close_before(t)),
             Output::Matches(..) => {}
         }
@@ -198,7 +200,7 @@ fn event(
         sensor_id: format!("s{}", n % 4),
         country: ["FR", "SG", "AR", "DE"][n % 4].to_string(),
         observed_at: ts(observed_ms),
-        kind: if n % 5 == 0 {
+        kind: if n.is_multiple_of(5) {
             EventKind::Sinkhole
         } else {
             EventKind::Dns

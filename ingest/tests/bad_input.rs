@@ -1,6 +1,8 @@
 //! A bad-input corpus goes entirely to the dead letters with the right codes, and
 //! the valid records interleaved with it all reach the dataflow.
 
+#![allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
+
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -20,6 +20,7 @@ pub enum Input {
 /// A message from ingest to one dataflow worker. Logical times are milliseconds since
 /// the Unix epoch, rounded up to the epoch length, and never decrease on one channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)] // Nearly every message is a record; boxing would cost an allocation each.
 pub enum Feed {
     /// An input at logical time `time_ms`.
     Record {
