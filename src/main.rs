@@ -65,7 +65,8 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("unknown unit {unit:?}; use ms, s, m or h")),
+        "d" => Ok(Duration::from_secs(n * 86_400)),
+        _ => Err(format!("unknown unit {unit:?}; use ms, s, m, h or d")),
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use clap::Args;
+use dataflow::matching::Retention;
 use dataflow::runtime::Output;
 use dataflow::snapshot::Snapshots;
 use ingest::embedded::{EmbeddedSource, wall_clock};
@@ -45,6 +46,11 @@ pub struct RunArgs {
     /// Length of a logical-time epoch in milliseconds.
     #[arg(long, default_value_t = 20)]
     epoch_ms: u64,
+    /// How long observations stay available to retroactive matching (logical time after
+    /// ingestion). Default: 30d; 1m on the embedded scenario, which compresses each
+    /// campaign into seconds and would otherwise grow without bound.
+    #[arg(long, value_parser = crate::parse_duration)]
+    retention: Option<Duration>,
     /// Records larger than this many bytes are dead-lettered unparsed.
     #[arg(long, default_value_t = 1024 * 1024)]
     max_record_bytes: usize,
@@ -109,9 +115,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let (out_tx, out_rx) = crossbeam_channel::unbounded::<Output>();
 
+    let retention = args.retention.unwrap_or(match args.input {
+        Some(_) => Duration::from_secs(30 * 86_400),
+        None => Duration::from_secs(60),
+    });
+    let retention = Retention::Ms(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX));
     let dataflow = std::thread::Builder::new()
         .name("dataflow".into())
-        .spawn(move || dataflow::runtime::run(receivers, out_tx))?;
+        .spawn(move || dataflow::runtime::run(receivers, retention, out_tx))?;
 
     let ingest_stats = Arc::new(IngestStats::default());
     let ingest = {
@@ -143,6 +154,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                         Output::Matches(_, diff) => {
                             stats.matches.fetch_add(diff as i64, Ordering::Relaxed);
                         }
+                        Output::InputEnd(time) => snaps.input_ended(time),
                         Output::Closed(frontier) => {
                             let closed = snaps.close_before(frontier);
                             for (_, changes) in &closed {

@@ -18,9 +18,10 @@
 
 use std::net::IpAddr;
 
-use differential_dataflow::VecCollection;
+use differential_dataflow::{AsCollection, VecCollection};
 use schemas::{Indicator, IndicatorKind, SensorEvent};
 use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::vec::Filter;
 
 use crate::Time;
 use crate::observables::{cidr_key, event_ips, event_keys, indicator_key};
@@ -86,38 +87,111 @@ pub fn within_validity(indicator: &Indicator, observed_ms: i64) -> bool {
             .is_none_or(|until| observed_ms < until.as_millisecond())
 }
 
+/// A compact reference to a sighting: a fixed hash of what identifies it.
+fn sighting_ref(s: &Sighting) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes.iter().chain(&[0xff]) {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(s.event_id.as_bytes());
+    feed(s.sensor_id.as_bytes());
+    feed(&s.observed_ms.to_be_bytes());
+    feed(&s.ingested_ms.to_be_bytes());
+    h
+}
+
+/// How long observations stay available to retroactive matching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Forever.
+    Unbounded,
+    /// For this many milliseconds of logical time after ingestion.
+    Ms(u64),
+}
+
 /// Events, each with its ingestion time, matched against the current indicators.
+///
+/// Observations are available to new (retroactive) matches for `retention` of
+/// logical time after they were ingested; a match once made stands after its
+/// observation ages out, for as long as the indicator stays current (not revoked,
+/// same value) and the event lies inside the current version's validity.
 pub fn matches<'s>(
     events: VecCollection<'s, Time, (u64, SensorEvent)>,
     indicators: VecCollection<'s, Time, Indicator>,
+    retention: Retention,
 ) -> VecCollection<'s, Time, Match> {
-    let sightings = events.map(|(ingested, ev)| (ev.clone(), Sighting::of(&ev, ingested)));
+    // Each event is retracted again `retention` after it arrived.
+    let retained = match retention {
+        Retention::Unbounded => events,
+        Retention::Ms(ms) => events
+            .clone()
+            .concat(events.negate().delay(move |t| t.saturating_add(ms))),
+    };
+    let events = retained.map(|(ingested, ev)| {
+        let s = Sighting::of(&ev, ingested);
+        (sighting_ref(&s), ev, s)
+    });
+    // One sighting per event; the keys below refer to it by hash, so the
+    // arrangements hold one copy of it rather than one per key.
+    let sightings = events.clone().map(|(r, _, s)| (r, s));
 
     // Exact keys: addresses, domains and parents, URLs, hashes, e-mails, wallets.
-    let exact = sightings
+    let exact = events
         .clone()
-        .flat_map(|(ev, s)| event_keys(&ev).into_iter().map(move |k| (k, s.clone())));
+        .flat_map(|(r, ev, _)| event_keys(&ev).into_iter().map(move |k| (k, r)));
 
     // Network keys: each address masked by every prefix length present among CIDR indicators.
     let prefixes = indicators.clone().flat_map(|i| cidr_prefix(&i)).distinct();
-    let networked = sightings
-        .flat_map(|(ev, s)| {
+    let networked = events
+        .flat_map(|(r, ev, _)| {
             event_ips(&ev)
                 .into_iter()
-                .map(move |ip| (ip.is_ipv6(), (ip, s.clone())))
+                .map(move |ip| (ip.is_ipv6(), (ip, r)))
         })
-        .join_map(prefixes, |_family, (ip, s), len| {
-            (cidr_key(*ip, *len).unwrap_or_default(), s.clone())
-        });
+        .join_map(prefixes, |_family, (ip, r), len| {
+            (cidr_key(*ip, *len).unwrap_or_default(), *r)
+        })
+        // Two addresses of one event in the same network are one observation.
+        .distinct();
 
-    let keyed_indicators = indicators.map(|i| (indicator_key(i.kind, &i.value), i));
-    exact
+    let keyed_indicators = indicators
+        .clone()
+        .map(|i| (indicator_key(i.kind, &i.value), i));
+    let observed = exact
         .concat(networked)
-        .join_map(keyed_indicators, |_key, s, i| Match {
-            indicator: i.clone(),
-            sighting: s.clone(),
+        .join_map(keyed_indicators, |key, r, i| (*r, (key.clone(), i.clone())))
+        .join_map(sightings, |_r, (key, i), s| {
+            (key.clone(), i.clone(), s.clone())
         })
-        .filter(|m| within_validity(&m.indicator, m.sighting.observed_ms))
+        .filter(|(_, i, s)| within_validity(i, s.observed_ms))
+        .map(|(key, i, s)| (i.id, (key, s)));
+    // Matches made while the observation was retained, kept once made: only the
+    // additions of the consolidated raw matches count, so a withdrawn indicator
+    // version or an aged-out observation does not undo them; the join with the
+    // current indicators below does.
+    let made = observed
+        .consolidate()
+        .inner
+        .filter(|(_, _, diff)| *diff > 0)
+        .as_collection()
+        .distinct();
+    let current_by_id = indicators.map(|i| (i.id.clone(), i));
+    made.join_map(current_by_id, |_id, (key, s), i| {
+        (
+            key.clone(),
+            Match {
+                indicator: i.clone(),
+                sighting: s.clone(),
+            },
+        )
+    })
+    .filter(|(key, m)| {
+        *key == indicator_key(m.indicator.kind, &m.indicator.value)
+            && within_validity(&m.indicator, m.sighting.observed_ms)
+    })
+    .map(|(_, m)| m)
 }
 
 /// For a CIDR indicator, its (is IPv6, prefix length).

@@ -15,6 +15,7 @@ use schemas::{Alert, DeskAction, Feed, Indicator, Input, SensorEvent};
 use timely::dataflow::ProbeHandle;
 
 use crate::Time;
+use crate::matching::Retention;
 use crate::{alerts, indicators, matching};
 
 /// What the workers report.
@@ -26,6 +27,10 @@ pub enum Output {
     Matches(Time, isize),
     /// Every output at times before this one has been sent.
     Closed(Time),
+    /// A worker's input ended at this time: later times hold only what the
+    /// dataflow would do after the last input (such as retention retracting
+    /// history) and are not outputs of the run.
+    InputEnd(Time),
 }
 
 /// The input sessions of one worker.
@@ -74,7 +79,11 @@ const MAX_BATCH: usize = 4096;
 
 /// Runs the dataflow on `feeds.len()` workers until every feed channel is closed and
 /// all outputs are complete; the last message sent is `Closed(u64::MAX)`.
-pub fn run(feeds: Vec<Receiver<Feed>>, out: Sender<Output>) -> Result<(), String> {
+pub fn run(
+    feeds: Vec<Receiver<Feed>>,
+    retention: Retention,
+    out: Sender<Output>,
+) -> Result<(), String> {
     let workers = feeds.len().max(1);
     let feeds: Arc<Mutex<Vec<Option<Receiver<Feed>>>>> =
         Arc::new(Mutex::new(feeds.into_iter().map(Some).collect()));
@@ -91,7 +100,7 @@ pub fn run(feeds: Vec<Receiver<Feed>>, out: Sender<Output>) -> Result<(), String
             let (indicators, indicator_coll) = scope.new_collection();
             let (actions, _action_coll) = scope.new_collection::<DeskAction, isize>();
             let current = indicators::current(indicator_coll);
-            let matches = matching::matches(event_coll, current);
+            let matches = matching::matches(event_coll, current, retention);
             let to_out = out.clone();
             let matches = matches.inspect(move |(_, time, diff)| {
                 let _ = to_out.send(Output::Matches(*time, *diff));
@@ -139,6 +148,7 @@ pub fn run(feeds: Vec<Receiver<Feed>>, out: Sender<Output>) -> Result<(), String
                 report(&probe);
             }
         }
+        let _ = out.send(Output::InputEnd(inputs.now));
         drop(inputs);
         while !probe.done() {
             worker.step_or_park(Some(Duration::from_millis(5)));

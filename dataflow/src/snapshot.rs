@@ -19,6 +19,7 @@ use crate::Time;
 pub struct Snapshots {
     pending: BTreeMap<Time, Vec<(Alert, isize)>>,
     open: BTreeMap<String, Alert>,
+    input_end: Option<Time>,
 }
 
 impl Snapshots {
@@ -32,8 +33,17 @@ impl Snapshots {
         self.pending.entry(time).or_default().push((alert, diff));
     }
 
+    /// The input ended at `time` (on one worker): nothing after the latest such time is released.
+    pub fn input_ended(&mut self, time: Time) {
+        self.input_end = Some(self.input_end.map_or(time, |e| e.max(time)));
+    }
+
     /// Releases the changes of every time before `frontier` (times at or after it may still change), oldest first.
     pub fn close_before(&mut self, frontier: Time) -> Vec<(Time, Vec<AlertChange>)> {
+        let frontier = match self.input_end {
+            Some(end) => frontier.min(end.saturating_add(1)),
+            None => frontier,
+        };
         let still_open = self.pending.split_off(&frontier);
         let closed = std::mem::replace(&mut self.pending, still_open);
         closed

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use dataflow::Time;
 use dataflow::alerts::{build_alert, window_start};
-use dataflow::matching::{Match, Sighting};
+use dataflow::matching::{Match, Retention, Sighting};
 use dataflow::runtime::{Output, run};
 use dataflow::snapshot::Snapshots;
 use jiff::Timestamp;
@@ -27,7 +27,11 @@ fn ts(ms: i64) -> Timestamp {
 
 /// Runs the dataflow over `records` (non-decreasing times) on `workers` workers and
 /// returns the alert changes per closed time.
-fn run_dataflow(records: &[(Time, Input)], workers: usize) -> Vec<(Time, Vec<AlertChange>)> {
+fn run_dataflow(
+    records: &[(Time, Input)],
+    workers: usize,
+    retention: Retention,
+) -> Vec<(Time, Vec<AlertChange>)> {
     let (out_tx, out_rx) = crossbeam_channel::unbounded();
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
@@ -50,13 +54,14 @@ fn run_dataflow(records: &[(Time, Input)], workers: usize) -> Vec<(Time, Vec<Ale
         s.send(Feed::Advance { time_ms: last + 1 }).unwrap();
     }
     drop(senders);
-    let handle = std::thread::spawn(move || run(receivers, out_tx));
+    let handle = std::thread::spawn(move || run(receivers, retention, out_tx));
     let mut snaps = Snapshots::new();
     let mut changes = Vec::new();
     for msg in out_rx {
         match msg {
             Output::Alert(a, t, d) => snaps.update(*a, t, d),
             Output::Closed(t) => changes.extend(snaps.close_before(t)),
+            Output::InputEnd(t) => snaps.input_ended(t),
             Output::Matches(..) => {}
         }
     }
@@ -86,39 +91,78 @@ fn state_at(changes: &[(Time, Vec<AlertChange>)], time: Time) -> BTreeMap<String
     open
 }
 
-/// Brute force: the alerts implied by the inputs with time <= `time`.
-fn oracle_at(records: &[(Time, Input)], time: Time) -> BTreeMap<String, Alert> {
+/// The current indicator versions after the inputs with time <= `time`.
+fn current_at(records: &[(Time, Input)], time: Time) -> BTreeMap<&str, &Indicator> {
     let mut latest: BTreeMap<&str, &Indicator> = BTreeMap::new();
-    let mut events = Vec::new();
-    for (t, input) in records.iter().filter(|(t, _)| *t <= time) {
-        match input {
-            Input::Indicator(i) => {
-                let e = latest.entry(i.id.as_str()).or_insert(i);
-                if (i.modified, i) > (e.modified, *e) {
-                    *e = i;
-                }
+    for (_, input) in records.iter().filter(|(t, _)| *t <= time) {
+        if let Input::Indicator(i) = input {
+            let e = latest.entry(i.id.as_str()).or_insert(i);
+            if (i.modified, i) > (e.modified, *e) {
+                *e = i;
             }
-            Input::Event(ev) => events.push((*t, ev)),
-            Input::Action(_) => {}
         }
     }
-    let mut groups: BTreeMap<(String, i64), BTreeSet<Match>> = BTreeMap::new();
-    for ind in latest.values().filter(|i| !i.revoked) {
-        for (t, ev) in &events {
-            let observed = ev.observed_at.as_millisecond();
-            let valid = ind.valid_from.as_millisecond() <= observed
-                && ind
-                    .valid_until
-                    .is_none_or(|u| observed < u.as_millisecond());
-            if valid && brute_match(ind, ev) {
-                groups
-                    .entry((ind.id.clone(), window_start(observed)))
-                    .or_default()
-                    .insert(Match {
-                        indicator: (*ind).clone(),
-                        sighting: Sighting::of(ev, *t),
-                    });
+    latest.retain(|_, i| !i.revoked);
+    latest
+}
+
+fn valid(ind: &Indicator, observed: i64) -> bool {
+    ind.valid_from.as_millisecond() <= observed
+        && ind
+            .valid_until
+            .is_none_or(|u| observed < u.as_millisecond())
+}
+
+/// Brute force: the alerts implied by the inputs with time <= `time`. A match is
+/// made at an input time when the event is still retained (ingested less than the
+/// retention ago) and the then-current version matches it; a made match stands
+/// while the current version has the same value and its validity holds the event.
+fn oracle_at(
+    records: &[(Time, Input)],
+    time: Time,
+    retention: Retention,
+) -> BTreeMap<String, Alert> {
+    let times: BTreeSet<Time> = records
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| *t <= time)
+        .collect();
+    let mut made: BTreeSet<(String, IndicatorKind, String, Sighting)> = BTreeSet::new();
+    for &at in &times {
+        let current = current_at(records, at);
+        for (te, input) in records.iter().filter(|(te, _)| *te <= at) {
+            let Input::Event(ev) = input else { continue };
+            if let Retention::Ms(r) = retention
+                && at >= te + r
+            {
+                continue;
             }
+            for ind in current.values() {
+                if valid(ind, ev.observed_at.as_millisecond()) && brute_match(ind, ev) {
+                    made.insert((
+                        ind.id.clone(),
+                        ind.kind,
+                        ind.value.clone(),
+                        Sighting::of(ev, *te),
+                    ));
+                }
+            }
+        }
+    }
+    let current = current_at(records, time);
+    let mut groups: BTreeMap<(String, i64), Vec<Match>> = BTreeMap::new();
+    for (id, kind, value, s) in made {
+        let Some(ind) = current.get(id.as_str()) else {
+            continue;
+        };
+        if ind.kind == kind && ind.value == value && valid(ind, s.observed_ms) {
+            groups
+                .entry((id, window_start(s.observed_ms)))
+                .or_default()
+                .push(Match {
+                    indicator: (*ind).clone(),
+                    sighting: s,
+                });
         }
     }
     groups
@@ -320,13 +364,17 @@ fn records(steps: &[(Step, u8)]) -> Vec<(Time, Input)> {
     out
 }
 
-fn check(records: &[(Time, Input)], workers: usize) -> Result<(), TestCaseError> {
-    let changes = run_dataflow(records, workers);
+fn check(
+    records: &[(Time, Input)],
+    workers: usize,
+    retention: Retention,
+) -> Result<(), TestCaseError> {
+    let changes = run_dataflow(records, workers, retention);
     let times: BTreeSet<Time> = records.iter().map(|(t, _)| *t).collect();
     for t in times {
         prop_assert_eq!(
             state_at(&changes, t),
-            oracle_at(records, t),
+            oracle_at(records, t, retention),
             "at time {} on {} worker(s)",
             t,
             workers
@@ -341,8 +389,15 @@ proptest! {
     #[test]
     fn alerts_equal_brute_force_at_every_closed_time(steps in proptest::collection::vec((step(), any::<u8>()), 1..40)) {
         let recs = records(&steps);
-        check(&recs, 1)?;
-        check(&recs, 2)?;
+        check(&recs, 1, Retention::Unbounded)?;
+        check(&recs, 2, Retention::Unbounded)?;
+    }
+
+    #[test]
+    fn alerts_with_retention_equal_brute_force(steps in proptest::collection::vec((step(), any::<u8>()), 1..40), retention in 10u64..120) {
+        let recs = records(&steps);
+        check(&recs, 1, Retention::Ms(retention))?;
+        check(&recs, 2, Retention::Ms(retention))?;
     }
 }
 
@@ -360,7 +415,7 @@ fn retroactive_match_then_revocation_withdraws_the_alert() {
         (20, Input::Indicator(ind.clone())),
         (30, Input::Indicator(revoked)),
     ];
-    let changes = run_dataflow(&recs, 1);
+    let changes = run_dataflow(&recs, 1, Retention::Unbounded);
     assert!(state_at(&changes, 10).is_empty());
     let at20 = state_at(&changes, 20);
     assert_eq!(at20.len(), 1);
@@ -389,7 +444,7 @@ fn expiry_stops_new_matches_but_earlier_sightings_stand() {
         (20, Input::Event(before)),
         (30, Input::Event(after)),
     ];
-    let changes = run_dataflow(&recs, 2);
+    let changes = run_dataflow(&recs, 2, Retention::Unbounded);
     let at30 = state_at(&changes, 30);
     assert_eq!(at30.len(), 1);
     let alert = at30.values().next().unwrap();
@@ -410,7 +465,7 @@ fn cidr_indicators_match_addresses_inside_the_network() {
             Input::Indicator(indicator(2, 4, 0, t0, None, false, 50)),
         ), // 10.1.0.0/24
     ];
-    let changes = run_dataflow(&recs, 1);
+    let changes = run_dataflow(&recs, 1, Retention::Unbounded);
     assert_eq!(state_at(&changes, 20).len(), 1);
     assert_eq!(state_at(&changes, 30).len(), 2);
 }
