@@ -183,3 +183,48 @@ fn run_rejects_a_bad_duration_with_a_clear_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not start with a number"));
 }
+
+#[test]
+fn embedded_run_raises_retroactive_alerts_and_stops_after_its_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let alerts = dir.path().join("alerts.jsonl");
+    let started = std::time::Instant::now();
+    fusion(&[
+        "run",
+        "--duration",
+        "8s",
+        "--alerts-out",
+        alerts.to_str().unwrap(),
+    ]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    let changes = read_changes(&alerts);
+    let state = final_state(&changes);
+    assert!(!state.is_empty(), "alerts for the planted campaigns");
+    assert!(
+        state.values().any(|c| c.alert.retroactive_sightings > 0),
+        "some alerts come from retroactive matching"
+    );
+}
+
+#[test]
+fn embedded_run_stops_cleanly_on_ctrl_c() {
+    let child = Command::new(env!("CARGO_BIN_EXE_fusion"))
+        .arg("run")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit status {:?}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("events/s"),
+        "a live summary was printed: {stdout}"
+    );
+    assert!(stdout.contains("done:"), "a final summary was printed");
+}
