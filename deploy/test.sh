@@ -175,9 +175,10 @@ echo "FUSION_KAFKA_BOOTSTRAP=$FUSION_KAFKA_BOOTSTRAP"
 check fmt cargo fmt --all -- --check
 check clippy cargo clippy --workspace --all-targets -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
-  check test cargo nextest run --workspace --no-fail-fast
-  # nextest does not run doctests.
+  # nextest does not run doctests. They run first so that nextest's summary
+  # ("N tests run: N passed") is the last test-runner line of the run.
   check doctest cargo test --workspace --doc
+  check test cargo nextest run --workspace --no-fail-fast
 else
   # Without nextest, cargo test runs the doctests as well.
   check test cargo test --workspace --no-fail-fast
