@@ -28,6 +28,8 @@ pub const RULE_VERSION: u32 = 1;
 pub const WINDOW_MS: i64 = 86_400_000;
 /// Most event ids listed in one alert.
 pub const MAX_EVENT_IDS: usize = 20;
+/// Most victim addresses and accounts listed in one alert.
+pub const MAX_PERSONAL: usize = 50;
 
 /// The deterministic id of the alert of `rule` on `key` in the window starting at `window_start_ms`.
 pub fn alert_id(rule: &str, key: &str, window_start_ms: i64) -> String {
@@ -80,6 +82,7 @@ pub fn build_alert(window_ms: i64, matches: &[&Match]) -> Option<Alert> {
     let mut sensors = BTreeSet::new();
     let mut countries = BTreeSet::new();
     let mut victims = BTreeSet::new();
+    let mut accounts = BTreeSet::new();
     let (mut first_ms, mut last_ms) = (i64::MAX, i64::MIN);
     for m in matches {
         let s = &m.sighting;
@@ -91,6 +94,9 @@ pub fn build_alert(window_ms: i64, matches: &[&Match]) -> Option<Alert> {
         countries.insert(s.country.as_str());
         if let Some(v) = s.victim {
             victims.insert(v);
+        }
+        if let Some(a) = &s.account {
+            accounts.insert(a.as_str());
         }
         first_ms = first_ms.min(s.observed_ms);
         last_ms = last_ms.max(s.observed_ms);
@@ -140,6 +146,12 @@ pub fn build_alert(window_ms: i64, matches: &[&Match]) -> Option<Alert> {
         sightings: events.len() as u64,
         sensors: u32::try_from(sensors.len()).unwrap_or(u32::MAX),
         victims: u32::try_from(victims.len()).unwrap_or(u32::MAX),
+        victim_ips: victims.into_iter().take(MAX_PERSONAL).collect(),
+        accounts: accounts
+            .into_iter()
+            .take(MAX_PERSONAL)
+            .map(str::to_string)
+            .collect(),
         countries: countries.into_iter().map(str::to_string).collect(),
         retroactive_sightings: retro_events.len() as u64,
         event_ids: events

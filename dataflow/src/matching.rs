@@ -41,6 +41,8 @@ pub struct Sighting {
     pub ingested_ms: u64,
     /// The machine concerned, if known (personal data).
     pub victim: Option<IpAddr>,
+    /// The e-mail address (account) the event concerns, if any (personal data).
+    pub account: Option<String>,
 }
 
 impl Sighting {
@@ -58,6 +60,7 @@ impl Sighting {
             observed_ms: ev.observed_at.as_millisecond(),
             ingested_ms,
             victim,
+            account: ev.email.clone(),
         }
     }
 }

@@ -82,8 +82,14 @@ pub struct Alert {
     pub sightings: u64,
     /// Distinct sensors that saw it.
     pub sensors: u32,
-    /// Distinct victim addresses (personal data: only the count is here).
+    /// Number of distinct victim addresses.
     pub victims: u32,
+    /// Victim addresses, sorted (the first 50). Personal data: redacted or
+    /// pseudonymised for recipients not entitled to it.
+    pub victim_ips: Vec<std::net::IpAddr>,
+    /// E-mail addresses (accounts) seen in the matching events, sorted (the first 50).
+    /// Personal data, like `victim_ips`.
+    pub accounts: Vec<String>,
     /// Countries of the sensors, sorted.
     pub countries: Vec<String>,
     /// Matching events that arrived before the indicator was published (found by retroactive matching).
