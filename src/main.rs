@@ -4,6 +4,7 @@
 
 #![allow(clippy::print_stdout)] // The CLI's job is to print.
 
+mod kafka_cli;
 mod run;
 
 use std::path::PathBuf;
@@ -42,6 +43,11 @@ enum Command {
         #[arg(long, default_value = "2026-11-01T00:00:00Z")]
         start: jiff::Timestamp,
     },
+    /// Kafka topics.
+    #[command(subcommand)]
+    Topics(kafka_cli::TopicsCommand),
+    /// Publishes a file (STIX bundle, EVE JSON, feed list or canonical JSON lines) to an input topic.
+    Publish(kafka_cli::PublishArgs),
     /// Writes the JSON Schema of every topic's records into a directory.
     Schema {
         /// Output directory (created if missing).
@@ -81,6 +87,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Topics(cmd) => kafka_cli::topics(cmd),
+        Command::Publish(args) => kafka_cli::publish(args).map(|_| ()),
         Command::Generate {
             seed,
             events,

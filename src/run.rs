@@ -14,6 +14,7 @@ use dataflow::runtime::Output;
 use dataflow::snapshot::Snapshots;
 use ingest::embedded::{EmbeddedSource, wall_clock};
 use ingest::files::JsonLinesDir;
+use ingest::kafka::{KafkaAlerts, KafkaConfig, KafkaDeadLetters, KafkaSource};
 use ingest::{
     DeadLetterSink, IngestConfig, IngestStats, Ingestor, JsonLinesDeadLetters, MemoryDeadLetters,
     Router, Source,
@@ -22,6 +23,19 @@ use ingest::{
 /// Options of `fusion run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
+    /// Consume the input topics of this Kafka cluster (bootstrap servers) and write alerts
+    /// and dead letters to its output topics.
+    #[arg(long)]
+    kafka: Option<String>,
+    /// With --kafka: stop once every input partition has been read to its end.
+    #[arg(long)]
+    stop_when_caught_up: bool,
+    /// Prefix of the Kafka topic names.
+    #[arg(long, default_value = "fusion.")]
+    topic_prefix: String,
+    /// Kafka consumer group of the fusion center.
+    #[arg(long, default_value = "fusion")]
+    group: String,
     /// Read JSON-lines topic files from this directory (as `fusion generate` writes) instead of the embedded generator.
     #[arg(long)]
     input: Option<PathBuf>,
@@ -68,6 +82,10 @@ struct OutputStats {
 /// Bound of each worker's input channel: back-pressure on the source when the dataflow lags.
 const FEED_CAPACITY: usize = 65_536;
 
+/// How long a stopping run waits for its last outputs to become durable before it
+/// commits what it can (the rest is read again on restart).
+const FINISH_WAIT: Duration = Duration::from_secs(30);
+
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let workers = args.workers.max(1);
     let stop = Arc::new(AtomicBool::new(false));
@@ -77,9 +95,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             .context("cannot install the Ctrl-C handler")?;
     }
 
-    let mut source: Box<dyn Source> = match &args.input {
-        Some(dir) => Box::new(JsonLinesDir::open(dir)?),
-        None => Box::new(EmbeddedSource::new(
+    let kafka = args.kafka.as_ref().map(|brokers| KafkaConfig {
+        prefix: args.topic_prefix.clone(),
+        group_id: args.group.clone(),
+        ..KafkaConfig::new(brokers)
+    });
+    let mut source: Box<dyn Source> = match (&kafka, &args.input) {
+        (Some(cfg), _) => {
+            let source = KafkaSource::open(cfg)?;
+            Box::new(if args.stop_when_caught_up {
+                source.stop_when_caught_up()
+            } else {
+                source
+            })
+        }
+        (None, Some(dir)) => Box::new(JsonLinesDir::open(dir)?),
+        (None, None) => Box::new(EmbeddedSource::new(
             load_tests::ScenarioConfig {
                 seed: args.seed,
                 events: None,
@@ -90,13 +121,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             wall_clock(),
         )),
     };
-    let dead: Box<dyn DeadLetterSink> = match &args.deadletters_out {
-        Some(path) => Box::new(
+    let dead: Box<dyn DeadLetterSink> = match (&kafka, &args.deadletters_out) {
+        (Some(cfg), _) => Box::new(KafkaDeadLetters::new(cfg)?),
+        (None, Some(path)) => Box::new(
             JsonLinesDeadLetters::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?,
         ),
-        None => Box::new(MemoryDeadLetters::with_limit(0)),
+        (None, None) => Box::new(MemoryDeadLetters::with_limit(0)),
     };
+    let alerts_topic = kafka.as_ref().map(KafkaAlerts::new).transpose()?;
+    // Logical times before this are durable downstream: offsets below them may be committed.
+    let durable = Arc::new(AtomicU64::new(0));
     let mut alerts_out = match &args.alerts_out {
         Some(path) => {
             Some(BufWriter::new(File::create(path).with_context(|| {
@@ -115,10 +150,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let (out_tx, out_rx) = crossbeam_channel::unbounded::<Output>();
 
-    let retention = args.retention.unwrap_or(match args.input {
-        Some(_) => Duration::from_secs(30 * 86_400),
-        None => Duration::from_secs(60),
-    });
+    let retention = args
+        .retention
+        .unwrap_or(if args.kafka.is_none() && args.input.is_none() {
+            Duration::from_secs(60)
+        } else {
+            Duration::from_secs(30 * 86_400)
+        });
     let retention = Retention::Ms(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX));
     let dataflow = std::thread::Builder::new()
         .name("dataflow".into())
@@ -133,17 +171,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             ..IngestConfig::default()
         };
         let router = Router::new(senders, args.epoch_ms);
+        let durable = Arc::clone(&durable);
         std::thread::Builder::new()
             .name("ingest".into())
             .spawn(move || {
-                let mut ingestor = Ingestor::new(config, router, DynSink(dead), stats);
-                ingestor.run(source.as_mut(), &stop)
+                let mut ingestor = Ingestor::new(config, router, DynSink(dead), stats)
+                    .with_durable_frontier(durable);
+                ingestor.run(source.as_mut(), &stop)?;
+                ingestor.finish(source.as_mut(), FINISH_WAIT)
             })?
     };
 
     let out_stats = Arc::new(OutputStats::default());
     let output = {
         let stats = Arc::clone(&out_stats);
+        let durable = Arc::clone(&durable);
         std::thread::Builder::new()
             .name("alert-output".into())
             .spawn(move || -> anyhow::Result<()> {
@@ -160,6 +202,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                             for (_, changes) in &closed {
                                 for c in changes {
                                     stats.alert_changes.fetch_add(1, Ordering::Relaxed);
+                                    if let Some(topic) = &alerts_topic {
+                                        topic.send(c)?;
+                                    }
                                     if let Some(out) = alerts_out.as_mut() {
                                         serde_json::to_writer(&mut *out, c)?;
                                         out.write_all(b"\n")?;
@@ -172,6 +217,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                                 // A closed time is written whole before the next.
                                 out.flush()?;
                             }
+                            if let Some(topic) = &alerts_topic
+                                && !closed.is_empty()
+                            {
+                                topic.flush()?;
+                            }
+                            durable.store(frontier, Ordering::Release);
                             stats
                                 .open_alerts
                                 .store(snaps.open_count(), Ordering::Relaxed);
@@ -198,8 +249,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let summary = |elapsed: f64, rate: f64| {
         let i = &ingest_stats;
         let o = &out_stats;
+        let rehydrated = i.rehydrated_ms.load(Ordering::Relaxed);
+        let status = if rehydrated == u64::MAX {
+            " REHYDRATING |"
+        } else {
+            ""
+        };
         println!(
-            "[{elapsed:6.1}s] events/s {rate:>9.0} | events {:>9} | indicators {:>6} | matches {:>7} | open alerts {:>5} ({} retroactive) | dead letters {:>5}",
+            "[{elapsed:6.1}s]{status} events/s {rate:>9.0} | events {:>9} | indicators {:>6} | matches {:>7} | open alerts {:>5} ({} retroactive) | dead letters {:>5}",
             i.events.load(Ordering::Relaxed),
             i.indicators.load(Ordering::Relaxed),
             o.matches.load(Ordering::Relaxed),
@@ -235,6 +292,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let events = ingest_stats.events.load(Ordering::Relaxed);
     summary(elapsed, events as f64 / elapsed.max(1e-9));
+    let rehydrated = ingest_stats.rehydrated_ms.load(Ordering::Relaxed);
+    if args.kafka.is_some() && rehydrated != u64::MAX {
+        println!(
+            "rehydration from retained history took {:.2}s",
+            rehydrated as f64 / 1000.0
+        );
+    }
     println!(
         "done: {events} events in {elapsed:.1}s ({:.0} events/s), {} alert changes",
         events as f64 / elapsed.max(1e-9),

@@ -3,8 +3,8 @@
 //!
 //! A record's timestamp is its natural time (event `observed_at`, indicator
 //! `modified`, OSINT `published`, action `at`), as a producer would set it on
-//! Kafka; a line whose time cannot be read takes the previous line's time (it
-//! will be dead-lettered anyway). The files are merged by timestamp, so a
+//! Kafka; a line whose time cannot be read takes the previous line's time, or
+//! [`UNREADABLE_TIME_MS`] at the start of a file (it will be dead-lettered anyway). The files are merged by timestamp, so a
 //! directory replays in the order things happened; the offset of a record is its
 //! line number, from 0.
 
@@ -69,6 +69,10 @@ impl TopicFile {
     }
 }
 
+/// Timestamp of unreadable lines before the first readable one: 1 ms after the epoch
+/// (Kafka producers take 0 to mean "now", which would not be reproducible).
+pub const UNREADABLE_TIME_MS: i64 = 1;
+
 #[derive(Deserialize)]
 struct TimePeek {
     observed_at: Option<Timestamp>,
@@ -114,7 +118,7 @@ impl JsonLinesDir {
                 path,
                 reader: BufReader::new(file),
                 line: 0,
-                last_ts: 0,
+                last_ts: UNREADABLE_TIME_MS,
                 head: None,
             });
         }

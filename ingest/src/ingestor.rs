@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use schemas::{DeadLetter, DecodeError, ErrorCode, Input, decode_record};
 
@@ -46,6 +46,8 @@ pub struct IngestStats {
     pub dead_letters: AtomicU64,
     /// Latest logical time sent (ms).
     pub logical_time_ms: AtomicU64,
+    /// Milliseconds the rehydration from retained history took; `u64::MAX` while it goes on.
+    pub rehydrated_ms: AtomicU64,
 }
 
 /// Why ingestion stopped.
@@ -68,7 +70,13 @@ pub struct Ingestor<D: DeadLetterSink> {
     router: Router,
     dead: D,
     stats: Arc<IngestStats>,
+    durable: Option<Arc<AtomicU64>>,
+    last_commit: Instant,
+    last_time: u64,
 }
+
+/// How often offsets are committed (at most).
+const COMMIT_EVERY: Duration = Duration::from_millis(100);
 
 impl<D: DeadLetterSink> Ingestor<D> {
     /// An ingestor routing through `router` and dead-lettering to `dead`.
@@ -78,11 +86,22 @@ impl<D: DeadLetterSink> Ingestor<D> {
             router,
             dead,
             stats,
+            durable: None,
+            last_commit: Instant::now(),
+            last_time: 0,
         }
     }
 
+    /// Commits source offsets as the output side reports logical times durable in `durable`
+    /// (every output at a time before it has been acknowledged).
+    pub fn with_durable_frontier(mut self, durable: Arc<AtomicU64>) -> Self {
+        self.durable = Some(durable);
+        self
+    }
+
     /// Decodes one record; good ones go to the dataflow, bad ones to the dead letters.
-    pub fn ingest(&mut self, rec: RawRecord) -> Result<(), IngestError> {
+    /// Returns the record's logical time.
+    pub fn ingest(&mut self, rec: RawRecord) -> Result<u64, IngestError> {
         self.stats.records.fetch_add(1, Ordering::Relaxed);
         match self.decode(&rec) {
             Ok(input) => {
@@ -94,6 +113,8 @@ impl<D: DeadLetterSink> Ingestor<D> {
                 counter.fetch_add(1, Ordering::Relaxed);
                 let t = self.router.send(rec.timestamp_ms, input)?;
                 self.stats.logical_time_ms.fetch_max(t, Ordering::Relaxed);
+                self.last_time = self.last_time.max(t);
+                Ok(t)
             }
             Err(error) => {
                 let at = jiff::Timestamp::from_millisecond(rec.timestamp_ms)
@@ -103,9 +124,9 @@ impl<D: DeadLetterSink> Ingestor<D> {
                     DeadLetter::new(&topic, rec.partition, rec.offset, &rec.payload, &error, at);
                 self.dead.send(dead)?;
                 self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                Ok(self.router.time_for(rec.timestamp_ms))
             }
         }
-        Ok(())
     }
 
     fn decode(&self, rec: &RawRecord) -> Result<Input, DecodeError> {
@@ -135,7 +156,9 @@ impl<D: DeadLetterSink> Ingestor<D> {
             match source.poll(self.config.poll_batch)? {
                 Poll::Records(records) => {
                     for rec in records {
-                        self.ingest(rec)?;
+                        let (topic, partition, offset) = (rec.topic, rec.partition, rec.offset);
+                        let t = self.ingest(rec)?;
+                        source.on_routed(topic, partition, offset, t);
                     }
                 }
                 Poll::Idle => std::thread::sleep(Duration::from_millis(1)),
@@ -144,8 +167,51 @@ impl<D: DeadLetterSink> Ingestor<D> {
             if let Some(w) = source.watermark_ms() {
                 self.advance(w)?;
             }
+            let rehydrated = source.rehydration().map_or(u64::MAX, |d| {
+                u64::try_from(d.as_millis()).unwrap_or(u64::MAX - 1)
+            });
+            self.stats
+                .rehydrated_ms
+                .store(rehydrated, Ordering::Relaxed);
+            if self.last_commit.elapsed() >= COMMIT_EVERY {
+                self.commit(source)?;
+            }
         }
         self.dead.flush()?;
+        Ok(())
+    }
+
+    /// Commits what is durable: dead letters are flushed first, then the source commits
+    /// the records handed on before the durable frontier.
+    fn commit(&mut self, source: &mut dyn Source) -> Result<(), IngestError> {
+        self.last_commit = Instant::now();
+        if let Some(durable) = &self.durable {
+            let frontier = durable.load(Ordering::Acquire);
+            self.dead.flush()?;
+            source.commit_before(frontier)?;
+        }
+        Ok(())
+    }
+
+    /// Ends ingestion: closes the dataflow's input, waits (up to `wait`) until everything
+    /// handed on is durable, and commits it.
+    pub fn finish(self, source: &mut dyn Source, wait: Duration) -> Result<(), IngestError> {
+        let Ingestor {
+            router,
+            mut dead,
+            durable,
+            last_time,
+            ..
+        } = self;
+        drop(router);
+        dead.flush()?;
+        if let Some(durable) = durable {
+            let started = Instant::now();
+            while durable.load(Ordering::Acquire) <= last_time && started.elapsed() < wait {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            source.commit_before(durable.load(Ordering::Acquire))?;
+        }
         Ok(())
     }
 

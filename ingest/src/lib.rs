@@ -14,6 +14,7 @@ pub mod deadletter;
 pub mod embedded;
 pub mod files;
 pub mod ingestor;
+pub mod kafka;
 pub mod record;
 pub mod router;
 

@@ -42,6 +42,9 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
+    /// Committing offsets failed.
+    #[error("cannot commit offsets: {0}; the records will be read again after a restart")]
+    Commit(String),
 }
 
 /// A source of raw records.
@@ -52,4 +55,17 @@ pub trait Source: Send {
     fn poll(&mut self, max: usize) -> Result<Poll, SourceError>;
     /// No record with a timestamp below this will come any more (ms), if known.
     fn watermark_ms(&self) -> Option<i64>;
+    /// How long rebuilding state from retained history took; none while it goes on.
+    /// Sources without history are rehydrated from the start.
+    fn rehydration(&self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::ZERO)
+    }
+    /// The record at `offset` of `topic`/`partition` was handed on at logical time `time_ms`
+    /// (to the dataflow, or to the dead letters).
+    fn on_routed(&mut self, _topic: Topic, _partition: i32, _offset: i64, _time_ms: u64) {}
+    /// Everything handed on at logical times before `frontier_ms` is durable: the source
+    /// may commit those records (sources without offsets do nothing).
+    fn commit_before(&mut self, _frontier_ms: u64) -> Result<(), SourceError> {
+        Ok(())
+    }
 }

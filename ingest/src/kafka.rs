@@ -1,0 +1,608 @@
+//! Kafka: the input topics as a [`Source`], and the producers of the output topics.
+//!
+//! # Reading
+//! Every partition of every input topic is assigned from the beginning: on start,
+//! the dataflow's state is rebuilt from the retained history (the compacted
+//! indicator topic, the retained events) before live records follow. The
+//! committed offsets of the consumer group mark how far a previous run had got:
+//! until every partition has passed them, the source is *rehydrating*.
+//!
+//! Records are released in timestamp order across partitions (a partition
+//! without a buffered record holds the others back until it has one or has
+//! reached its end), so a record's logical time — its Kafka timestamp rounded
+//! up to the epoch — is the same on every run, and a restart re-derives the same
+//! alert ids and versions. Records that arrive later with an older timestamp
+//! count at the current clock.
+//!
+//! # Committing
+//! Offsets are committed only for records whose logical time the caller reports
+//! as durable: the dataflow's output frontier has passed it and what it produced
+//! (alerts, dead letters) has been acknowledged by the broker
+//! ([`KafkaSource::commit_before`]). Auto-commit is off.
+//!
+//! # Writing
+//! Producers are idempotent; a record that cannot be delivered is an error
+//! surfaced at the next flush, never silently dropped.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientContext;
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use schemas::{AlertChange, DeadLetter, Topic};
+
+use crate::deadletter::DeadLetterSink;
+use crate::record::{Poll, RawRecord, Source, SourceError};
+
+/// Where the broker is and how topics are named.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, e.g. `127.0.0.1:9092`.
+    pub brokers: String,
+    /// Prefix of every topic name (default `fusion.`).
+    pub prefix: String,
+    /// Consumer group of the fusion center.
+    pub group_id: String,
+    /// Partitions of topics created by [`create_topics`].
+    pub partitions: i32,
+}
+
+impl KafkaConfig {
+    /// A configuration with the default prefix, group and partitions.
+    pub fn new(brokers: &str) -> Self {
+        Self {
+            brokers: brokers.to_string(),
+            prefix: "fusion.".to_string(),
+            group_id: "fusion".to_string(),
+            partitions: 4,
+        }
+    }
+
+    /// The full name of `topic`.
+    pub fn topic(&self, topic: Topic) -> String {
+        format!("{}{}", self.prefix, topic.suffix())
+    }
+}
+
+/// Kafka failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaFailure {
+    /// The client failed.
+    #[error(
+        "Kafka at {brokers}: {source}; check that the broker runs and the topics exist (`fusion topics create`)"
+    )]
+    Client {
+        /// The bootstrap servers.
+        brokers: String,
+        /// The cause.
+        #[source]
+        source: KafkaError,
+    },
+    /// A record could not be delivered.
+    #[error("the broker did not accept a record for {topic}: {reason}")]
+    Delivery {
+        /// The topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn client(brokers: &str, source: KafkaError) -> KafkaFailure {
+    KafkaFailure::Client {
+        brokers: brokers.to_string(),
+        source,
+    }
+}
+
+/// Creates every topic (inputs and outputs); existing topics are left as they are.
+/// Returns, per topic, whether it was created.
+pub async fn create_topics(cfg: &KafkaConfig) -> Result<Vec<(String, bool)>, KafkaFailure> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.brokers)
+        .create()
+        .map_err(|e| client(&cfg.brokers, e))?;
+    let names: Vec<String> = Topic::ALL.iter().map(|t| cfg.topic(*t)).collect();
+    let topics: Vec<NewTopic<'_>> = Topic::ALL
+        .iter()
+        .zip(&names)
+        .map(|(t, name)| {
+            let topic = NewTopic::new(name, cfg.partitions, TopicReplication::Fixed(1));
+            // Indicators are keyed by id: only the latest version of each matters on rehydration.
+            if *t == Topic::PartnerIndicators {
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+            }
+        })
+        .collect();
+    let results = admin
+        .create_topics(&topics, &AdminOptions::new())
+        .await
+        .map_err(|e| client(&cfg.brokers, e))?;
+    let mut out = Vec::new();
+    for r in results {
+        match r {
+            Ok(name) => out.push((name, true)),
+            Err((name, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
+                out.push((name, false))
+            }
+            Err((name, code)) => {
+                return Err(KafkaFailure::Delivery {
+                    topic: name,
+                    reason: format!("cannot create the topic: {code}"),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Remembers the first delivery failure of a producer.
+#[derive(Default)]
+pub struct DeliveryTracker {
+    failure: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, msg)) = result
+            && let Ok(mut f) = self.failure.lock()
+            && f.is_none()
+        {
+            *f = Some(format!("{e} (topic {})", msg.topic()));
+        }
+    }
+}
+
+/// An idempotent producer to one topic.
+pub struct TopicProducer {
+    producer: ThreadedProducer<DeliveryTracker>,
+    topic: String,
+}
+
+impl TopicProducer {
+    /// A producer to `topic`.
+    pub fn new(brokers: &str, topic: String) -> Result<Self, KafkaFailure> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            // Retries after a broker failure must not duplicate or reorder records.
+            .set("enable.idempotence", "true")
+            // Never give up on a record: a broker outage pauses Fusion instead of losing output.
+            .set("message.timeout.ms", "0")
+            // Small batches: alerts should leave within milliseconds, but bursts still batch.
+            .set("linger.ms", "5")
+            .create_with_context(DeliveryTracker::default())
+            .map_err(|e| client(brokers, e))?;
+        Ok(Self { producer, topic })
+    }
+
+    /// Queues one record; waits while the local queue is full.
+    pub fn send(
+        &self,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        timestamp_ms: Option<i64>,
+    ) -> Result<(), KafkaFailure> {
+        loop {
+            let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic).payload(payload);
+            if let Some(k) = key {
+                rec = rec.key(k);
+            }
+            if let Some(ts) = timestamp_ms {
+                rec = rec.timestamp(ts);
+            }
+            match self.producer.send(rec) {
+                Ok(()) => return Ok(()),
+                Err((
+                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    _,
+                )) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => {
+                    return Err(KafkaFailure::Delivery {
+                        topic: self.topic.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Waits until every queued record is acknowledged; fails if any was not.
+    pub fn flush(&self) -> Result<(), KafkaFailure> {
+        loop {
+            match self.producer.flush(Duration::from_secs(10)) {
+                Ok(()) => break,
+                // The broker is away: keep waiting, nothing is lost while the records are queued.
+                Err(KafkaError::Flush(rdkafka::types::RDKafkaErrorCode::OperationTimedOut)) => {
+                    tracing::warn!(topic = %self.topic, "waiting for the broker to acknowledge records");
+                }
+                Err(e) => {
+                    return Err(KafkaFailure::Delivery {
+                        topic: self.topic.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        match self
+            .producer
+            .context()
+            .failure
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
+        {
+            Some(reason) => Err(KafkaFailure::Delivery {
+                topic: self.topic.clone(),
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Dead letters to the dead-letter topic, keyed by the original topic, partition and offset.
+pub struct KafkaDeadLetters(TopicProducer);
+
+impl KafkaDeadLetters {
+    /// A producer to the dead-letter topic of `cfg`.
+    pub fn new(cfg: &KafkaConfig) -> Result<Self, KafkaFailure> {
+        Ok(Self(TopicProducer::new(
+            &cfg.brokers,
+            cfg.topic(Topic::Deadletter),
+        )?))
+    }
+}
+
+impl DeadLetterSink for KafkaDeadLetters {
+    fn send(&mut self, dead: DeadLetter) -> std::io::Result<()> {
+        let key = format!("{}/{}/{}", dead.topic, dead.partition, dead.offset);
+        let payload = serde_json::to_vec(&dead)?;
+        self.0
+            .send(
+                Some(key.as_bytes()),
+                &payload,
+                Some(dead.rejected_at.as_millisecond()),
+            )
+            .map_err(std::io::Error::other)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(std::io::Error::other)
+    }
+}
+
+/// Alert changes to the alert topic: key = alert id, value = the change (new version or retraction).
+pub struct KafkaAlerts(TopicProducer);
+
+impl KafkaAlerts {
+    /// A producer to the alert topic of `cfg`.
+    pub fn new(cfg: &KafkaConfig) -> Result<Self, KafkaFailure> {
+        Ok(Self(TopicProducer::new(
+            &cfg.brokers,
+            cfg.topic(Topic::Alerts),
+        )?))
+    }
+
+    /// Queues one change.
+    pub fn send(&self, change: &AlertChange) -> Result<(), KafkaFailure> {
+        let payload = serde_json::to_vec(change).map_err(|e| KafkaFailure::Delivery {
+            topic: self.0.topic.clone(),
+            reason: e.to_string(),
+        })?;
+        self.0.send(
+            Some(change.alert.id.as_bytes()),
+            &payload,
+            i64::try_from(change.version).ok(),
+        )
+    }
+
+    /// Waits until every queued change is acknowledged.
+    pub fn flush(&self) -> Result<(), KafkaFailure> {
+        self.0.flush()
+    }
+}
+
+/// One input topic's consumer.
+struct TopicReader {
+    topic: Topic,
+    name: String,
+    consumer: BaseConsumer,
+}
+
+/// State of one partition.
+#[derive(Default)]
+struct Partition {
+    queue: VecDeque<RawRecord>,
+    /// Reached the end of the partition, nothing buffered since.
+    at_end: bool,
+    /// (logical time, offset) of records handed on and not yet committed.
+    pending: VecDeque<(u64, i64)>,
+    /// Offset committed by an earlier run (rehydration target), if any.
+    committed_at_start: Option<i64>,
+    /// Next offset to read.
+    position: i64,
+}
+
+/// The input topics as a source.
+pub struct KafkaSource {
+    readers: Vec<TopicReader>,
+    partitions: BTreeMap<(Topic, i32), Partition>,
+    watermark: Option<i64>,
+    started: Instant,
+    rehydrated_after: Option<Duration>,
+    /// Records read so far.
+    read: u64,
+    /// End (instead of idling) once caught up on every partition.
+    stop_when_caught_up: bool,
+}
+
+impl KafkaSource {
+    /// Assigns every partition of every input topic from the beginning.
+    pub fn open(cfg: &KafkaConfig) -> Result<Self, KafkaFailure> {
+        let mut readers = Vec::new();
+        let mut partitions = BTreeMap::new();
+        for topic in Topic::INPUTS {
+            let name = cfg.topic(topic);
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &cfg.brokers)
+                // Offsets are committed per partition for the whole fusion center.
+                .set("group.id", &cfg.group_id)
+                // Offsets are committed by hand, only once what a record produced is durable.
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                // Report the end of each partition: records are released in timestamp order
+                // across partitions, and a partition at its end must not hold the others back.
+                .set("enable.partition.eof", "true")
+                // Rehydration reads from the start; this only matters if an offset is out of range.
+                .set("auto.offset.reset", "earliest")
+                // Short fetch waits keep live latency low once caught up.
+                .set("fetch.wait.max.ms", "50")
+                .create()
+                .map_err(|e| client(&cfg.brokers, e))?;
+            let metadata = consumer
+                .fetch_metadata(Some(&name), Duration::from_secs(10))
+                .map_err(|e| client(&cfg.brokers, e))?;
+            let ids: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            if ids.is_empty() {
+                return Err(KafkaFailure::Delivery {
+                    topic: name,
+                    reason:
+                        "the topic has no partitions; create the topics with `fusion topics create`"
+                            .into(),
+                });
+            }
+            let mut tpl = TopicPartitionList::new();
+            for id in &ids {
+                tpl.add_partition(&name, *id);
+            }
+            let committed = consumer
+                .committed_offsets(tpl.clone(), Duration::from_secs(10))
+                .map_err(|e| client(&cfg.brokers, e))?;
+            for id in &ids {
+                let at = committed
+                    .find_partition(&name, *id)
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    });
+                partitions.insert(
+                    (topic, *id),
+                    Partition {
+                        committed_at_start: at,
+                        ..Partition::default()
+                    },
+                );
+                tpl.set_partition_offset(&name, *id, Offset::Beginning)
+                    .map_err(|e| client(&cfg.brokers, e))?;
+            }
+            consumer.assign(&tpl).map_err(|e| client(&cfg.brokers, e))?;
+            readers.push(TopicReader {
+                topic,
+                name,
+                consumer,
+            });
+        }
+        Ok(Self {
+            readers,
+            partitions,
+            watermark: None,
+            started: Instant::now(),
+            rehydrated_after: None,
+            read: 0,
+            stop_when_caught_up: false,
+        })
+    }
+
+    /// Makes the source end once it has read everything there is (batch runs, tests, benchmarks).
+    pub fn stop_when_caught_up(mut self) -> Self {
+        self.stop_when_caught_up = true;
+        self
+    }
+
+    /// How long rebuilding the state from the retained history took, once done.
+    pub fn rehydrated_after(&self) -> Option<Duration> {
+        self.rehydrated_after
+    }
+
+    /// True while records committed by an earlier run are being re-read.
+    pub fn rehydrating(&self) -> bool {
+        self.rehydrated_after.is_none()
+    }
+
+    fn fetch(&mut self, max: usize) -> Result<usize, SourceError> {
+        let mut fetched = 0;
+        // Every topic gets its share, so a busy topic never starves the others.
+        let share = (max / self.readers.len().max(1)).max(1);
+        for reader in &self.readers {
+            let mut taken = 0;
+            while taken < share {
+                let Some(result) = reader.consumer.poll(Duration::ZERO) else {
+                    break;
+                };
+                match result {
+                    Ok(msg) => {
+                        let part = self
+                            .partitions
+                            .entry((reader.topic, msg.partition()))
+                            .or_default();
+                        part.at_end = false;
+                        part.position = msg.offset() + 1;
+                        part.queue.push_back(RawRecord {
+                            topic: reader.topic,
+                            partition: msg.partition(),
+                            offset: msg.offset(),
+                            timestamp_ms: msg.timestamp().to_millis().unwrap_or(0),
+                            key: msg.key().map(<[u8]>::to_vec),
+                            payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                        });
+                        fetched += 1;
+                        taken += 1;
+                        self.read += 1;
+                    }
+                    Err(KafkaError::PartitionEOF(p)) => {
+                        self.partitions.entry((reader.topic, p)).or_default().at_end = true;
+                    }
+                    // Broker away, timeouts: transient; librdkafka reconnects by itself.
+                    Err(e) => {
+                        tracing::warn!(topic = %reader.name, error = %e, "Kafka consumer error; retrying");
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(fetched)
+    }
+
+    fn check_rehydrated(&mut self) {
+        if self.rehydrated_after.is_some() {
+            return;
+        }
+        let done = self
+            .partitions
+            .values()
+            .all(|p| match p.committed_at_start {
+                Some(target) => p.position >= target || (p.at_end && p.queue.is_empty()),
+                None => true,
+            });
+        if done {
+            let took = self.started.elapsed();
+            self.rehydrated_after = Some(took);
+            tracing::info!(
+                records = self.read,
+                seconds = took.as_secs_f64(),
+                "rehydrated from the retained history"
+            );
+        }
+    }
+}
+
+impl Source for KafkaSource {
+    fn name(&self) -> &str {
+        "kafka"
+    }
+
+    fn poll(&mut self, max: usize) -> Result<Poll, SourceError> {
+        self.fetch(max)?;
+        let mut out = Vec::new();
+        while out.len() < max {
+            // Every partition must have a record buffered or be at its end.
+            if self
+                .partitions
+                .values()
+                .any(|p| p.queue.is_empty() && !p.at_end)
+            {
+                break;
+            }
+            let next = self
+                .partitions
+                .iter_mut()
+                .filter(|(_, p)| !p.queue.is_empty())
+                .min_by_key(|(k, p)| (p.queue.front().map(|r| r.timestamp_ms), **k));
+            let Some(rec) = next.and_then(|(_, p)| p.queue.pop_front()) else {
+                break;
+            };
+            self.watermark = Some(self.watermark.unwrap_or(i64::MIN).max(rec.timestamp_ms));
+            out.push(rec);
+        }
+        self.check_rehydrated();
+        if out.is_empty() {
+            if self
+                .partitions
+                .values()
+                .all(|p| p.at_end && p.queue.is_empty())
+            {
+                if self.stop_when_caught_up {
+                    return Ok(Poll::Exhausted);
+                }
+                // Caught up everywhere: the clock moves on by itself.
+                let now = jiff::Timestamp::now().as_millisecond();
+                self.watermark = Some(self.watermark.unwrap_or(i64::MIN).max(now));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            return Ok(Poll::Idle);
+        }
+        Ok(Poll::Records(out))
+    }
+
+    fn watermark_ms(&self) -> Option<i64> {
+        self.watermark
+    }
+
+    fn rehydration(&self) -> Option<Duration> {
+        self.rehydrated_after
+    }
+
+    fn on_routed(&mut self, topic: Topic, partition: i32, offset: i64, time_ms: u64) {
+        if let Some(p) = self.partitions.get_mut(&(topic, partition)) {
+            p.pending.push_back((time_ms, offset));
+        }
+    }
+
+    fn commit_before(&mut self, frontier_ms: u64) -> Result<(), SourceError> {
+        for reader in &self.readers {
+            let mut tpl = TopicPartitionList::new();
+            for ((topic, id), p) in &mut self.partitions {
+                if *topic != reader.topic {
+                    continue;
+                }
+                let mut last = None;
+                while p.pending.front().is_some_and(|(t, _)| *t < frontier_ms) {
+                    last = p.pending.pop_front().map(|(_, o)| o);
+                }
+                if let Some(o) = last {
+                    let _ = tpl.add_partition_offset(&reader.name, *id, Offset::Offset(o + 1));
+                }
+            }
+            if tpl.count() > 0 {
+                let started = Instant::now();
+                reader
+                    .consumer
+                    .commit(&tpl, CommitMode::Sync)
+                    .map_err(|e| SourceError::Commit(e.to_string()))?;
+                tracing::debug!(topic = %reader.name, ms = started.elapsed().as_millis() as u64, "committed offsets");
+            }
+        }
+        Ok(())
+    }
+}
