@@ -168,6 +168,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let stop = Arc::clone(&stop);
         let config = IngestConfig {
             max_record_bytes: args.max_record_bytes,
+            topic_prefix: args.topic_prefix.clone(),
             ..IngestConfig::default()
         };
         let router = Router::new(senders, args.epoch_ms);

@@ -582,25 +582,39 @@ impl Source for KafkaSource {
     fn commit_before(&mut self, frontier_ms: u64) -> Result<(), SourceError> {
         for reader in &self.readers {
             let mut tpl = TopicPartitionList::new();
-            for ((topic, id), p) in &mut self.partitions {
+            for ((topic, id), p) in &self.partitions {
                 if *topic != reader.topic {
                     continue;
                 }
-                let mut last = None;
-                while p.pending.front().is_some_and(|(t, _)| *t < frontier_ms) {
-                    last = p.pending.pop_front().map(|(_, o)| o);
-                }
+                let last = p
+                    .pending
+                    .iter()
+                    .take_while(|(t, _)| *t < frontier_ms)
+                    .last()
+                    .map(|(_, o)| *o);
                 if let Some(o) = last {
                     let _ = tpl.add_partition_offset(&reader.name, *id, Offset::Offset(o + 1));
                 }
             }
-            if tpl.count() > 0 {
-                let started = Instant::now();
-                reader
-                    .consumer
-                    .commit(&tpl, CommitMode::Sync)
-                    .map_err(|e| SourceError::Commit(e.to_string()))?;
-                tracing::debug!(topic = %reader.name, ms = started.elapsed().as_millis() as u64, "committed offsets");
+            if tpl.count() == 0 {
+                continue;
+            }
+            let started = Instant::now();
+            match reader.consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => {
+                    for ((topic, _), p) in &mut self.partitions {
+                        if *topic == reader.topic {
+                            while p.pending.front().is_some_and(|(t, _)| *t < frontier_ms) {
+                                p.pending.pop_front();
+                            }
+                        }
+                    }
+                    tracing::debug!(topic = %reader.name, ms = started.elapsed().as_millis() as u64, "committed offsets");
+                }
+                // The broker may be away for a while: the same offsets are committed next time.
+                Err(e) => {
+                    tracing::warn!(topic = %reader.name, error = %e, "cannot commit offsets yet; will retry");
+                }
             }
         }
         Ok(())

@@ -1,0 +1,481 @@
+//! `fusion run --kafka` against the real broker: a crash-and-restart run derives
+//! exactly the alerts of an uninterrupted one; a broker restart during consumption
+//! is survived; a bad-input corpus lands in the dead-letter topic with the right
+//! codes while the valid records around it are processed.
+//!
+//! Needs `FUSION_KAFKA_BOOTSTRAP` (deploy/test.sh starts a broker and sets it).
+
+#![allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use schemas::{AlertChange, DeadLetter, ErrorCode};
+use serde_json::Value;
+
+const INPUTS: [&str; 4] = [
+    "sensor.events",
+    "partner.indicators",
+    "osint.items",
+    "desk.actions",
+];
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn bootstrap() -> String {
+    match std::env::var("FUSION_KAFKA_BOOTSTRAP") {
+        Ok(a) if !a.trim().is_empty() => a,
+        _ => panic!(
+            "FUSION_KAFKA_BOOTSTRAP is not set: run through deploy/test.sh, or start a broker with \
+             `deploy/kafka/start-broker.sh 19092` and set FUSION_KAFKA_BOOTSTRAP=127.0.0.1:19092"
+        ),
+    }
+}
+
+fn unique(name: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}{}x{nanos}.", std::process::id())
+}
+
+fn fusion(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_fusion"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fusion {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn spawn_run(broker: &str, prefix: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_fusion"))
+        .args([
+            "run",
+            "--kafka",
+            broker,
+            "--topic-prefix",
+            prefix,
+            "--stop-when-caught-up",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_success(mut child: Child) {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            assert!(status.success(), "fusion run failed: {err}");
+            return;
+        }
+        if started.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            panic!("fusion run did not finish in {RUN_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Creates the topics of `prefix` and publishes the scenario in `dir` there.
+fn publish_scenario(broker: &str, prefix: &str, dir: &Path) {
+    fusion(&[
+        "topics",
+        "create",
+        "--kafka",
+        broker,
+        "--topic-prefix",
+        prefix,
+        "--partitions",
+        "3",
+    ]);
+    for topic in INPUTS {
+        let file = dir.join(format!("{topic}.jsonl"));
+        fusion(&[
+            "publish",
+            "--kafka",
+            broker,
+            "--topic-prefix",
+            prefix,
+            "--topic",
+            topic,
+            "--format",
+            "jsonl",
+            file.to_str().unwrap(),
+        ]);
+    }
+}
+
+/// Every record of `topic`, read from the beginning to the end of each partition.
+fn read_topic(broker: &str, topic: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", format!("reader-{}", unique("")))
+        .set("enable.auto.commit", "false")
+        // The end of each partition tells the reader it has everything.
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let mut tpl = TopicPartitionList::new();
+    for p in &parts {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut done = BTreeSet::new();
+    let mut out = Vec::new();
+    let started = Instant::now();
+    while done.len() < parts.len() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "reading {topic} timed out"
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => out.push((
+                m.key().unwrap_or_default().to_vec(),
+                m.payload().unwrap_or_default().to_vec(),
+            )),
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                done.insert(p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+fn alert_changes(broker: &str, prefix: &str) -> Vec<AlertChange> {
+    read_topic(broker, &format!("{prefix}alerts"))
+        .into_iter()
+        .map(|(_, v)| serde_json::from_slice(&v).unwrap())
+        .collect()
+}
+
+fn dead_letters(broker: &str, prefix: &str) -> Vec<DeadLetter> {
+    read_topic(broker, &format!("{prefix}deadletter"))
+        .into_iter()
+        .map(|(_, v)| serde_json::from_slice(&v).unwrap())
+        .collect()
+}
+
+/// (id, version) → content, asserting that duplicates carry identical content.
+fn dedup(changes: &[AlertChange]) -> BTreeMap<(String, u64), String> {
+    let mut out: BTreeMap<(String, u64), String> = BTreeMap::new();
+    for c in changes {
+        let content = serde_json::to_string(c).unwrap();
+        if let Some(prev) = out.insert((c.alert.id.clone(), c.version), content.clone()) {
+            assert_eq!(
+                prev, content,
+                "alert {} version {} with two contents",
+                c.alert.id, c.version
+            );
+        }
+    }
+    out
+}
+
+/// Committed offsets of the fusion group equal the end of every input partition.
+fn assert_all_committed(broker: &str, prefix: &str) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", "fusion")
+        .create()
+        .unwrap();
+    for topic in INPUTS {
+        let name = format!("{prefix}{topic}");
+        let md = consumer
+            .fetch_metadata(Some(&name), Duration::from_secs(10))
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in md.topics()[0].partitions() {
+            tpl.add_partition(&name, p.id());
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap();
+        // Copied out before `committed` is dropped (holding it across the consumer's drop hangs).
+        let offsets: Vec<(i32, Offset)> = committed
+            .elements()
+            .iter()
+            .map(|e| (e.partition(), e.offset()))
+            .collect();
+        drop(committed);
+        for (p, offset) in offsets {
+            let (_, high) = consumer
+                .fetch_watermarks(&name, p, Duration::from_secs(10))
+                .unwrap();
+            if high > 0 {
+                assert_eq!(
+                    offset,
+                    Offset::Offset(high),
+                    "{name}/{p}: everything read is committed"
+                );
+            }
+        }
+    }
+}
+
+fn truth(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn crash_and_restart_derive_the_same_alerts_as_an_uninterrupted_run() {
+    let broker = bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let scn = dir.path().join("scn");
+    fusion(&[
+        "generate",
+        "--seed",
+        "21",
+        "--events",
+        "200000",
+        "--out",
+        scn.to_str().unwrap(),
+    ]);
+    let bad = truth(&scn)["bad_records"].as_u64().unwrap();
+
+    let whole = unique("whole");
+    publish_scenario(&broker, &whole, &scn);
+    let started = Instant::now();
+    wait_success(spawn_run(&broker, &whole));
+    let full_run = started.elapsed();
+    let expected = dedup(&alert_changes(&broker, &whole));
+    assert!(expected.len() > 100, "the scenario raises alerts");
+
+    let crashed = unique("crashed");
+    publish_scenario(&broker, &crashed, &scn);
+    // Kill points spread over the run, varying from test run to test run.
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    for n in 0..3u64 {
+        let span = full_run.as_millis() as u64 * 8 / 10;
+        let at = 500
+            + (seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(n * 1442695040888963407)
+                >> 33)
+                % span.max(1);
+        eprintln!("crash {n}: kill -9 after {at} ms");
+        let mut child = spawn_run(&broker, &crashed);
+        std::thread::sleep(Duration::from_millis(at));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    wait_success(spawn_run(&broker, &crashed));
+    let got = dedup(&alert_changes(&broker, &crashed));
+    assert_eq!(
+        got.keys().collect::<BTreeSet<_>>(),
+        expected.keys().collect::<BTreeSet<_>>(),
+        "same (alert id, version) set"
+    );
+    assert_eq!(got, expected, "same contents");
+
+    let dead: BTreeSet<(String, i32, i64)> = dead_letters(&broker, &crashed)
+        .into_iter()
+        .map(|d| (d.topic, d.partition, d.offset))
+        .collect();
+    assert_eq!(
+        dead.len() as u64,
+        bad,
+        "every bad record dead-lettered (duplicates aside)"
+    );
+    assert_eq!(dead_letters(&broker, &whole).len() as u64, bad);
+    assert_all_committed(&broker, &crashed);
+}
+
+#[test]
+fn a_bad_input_corpus_lands_in_the_dead_letters_and_valid_records_pass() {
+    let broker = bootstrap();
+    let prefix = unique("bad");
+    fusion(&[
+        "topics",
+        "create",
+        "--kafka",
+        &broker,
+        "--topic-prefix",
+        &prefix,
+        "--partitions",
+        "1",
+    ]);
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &broker)
+        // The corpus holds a 2 MiB record: the client must let it through to the broker.
+        .set("message.max.bytes", "4000000")
+        .create()
+        .unwrap();
+    let event = |id: &str, domain: &str| {
+        format!(
+            r#"{{"schema_version":1,"event_id":"{id}","sensor_id":"fr-ids-1","country":"FR","observed_at":"2026-11-20T10:00:00Z","kind":"dns","domain":"{domain}"}}"#
+        )
+    };
+    let indicator = r#"{"schema_version":1,"id":"ind-bad-test","kind":"domain","value":"evil.example","owner":"p1","source_kind":"partner","source_id":"p1","tlp":"GREEN","sharing":[],"confidence":80,"created":"2026-11-20T09:00:00Z","modified":"2026-11-20T09:00:00Z","valid_from":"2026-11-01T00:00:00Z"}"#;
+    let mut invalid_utf8 = event("utf8", "x.evil.example").into_bytes();
+    invalid_utf8[30] = 0xff;
+    let mut huge = event("huge", "x.evil.example").into_bytes();
+    huge.truncate(huge.len() - 1);
+    huge.extend_from_slice(br#","signature":""#);
+    huge.extend(std::iter::repeat_n(b'a', 2 * 1024 * 1024));
+    huge.extend_from_slice(b"\"}");
+    let corpus: Vec<(&str, Vec<u8>, Option<ErrorCode>)> = vec![
+        ("partner.indicators", indicator.as_bytes().to_vec(), None),
+        ("sensor.events", event("ok-1", "a.evil.example").into_bytes(), None),
+        ("sensor.events", event("trunc", "a.evil.example").as_bytes()[..60].to_vec(), Some(ErrorCode::MalformedJson)),
+        ("sensor.events", event("wrong", "a.evil.example").replace(r#""kind":"dns""#, r#""kind":42"#).into_bytes(), Some(ErrorCode::WrongType)),
+        ("sensor.events", event("v9", "a.evil.example").replace(r#""schema_version":1"#, r#""schema_version":9"#).into_bytes(), Some(ErrorCode::UnknownSchemaVersion)),
+        ("sensor.events", huge, Some(ErrorCode::Oversized)),
+        ("sensor.events", invalid_utf8, Some(ErrorCode::InvalidUtf8)),
+        ("sensor.events", event("evil\\u202e", "a.evil.example").into_bytes(), Some(ErrorCode::InvalidValue)),
+        ("sensor.events", event("ok-2", "b.evil.example").into_bytes(), None),
+        ("osint.items", br#"{"schema_version":1,"feed_id":"f","item_id":"1","value":"'; DROP TABLE","published":"2026-11-20T09:00:00Z"}"#.to_vec(), Some(ErrorCode::InvalidValue)),
+        ("desk.actions", b"{\"schema_version\":1,\"action_id\":\"a1\"".to_vec(), Some(ErrorCode::MalformedJson)),
+        ("sensor.events", event("ok-3", "c.evil.example").into_bytes(), None),
+    ];
+    for (n, (topic, payload, _)) in corpus.iter().enumerate() {
+        let name = format!("{prefix}{topic}");
+        producer
+            .send(
+                BaseRecord::<(), [u8]>::to(&name)
+                    .payload(payload)
+                    .timestamp(1_795_000_000_000 + n as i64),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    drop(producer);
+
+    wait_success(spawn_run(&broker, &prefix));
+    let mut dead: Vec<(String, ErrorCode)> = dead_letters(&broker, &prefix)
+        .into_iter()
+        .map(|d| {
+            (
+                d.topic.trim_start_matches(prefix.as_str()).to_string(),
+                d.code,
+            )
+        })
+        .collect();
+    dead.sort();
+    let mut want: Vec<(String, ErrorCode)> = corpus
+        .iter()
+        .filter_map(|(t, _, c)| c.map(|c| (t.to_string(), c)))
+        .collect();
+    want.sort();
+    assert_eq!(dead, want);
+    let alerts = alert_changes(&broker, &prefix);
+    let last = alerts
+        .iter()
+        .filter(|c| c.alert.key == "ind-bad-test")
+        .last()
+        .unwrap();
+    assert_eq!(
+        last.alert.sightings, 3,
+        "the three valid events around the corpus all matched"
+    );
+    assert_all_committed(&broker, &prefix);
+}
+
+#[test]
+fn a_broker_restart_during_consumption_is_survived() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let data = tempfile::tempdir().unwrap();
+    let state = data.path().join("broker.state");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let broker_cmd = |script: &str| {
+        let out = Command::new(format!("{root}/deploy/kafka/{script}"))
+            .arg(port.to_string())
+            .env("FUSION_BROKER_DATA", data.path())
+            .env("FUSION_BROKER_STATE", &state)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    broker_cmd("start-broker.sh");
+    let broker = format!("127.0.0.1:{port}");
+    let result = std::panic::catch_unwind(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let scn = dir.path().join("scn");
+        fusion(&[
+            "generate",
+            "--seed",
+            "5",
+            "--events",
+            "60000",
+            "--out",
+            scn.to_str().unwrap(),
+        ]);
+        let prefix = unique("restart");
+        publish_scenario(&broker, &prefix, &scn);
+        let child = spawn_run(&broker, &prefix);
+        std::thread::sleep(Duration::from_millis(1500));
+        broker_cmd("stop-broker.sh"); // SIGKILL
+        std::thread::sleep(Duration::from_secs(3));
+        broker_cmd("start-broker.sh");
+        wait_success(child);
+
+        // The same scenario replayed from its files gives the reference alerts.
+        let reference = dir.path().join("reference.jsonl");
+        fusion(&[
+            "run",
+            "--input",
+            scn.to_str().unwrap(),
+            "--alerts-out",
+            reference.to_str().unwrap(),
+        ]);
+        let want: Vec<AlertChange> = std::fs::read_to_string(&reference)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let got = dedup(&alert_changes(&broker, &prefix));
+        assert_eq!(
+            got.keys().collect::<BTreeSet<_>>(),
+            dedup(&want).keys().collect::<BTreeSet<_>>()
+        );
+        assert_eq!(
+            dead_letters(&broker, &prefix)
+                .iter()
+                .map(|d| (d.topic.clone(), d.partition, d.offset))
+                .collect::<BTreeSet<_>>()
+                .len() as u64,
+            truth(&scn)["bad_records"].as_u64().unwrap()
+        );
+    });
+    broker_cmd("stop-broker.sh");
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
