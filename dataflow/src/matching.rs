@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::Filter;
 
 use crate::Time;
-use crate::observables::{cidr_key, event_ips, event_keys, indicator_key};
+use crate::observables::{cidr_key, event_ips, event_keys, indicator_key, key_hash};
 
 /// What a matching event contributes: who saw what, where and when.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -125,43 +125,43 @@ pub fn matches<'s>(
     indicators: VecCollection<'s, Time, Indicator>,
     retention: Retention,
 ) -> VecCollection<'s, Time, Match> {
-    // Each event is retracted again `retention` after it arrived.
-    let retained = match retention {
-        Retention::Unbounded => events,
-        Retention::Ms(ms) => events
-            .clone()
-            .concat(events.negate().delay(move |t| t.saturating_add(ms))),
-    };
-    let events = retained.map(|(ingested, ev)| {
+    // Each event is reduced at once to what matching needs (a sighting, its key
+    // hashes, its addresses), so the large event itself is not copied around.
+    let compact = events.map(|(ingested, ev)| {
         let s = Sighting::of(&ev, ingested);
-        (sighting_ref(&s), ev, s)
+        let keys: Vec<u64> = event_keys(&ev).iter().map(|k| key_hash(k)).collect();
+        (sighting_ref(&s), s, keys, event_ips(&ev))
     });
+    // Each event is retracted again `retention` after it arrived.
+    let events = match retention {
+        Retention::Unbounded => compact,
+        Retention::Ms(ms) => compact
+            .clone()
+            .concat(compact.negate().delay(move |t| t.saturating_add(ms))),
+    };
     // One sighting per event; the keys below refer to it by hash, so the
     // arrangements hold one copy of it rather than one per key.
-    let sightings = events.clone().map(|(r, _, s)| (r, s));
+    let sightings = events.clone().map(|(r, s, _, _)| (r, s));
 
-    // Exact keys: addresses, domains and parents, URLs, hashes, e-mails, wallets.
+    // Exact keys: addresses, domains and parents, URLs, hashes, e-mails, wallets;
+    // arranged by their hash (see `key_hash`), not their text.
     let exact = events
         .clone()
-        .flat_map(|(r, ev, _)| event_keys(&ev).into_iter().map(move |k| (k, r)));
+        .flat_map(|(r, _, keys, _)| keys.into_iter().map(move |k| (k, r)));
 
     // Network keys: each address masked by every prefix length present among CIDR indicators.
     let prefixes = indicators.clone().flat_map(|i| cidr_prefix(&i)).distinct();
     let networked = events
-        .flat_map(|(r, ev, _)| {
-            event_ips(&ev)
-                .into_iter()
-                .map(move |ip| (ip.is_ipv6(), (ip, r)))
-        })
+        .flat_map(|(r, _, _, ips)| ips.into_iter().map(move |ip| (ip.is_ipv6(), (ip, r))))
         .join_map(prefixes, |_family, (ip, r), len| {
-            (cidr_key(*ip, *len).unwrap_or_default(), *r)
+            (key_hash(&cidr_key(*ip, *len).unwrap_or_default()), *r)
         })
         // Two addresses of one event in the same network are one observation.
         .distinct();
 
     let keyed_indicators = indicators
         .clone()
-        .map(|i| (indicator_key(i.kind, &i.value), i));
+        .map(|i| (key_hash(&indicator_key(i.kind, &i.value)), i));
     let observed = exact
         .concat(networked)
         .join_map(keyed_indicators, |key, r, i| (*r, (key.clone(), i.clone())))
@@ -191,7 +191,7 @@ pub fn matches<'s>(
         )
     })
     .filter(|(key, m)| {
-        *key == indicator_key(m.indicator.kind, &m.indicator.value)
+        *key == key_hash(&indicator_key(m.indicator.kind, &m.indicator.value))
             && within_validity(&m.indicator, m.sighting.observed_ms)
     })
     .map(|(_, m)| m)

@@ -319,6 +319,9 @@ impl KafkaAlerts {
     }
 }
 
+/// Most records buffered while a slow partition holds the others back.
+const MAX_BUFFERED: usize = 500_000;
+
 /// One input topic's consumer.
 struct TopicReader {
     topic: Topic,
@@ -494,6 +497,32 @@ impl KafkaSource {
         Ok(fetched)
     }
 
+    /// Releases up to `max` buffered records in timestamp order, as far as every partition allows.
+    fn release(&mut self, max: usize) -> Vec<RawRecord> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            // Every partition must have a record buffered or be at its end.
+            if self
+                .partitions
+                .values()
+                .any(|p| p.queue.is_empty() && !p.at_end)
+            {
+                break;
+            }
+            let next = self
+                .partitions
+                .iter_mut()
+                .filter(|(_, p)| !p.queue.is_empty())
+                .min_by_key(|(k, p)| (p.queue.front().map(|r| r.timestamp_ms), **k));
+            let Some(rec) = next.and_then(|(_, p)| p.queue.pop_front()) else {
+                break;
+            };
+            self.watermark = Some(self.watermark.unwrap_or(i64::MIN).max(rec.timestamp_ms));
+            out.push(rec);
+        }
+        out
+    }
+
     fn check_rehydrated(&mut self) {
         if self.rehydrated_after.is_some() {
             return;
@@ -523,30 +552,22 @@ impl Source for KafkaSource {
     }
 
     fn poll(&mut self, max: usize) -> Result<Poll, SourceError> {
-        self.fetch(max)?;
-        let mut out = Vec::new();
-        while out.len() < max {
-            // Every partition must have a record buffered or be at its end.
-            if self
-                .partitions
-                .values()
-                .any(|p| p.queue.is_empty() && !p.at_end)
-            {
-                break;
-            }
-            let next = self
-                .partitions
-                .iter_mut()
-                .filter(|(_, p)| !p.queue.is_empty())
-                .min_by_key(|(k, p)| (p.queue.front().map(|r| r.timestamp_ms), **k));
-            let Some(rec) = next.and_then(|(_, p)| p.queue.pop_front()) else {
-                break;
+        loop {
+            let buffered: usize = self.partitions.values().map(|p| p.queue.len()).sum();
+            let fetched = if buffered < MAX_BUFFERED {
+                self.fetch(max)?
+            } else {
+                0
             };
-            self.watermark = Some(self.watermark.unwrap_or(i64::MIN).max(rec.timestamp_ms));
-            out.push(rec);
-        }
-        self.check_rehydrated();
-        if out.is_empty() {
+            let out = self.release(max);
+            self.check_rehydrated();
+            if !out.is_empty() {
+                return Ok(Poll::Records(out));
+            }
+            if fetched > 0 {
+                // Records came in but a partition still holds the others back: fetch on.
+                continue;
+            }
             if self
                 .partitions
                 .values()
@@ -562,7 +583,6 @@ impl Source for KafkaSource {
             std::thread::sleep(Duration::from_millis(1));
             return Ok(Poll::Idle);
         }
-        Ok(Poll::Records(out))
     }
 
     fn watermark_ms(&self) -> Option<i64> {
