@@ -4,7 +4,9 @@
 
 #![allow(clippy::print_stdout)] // The CLI's job is to print.
 
+mod delivery_cli;
 mod kafka_cli;
+mod roster;
 mod run;
 
 use std::path::PathBuf;
@@ -25,6 +27,14 @@ struct Cli {
 enum Command {
     /// Runs the fusion center (default: on the embedded scenario generator).
     Run(run::RunArgs),
+    /// Verifies and prints signed webhooks (for bureaus, drills and tests).
+    Receive(delivery_cli::ReceiveArgs),
+    /// Delivers alert changes from a file through the durable outbox until all are delivered.
+    Deliver(delivery_cli::DeliverArgs),
+    /// Prints why each field of an alert was or was not sent to a recipient.
+    ExplainDelivery(delivery_cli::ExplainArgs),
+    /// Validates a follow-the-sun roster, or shows who is on duty at an instant.
+    Roster(roster::RosterArgs),
     /// Writes a deterministic scenario as JSON lines per topic, with its ground truth.
     Generate {
         /// Seed of the scenario.
@@ -87,6 +97,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Roster(args) => roster::run(args),
+        Command::Receive(args) => delivery_cli::receive(args),
+        Command::Deliver(args) => delivery_cli::deliver(args),
+        Command::ExplainDelivery(args) => delivery_cli::explain_delivery(args),
         Command::Topics(cmd) => kafka_cli::topics(cmd),
         Command::Publish(args) => kafka_cli::publish(args).map(|_| ()),
         Command::Generate {

@@ -391,8 +391,7 @@ fn a_bad_input_corpus_lands_in_the_dead_letters_and_valid_records_pass() {
     let alerts = alert_changes(&broker, &prefix);
     let last = alerts
         .iter()
-        .filter(|c| c.alert.key == "ind-bad-test")
-        .last()
+        .rfind(|c| c.alert.key == "ind-bad-test")
         .unwrap();
     assert_eq!(
         last.alert.sightings, 3,

@@ -12,12 +12,19 @@
 //! - [`matching`]: observations meet indicators in one join, live and retroactive alike.
 //! - [`alerts`]: matches grouped into alerts with content-hash ids.
 //! - [`snapshot`]: turns output updates into consistent per-time alert changes.
+//! - [`roster`]: the follow-the-sun roster: who is on duty at every instant, and its check.
+//! - [`roster_versions`], [`duty_clock`], [`routing`]: follow-the-sun ownership, officer
+//!   actions, handover digests, SLA escalation.
 //! - [`runtime`]: runs the dataflow on timely workers fed by channels of [`schemas::Feed`].
 
 pub mod alerts;
+pub mod duty_clock;
 pub mod indicators;
 pub mod matching;
 pub mod observables;
+pub mod roster;
+pub mod roster_versions;
+pub mod routing;
 pub mod runtime;
 pub mod snapshot;
 

@@ -164,10 +164,8 @@ pub fn matches<'s>(
         .map(|i| (key_hash(&indicator_key(i.kind, &i.value)), i));
     let observed = exact
         .concat(networked)
-        .join_map(keyed_indicators, |key, r, i| (*r, (key.clone(), i.clone())))
-        .join_map(sightings, |_r, (key, i), s| {
-            (key.clone(), i.clone(), s.clone())
-        })
+        .join_map(keyed_indicators, |key, r, i| (*r, (*key, i.clone())))
+        .join_map(sightings, |_r, (key, i), s| (*key, i.clone(), s.clone()))
         .filter(|(_, i, s)| within_validity(i, s.observed_ms))
         .map(|(key, i, s)| (i.id, (key, s)));
     // Matches made while the observation was retained, kept once made: only the
@@ -183,7 +181,7 @@ pub fn matches<'s>(
     let current_by_id = indicators.map(|i| (i.id.clone(), i));
     made.join_map(current_by_id, |_id, (key, s), i| {
         (
-            key.clone(),
+            *key,
             Match {
                 indicator: i.clone(),
                 sighting: s.clone(),

@@ -22,6 +22,8 @@ pub mod input;
 pub mod json_schema;
 pub mod marking;
 pub mod osint;
+pub mod routing;
+pub mod sharing;
 pub mod stix;
 pub mod topic;
 pub mod validate;

@@ -1,0 +1,536 @@
+//! Follow-the-sun routing, SLA and escalation as views over collections.
+//!
+//! Inputs: the alert collection, officers' actions (`fusion.desk.actions`) and the
+//! roster (a collection holding the roster in force). Everything is a function of
+//! those inputs and logical time, so live operation, a restart and a replayed drill
+//! route identically:
+//!
+//! - **Duty.** The center on duty changes at every handover instant of the roster in
+//!   force ([`crate::duty_clock`]); a roster change re-routes from its own time on.
+//! - **Ownership.** An alert opens at the logical time its id first appears and is
+//!   owned by the center on duty then. At each handover (a change of the center on
+//!   duty while it is open and not closed) it moves to the incoming center; the
+//!   handover digest lists it with its state and notes, per handover instant.
+//! - **Actions** are judged at their logical time against the roster in force then:
+//!   the center on duty owns every open alert; during the handover overlap the
+//!   outgoing center may still act; escalation is open to every center; accepting a
+//!   handover is for the incoming center. Anything else is rejected (to be
+//!   dead-lettered with `not_owner`) and changes nothing. An accepted action on an
+//!   alert that is not open (unknown, or closed) has no effect.
+//! - **SLA.** An alert not acknowledged (nor closed) by `opened + deadline(severity)`
+//!   escalates *at* that logical time, with no further input: its severity is raised
+//!   one level and the next center in the rotation (the one taking the watch at the
+//!   next handover) is notified. The deadline follows the alert's current severity;
+//!   low alerts are due at the end of the watch in which they opened. An officer's
+//!   `escalate` does the same at once.
+//!
+//! Caveats: an alert retracted and later re-derived keeps its first opening time; a
+//! roster change cannot rewrite a decision already taken (judgements are kept once
+//! made, like matches in [`crate::matching`]); the cross joins with the duty and
+//! roster (one record each) run on one worker.
+
+use differential_dataflow::{AsCollection, VecCollection};
+use schemas::routing::{
+    Acceptance, AlertRouting, AlertState, DeskNote, DutyStatus, Escalation, EscalationReason,
+    HandedOverAlert, HandoverDigest, RejectedAction, SeverityCounts,
+};
+use schemas::{ActionKind, Alert, DeskAction, ErrorCode, Severity};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::vec::{Filter, Map};
+
+use crate::Time;
+use crate::duty_clock::{duty_at, duty_clock, instant, logical};
+use crate::roster::{Roster, RosterSpec, SlaSpec};
+use crate::roster_versions::roster_versions;
+
+/// The routing views.
+pub struct RoutingViews<'s> {
+    /// The center on duty: one record at every time from the first roster on.
+    pub duty: VecCollection<'s, Time, DutyStatus>,
+    /// Owner and state of every alert in the alert collection.
+    pub alerts: VecCollection<'s, Time, AlertRouting>,
+    /// Escalations (`escalated` events), one per escalated alert.
+    pub escalations: VecCollection<'s, Time, Escalation>,
+    /// Handover digests, one per handover instant (and per re-routing by a roster change).
+    pub handovers: VecCollection<'s, Time, HandoverDigest>,
+    /// Officer actions rejected for not owning the alert.
+    pub rejected: VecCollection<'s, Time, RejectedAction>,
+}
+
+/// What happens to an alert, judged at its logical time by the roster in force.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum Probe {
+    /// The alert id first appeared.
+    Opened,
+    /// An officer acted (on an alert, or accepting a handover).
+    Action(DeskAction),
+    /// The acknowledgement deadline passed.
+    Deadline,
+}
+
+/// A step in an alert's life, in the order it is folded (same time: opened first,
+/// then actions, duty change, deadline: an alert due at a handover
+/// instant escalates in the hands of the incoming center).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum Step {
+    Opened {
+        duty: Option<DutyStatus>,
+        sla: SlaSpec,
+    },
+    Action(DeskAction, Option<DutyStatus>),
+    Duty(DutyStatus),
+    Deadline(Option<DutyStatus>),
+}
+
+/// The per-alert inputs of the fold.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum Fact {
+    /// The alert is present with this severity (current, not kept).
+    Content(Severity),
+    /// Something happened at a logical time (kept once made).
+    Step(Time, Box<Step>),
+}
+
+/// What the fold of one alert yields.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum Folded {
+    Routing(AlertRouting),
+    /// Handed over at a time, from a center to a center.
+    Handed(Time, String, String, HandedOverAlert),
+}
+
+/// Per-handover inputs of the digest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum DigestPart {
+    Marker,
+    Alert(HandedOverAlert),
+    Accept(Time, String),
+}
+
+/// The records of `c`, each with the logical time it was added at; only additions
+/// count and they are kept (a later retraction does not undo them).
+fn made<'s, D>(c: VecCollection<'s, Time, D>) -> VecCollection<'s, Time, (D, Time)>
+where
+    D: differential_dataflow::ExchangeData + std::hash::Hash,
+{
+    c.consolidate()
+        .inner
+        .filter(|(_, _, diff)| *diff > 0)
+        .map(|(d, t, _)| ((d, t), t, 1))
+        .as_collection()
+        .distinct()
+}
+
+/// Judges each probe `(alert_id, time, probe)` with the roster in force at its time
+/// (the earliest roster, for probes older than every roster).
+fn judge<'s>(
+    probes: VecCollection<'s, Time, (String, Time, Probe)>,
+    versions: VecCollection<'s, Time, (RosterSpec, Time)>,
+) -> VecCollection<'s, Time, ((String, Time, Probe), (Option<DutyStatus>, SlaSpec))> {
+    let pairs = probes
+        .map(|p| ((), p))
+        .join_map(versions.map(|v| ((), v)), |_, p, v| (p.clone(), v.clone()));
+    let mut cache: Option<(RosterSpec, Roster)> = None;
+    made(pairs)
+        .map(|(pair, _)| pair)
+        .reduce_named(
+            "JudgeAtRoster",
+            |(_, te, _), versions: &[(&(RosterSpec, Time), isize)], out| {
+                let in_force = versions
+                    .iter()
+                    .filter(|(v, _)| v.1 <= *te)
+                    .max_by_key(|(v, _)| v.1)
+                    .or_else(|| versions.iter().min_by_key(|(v, _)| v.1));
+                if let Some(((spec, _), _)) = in_force {
+                    out.push((spec.clone(), 1));
+                }
+            },
+        )
+        .map(move |((id, te, probe), spec)| {
+            if cache.as_ref().is_none_or(|(s, _)| *s != spec) {
+                cache = Roster::compile(&spec).ok().map(|r| (spec.clone(), r));
+            }
+            let (duty, sla) = match &cache {
+                Some((_, roster)) => (duty_at(roster, te), roster.sla().clone()),
+                None => (None, spec.sla.clone()),
+            };
+            ((id, te, probe), (duty, sla))
+        })
+}
+
+/// Whether the officer's center may take `action` at `te` given the duty then.
+fn verdict(action: &DeskAction, te: Time, duty: Option<&DutyStatus>) -> Result<(), String> {
+    let Some(duty) = duty else {
+        return Err("no center is on duty: no roster is loaded".into());
+    };
+    match action.action {
+        ActionKind::Escalate => Ok(()),
+        ActionKind::AcceptHandover if action.center == duty.center => Ok(()),
+        ActionKind::AcceptHandover => Err(format!(
+            "only the center on duty ({}) accepts the handover, not {}",
+            duty.center, action.center
+        )),
+        _ if action.center == duty.center => Ok(()),
+        _ if duty.previous.as_deref() == Some(action.center.as_str())
+            && instant(te) < duty.overlap_until =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{} does not own alert {}: {} has held the watch since {}",
+            action.center, action.alert_id, duty.center, duty.since
+        )),
+    }
+}
+
+/// One level up (critical stays critical).
+fn raised(s: Severity) -> Severity {
+    match s {
+        Severity::Low => Severity::Medium,
+        Severity::Medium => Severity::High,
+        Severity::High | Severity::Critical => Severity::Critical,
+    }
+}
+
+/// The acknowledgement deadline of an alert of `severity` opened at `opened` (logical ms).
+fn deadline(
+    severity: Severity,
+    opened: Time,
+    duty: Option<&DutyStatus>,
+    sla: &SlaSpec,
+) -> Option<Time> {
+    let minutes = match severity {
+        Severity::Critical => sla.critical_minutes,
+        Severity::High => sla.high_minutes,
+        Severity::Medium => sla.medium_minutes,
+        Severity::Low => match sla.low_minutes {
+            Some(m) => m,
+            None => {
+                let end = duty?.next_handover?;
+                return Some(logical(end.as_millisecond()));
+            }
+        },
+    };
+    Some(opened.saturating_add(u64::from(minutes) * 60_000))
+}
+
+/// Routing over `alerts`, `actions` and the `roster` collection (see the module doc).
+pub fn routing<'s>(
+    alerts: VecCollection<'s, Time, Alert>,
+    actions: VecCollection<'s, Time, DeskAction>,
+    roster: VecCollection<'s, Time, RosterSpec>,
+) -> RoutingViews<'s> {
+    let versions = roster_versions(roster);
+    let duty = duty_clock(versions.clone());
+
+    let content = alerts.map(|a| (a.id, a.severity));
+    let ids = content.clone().map(|(id, _)| id).distinct();
+    // First appearance of each id, kept.
+    let opened = made(ids.clone()).reduce_named(
+        "AlertOpened",
+        |_id, times: &[(&Time, isize)], out: &mut Vec<(Time, isize)>| {
+            if let Some((t, _)) = times.iter().min() {
+                out.push((**t, 1));
+            }
+        },
+    );
+
+    let action_probes = made(actions).map(|(a, t)| (a.alert_id.clone(), t, Probe::Action(a)));
+    let open_probes = opened.clone().map(|(id, t)| (id, t, Probe::Opened));
+    let judged = judge(open_probes.concat(action_probes), versions.clone());
+
+    let judged_opened = judged
+        .clone()
+        .flat_map(|((id, te, p), (duty, sla))| match p {
+            Probe::Opened => Some((id, (te, duty, sla))),
+            _ => None,
+        });
+    let judged_actions = judged.flat_map(|((_, te, p), (duty, _))| match p {
+        Probe::Action(a) => Some((a, te, duty)),
+        _ => None,
+    });
+    let verdicts = judged_actions.map(|(a, te, duty)| {
+        let v = verdict(&a, te, duty.as_ref());
+        (a, te, duty, v)
+    });
+    let rejected = verdicts.clone().flat_map(|(action, te, duty, v)| {
+        v.err().map(|reason| RejectedAction {
+            action,
+            at: instant(te),
+            code: ErrorCode::NotOwner,
+            reason,
+            owner: duty.map(|d| d.center),
+        })
+    });
+    let accepted = verdicts.flat_map(|(a, te, duty, v)| v.ok().map(|()| (a, te, duty)));
+
+    // Deadlines follow the current severity; each passes at its own logical time.
+    let due = judged_opened
+        .clone()
+        .join_map(content.clone(), |id, (te, duty, sla), sev| {
+            (id.clone(), deadline(*sev, *te, duty.as_ref(), sla))
+        })
+        .flat_map(|(id, d)| d.map(|d| (id, d)));
+    let ticks = due
+        .inner
+        .map(|((id, d), t, r)| ((id, d), t.max(d), r))
+        .as_collection();
+    let deadline_steps = judge(
+        made(ticks).map(|((id, _), t)| (id, t, Probe::Deadline)),
+        versions,
+    )
+    .map(|((id, te, _), (duty, _))| (id, Fact::Step(te, Box::new(Step::Deadline(duty)))));
+
+    // Every change of duty while an alert is present, after it opened.
+    let duty_steps = made(
+        opened
+            .clone()
+            .join_map(ids.map(|id| (id, ())), |id, t, ()| ((), (id.clone(), *t)))
+            .join_map(duty.clone().map(|d| ((), d)), |_, (id, opened), d| {
+                (id.clone(), *opened, d.clone())
+            }),
+    )
+    .filter(|((_, opened, _), t)| t > opened)
+    .map(|((id, _, d), t)| (id, Fact::Step(t, Box::new(Step::Duty(d)))));
+
+    let facts = content
+        .map(|(id, sev)| (id, Fact::Content(sev)))
+        .concat(judged_opened.map(|(id, (te, duty, sla))| {
+            (id, Fact::Step(te, Box::new(Step::Opened { duty, sla })))
+        }))
+        .concat(accepted.clone().flat_map(|(a, te, duty)| {
+            (!matches!(a.action, ActionKind::AcceptHandover)).then(|| {
+                (
+                    a.alert_id.clone(),
+                    Fact::Step(te, Box::new(Step::Action(a, duty))),
+                )
+            })
+        }))
+        .concat(deadline_steps)
+        .concat(duty_steps);
+
+    let folded = facts
+        .reduce_named(
+            "AlertRoutingFold",
+            |id, facts: &[(&Fact, isize)], out: &mut Vec<(Folded, isize)>| {
+                for f in fold(id, facts) {
+                    out.push((f, 1));
+                }
+            },
+        )
+        .map(|(_, f)| f);
+
+    let routed = folded.clone().flat_map(|f| match f {
+        Folded::Routing(r) => Some(r),
+        Folded::Handed(..) => None,
+    });
+    let escalations = routed.clone().flat_map(|r| r.escalation);
+
+    // Digests: one per handover instant, with the alerts handed over and the acceptance.
+    let markers = made(duty.clone())
+        .filter(|(d, t)| d.previous.is_some() && logical(d.since.as_millisecond()) == *t)
+        .map(|(d, t)| {
+            (
+                (t, d.previous.clone().unwrap_or_default(), d.center),
+                DigestPart::Marker,
+            )
+        });
+    let handed = folded.flat_map(|f| match f {
+        Folded::Handed(t, from, to, a) => Some(((t, from, to), DigestPart::Alert(a))),
+        Folded::Routing(_) => None,
+    });
+    let accepts = accepted.flat_map(|(a, te, duty)| {
+        let duty = duty?;
+        let ActionKind::AcceptHandover = a.action else {
+            return None;
+        };
+        let since = logical(duty.since.as_millisecond());
+        Some((
+            (since, duty.previous?, duty.center),
+            DigestPart::Accept(te, a.officer_id),
+        ))
+    });
+    let handovers = markers
+        .concat(handed)
+        .concat(accepts)
+        .reduce_named(
+            "HandoverDigest",
+            |(at, from, to),
+             parts: &[(&DigestPart, isize)],
+             out: &mut Vec<(HandoverDigest, isize)>| {
+                if let Some(d) = digest(*at, from, to, parts) {
+                    out.push((d, 1));
+                }
+            },
+        )
+        .map(|(_, d)| d);
+
+    RoutingViews {
+        duty,
+        alerts: routed,
+        escalations,
+        handovers,
+        rejected,
+    }
+}
+
+/// The routing of one alert from its facts (pure; the definition the tests check).
+fn fold(id: &str, facts: &[(&Fact, isize)]) -> Vec<Folded> {
+    let Some(severity) = facts.iter().find_map(|(f, _)| match f {
+        Fact::Content(s) => Some(*s),
+        Fact::Step(..) => None,
+    }) else {
+        return Vec::new(); // Retracted: no routing.
+    };
+    let mut steps: Vec<(Time, &Step)> = facts
+        .iter()
+        .filter_map(|(f, _)| match f {
+            Fact::Step(t, s) => Some((*t, &**s)),
+            Fact::Content(_) => None,
+        })
+        .collect();
+    steps.sort();
+    let Some((opened_at, duty_at_open, sla)) = steps.iter().find_map(|(t, s)| match s {
+        Step::Opened { duty, sla } => Some((*t, duty.as_ref(), sla)),
+        _ => None,
+    }) else {
+        return Vec::new(); // Not judged yet.
+    };
+    let mut out = Vec::new();
+    let opened_by = duty_at_open.map(|d| d.center.clone()).unwrap_or_default();
+    let mut r = AlertRouting {
+        alert_id: id.to_string(),
+        owner: opened_by.clone(),
+        opened_by,
+        opened_at: instant(opened_at),
+        state: AlertState::Open,
+        severity,
+        original_severity: severity,
+        ack_deadline: deadline(severity, opened_at, duty_at_open, sla).map(instant),
+        acknowledged_by: None,
+        assigned_to: None,
+        notes: Vec::new(),
+        escalation: None,
+    };
+    for (t, step) in steps {
+        if t < opened_at || r.state.is_closed() {
+            continue;
+        }
+        let escalate = |r: &mut AlertRouting, reason, duty: Option<&DutyStatus>| {
+            if r.escalation.is_some() {
+                return;
+            }
+            let to = raised(r.severity);
+            r.escalation = Some(Escalation {
+                alert_id: r.alert_id.clone(),
+                at: instant(t),
+                reason,
+                from_severity: r.severity,
+                to_severity: to,
+                owner: r.owner.clone(),
+                notified: duty.and_then(|d| d.next_center.clone()),
+            });
+            r.severity = to;
+        };
+        match step {
+            Step::Opened { .. } => {}
+            Step::Action(a, duty) => match &a.action {
+                ActionKind::Acknowledge => {
+                    if r.state == AlertState::Open {
+                        r.state = AlertState::Acknowledged;
+                        r.acknowledged_by = Some(a.officer_id.clone());
+                    }
+                }
+                ActionKind::Assign { officer_id } => r.assigned_to = Some(officer_id.clone()),
+                ActionKind::Note { text } => r.notes.push(DeskNote {
+                    officer_id: a.officer_id.clone(),
+                    center: a.center.clone(),
+                    text: text.clone(),
+                    at: instant(t),
+                }),
+                ActionKind::Escalate => {
+                    let reason = EscalationReason::Officer {
+                        officer_id: a.officer_id.clone(),
+                        center: a.center.clone(),
+                    };
+                    escalate(&mut r, reason, duty.as_ref());
+                }
+                ActionKind::Resolve => r.state = AlertState::Resolved,
+                ActionKind::FalsePositive => r.state = AlertState::FalsePositive,
+                ActionKind::AcceptHandover => {}
+            },
+            Step::Deadline(duty) => {
+                if r.state == AlertState::Open {
+                    escalate(&mut r, EscalationReason::Deadline, duty.as_ref());
+                }
+            }
+            Step::Duty(d) => {
+                if d.center != r.owner {
+                    if !r.owner.is_empty() {
+                        out.push(Folded::Handed(
+                            t,
+                            r.owner.clone(),
+                            d.center.clone(),
+                            HandedOverAlert {
+                                alert_id: r.alert_id.clone(),
+                                severity: r.severity,
+                                state: r.state,
+                                opened_at: r.opened_at,
+                                assigned_to: r.assigned_to.clone(),
+                                notes: r.notes.clone(),
+                            },
+                        ));
+                    }
+                    r.owner = d.center.clone();
+                }
+            }
+        }
+    }
+    out.push(Folded::Routing(r));
+    out
+}
+
+/// The digest of the handover at `at` from `from` to `to` (pure).
+fn digest(
+    at: Time,
+    from: &str,
+    to: &str,
+    parts: &[(&DigestPart, isize)],
+) -> Option<HandoverDigest> {
+    let mut d = HandoverDigest {
+        at: instant(at),
+        from: from.to_string(),
+        to: to.to_string(),
+        counts: SeverityCounts::default(),
+        oldest_unacknowledged: None,
+        alerts: Vec::new(),
+        accepted: None,
+    };
+    let mut marked = false;
+    let mut accepts: Vec<(Time, &str)> = Vec::new();
+    for (p, _) in parts {
+        match p {
+            DigestPart::Marker => marked = true,
+            DigestPart::Alert(a) => d.alerts.push(a.clone()),
+            DigestPart::Accept(t, officer) => accepts.push((*t, officer)),
+        }
+    }
+    if !marked && d.alerts.is_empty() {
+        return None;
+    }
+    d.alerts.sort_by(|a, b| a.alert_id.cmp(&b.alert_id));
+    for a in &d.alerts {
+        d.counts.add(a.severity);
+    }
+    d.oldest_unacknowledged = d
+        .alerts
+        .iter()
+        .filter(|a| a.state == AlertState::Open)
+        .min_by(|a, b| (a.opened_at, &a.alert_id).cmp(&(b.opened_at, &b.alert_id)))
+        .map(|a| a.alert_id.clone());
+    d.accepted = accepts.into_iter().min().map(|(t, officer)| Acceptance {
+        officer_id: officer.to_string(),
+        at: instant(t),
+    });
+    Some(d)
+}

@@ -1,0 +1,312 @@
+//! Property tests of the egress rule over random (alert, marking, sharing list, recipient) cases:
+//! nothing reaches a recipient outside the set TLP 2.0 and the owner allow, no
+//! personal data reaches a recipient not entitled to it, and the same inputs
+//! give byte-identical payloads.
+
+#![allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use schemas::alert::{Alert, IndicatorRef, Severity};
+use schemas::indicator::{IndicatorKind, SourceKind};
+use schemas::marking::{Marking, Tlp};
+use schemas::sharing::{
+    Decision, Interest, PersonalData, Policy, Recipient, RecipientKind, decide, explain,
+    marking_allows, personal_values,
+};
+
+const IDS: [&str; 6] = [
+    "ncb-fr",
+    "ncb-de",
+    "ncb-ar",
+    "ncb-sg",
+    "partner-x",
+    "desk-lyon",
+];
+const ORGS: [&str; 5] = ["org-a", "org-b", "ncb-fr", "partner-x", "fusion"];
+const COUNTRIES: [&str; 4] = ["FR", "DE", "AR", "SG"];
+
+fn tlp() -> impl Strategy<Value = Tlp> {
+    prop_oneof![
+        Just(Tlp::Clear),
+        Just(Tlp::Green),
+        Just(Tlp::Amber),
+        Just(Tlp::AmberStrict),
+        Just(Tlp::Red)
+    ]
+}
+
+fn severity() -> impl Strategy<Value = Severity> {
+    prop_oneof![
+        Just(Severity::Low),
+        Just(Severity::Medium),
+        Just(Severity::High),
+        Just(Severity::Critical)
+    ]
+}
+
+fn kind() -> impl Strategy<Value = IndicatorKind> {
+    prop_oneof![
+        Just(IndicatorKind::Ipv4),
+        Just(IndicatorKind::Domain),
+        Just(IndicatorKind::Email)
+    ]
+}
+
+fn marking() -> impl Strategy<Value = Marking> {
+    let owner = prop_oneof![
+        Just("org-a".to_string()),
+        Just("org-b".to_string()),
+        Just("partner-x".to_string()),
+        Just("org-a+org-b".to_string()),
+    ];
+    let pool: Vec<&str> = IDS
+        .iter()
+        .chain(ORGS.iter())
+        .chain(COUNTRIES.iter())
+        .copied()
+        .collect();
+    let sharing = proptest::sample::subsequence(pool.clone(), 0..=pool.len()).prop_map(|v| {
+        let mut v: Vec<String> = v.into_iter().map(String::from).collect();
+        v.sort();
+        v.dedup();
+        v
+    });
+    (tlp(), owner, sharing).prop_map(|(tlp, owner, sharing)| Marking {
+        tlp,
+        owner,
+        sharing,
+    })
+}
+
+fn recipient() -> impl Strategy<Value = Recipient> {
+    let rkind = prop_oneof![
+        Just(RecipientKind::Bureau),
+        Just(RecipientKind::Partner),
+        Just(RecipientKind::Officer),
+        Just(RecipientKind::Public)
+    ];
+    let interest = (
+        proptest::sample::subsequence(COUNTRIES.to_vec(), 0..=2),
+        proptest::sample::subsequence(
+            vec![
+                IndicatorKind::Ipv4,
+                IndicatorKind::Domain,
+                IndicatorKind::Email,
+            ],
+            0..=2,
+        ),
+        proptest::option::of(severity()),
+    )
+        .prop_map(|(c, kinds, min_severity)| Interest {
+            countries: c.into_iter().map(String::from).collect(),
+            kinds,
+            min_severity,
+        });
+    (
+        proptest::sample::select(IDS.to_vec()),
+        rkind,
+        proptest::sample::select(ORGS.to_vec()),
+        proptest::option::of(proptest::sample::select(COUNTRIES.to_vec())),
+        tlp(),
+        any::<bool>(),
+        proptest::bool::weighted(0.1),
+        interest,
+    )
+        .prop_map(
+            |(id, kind, org, country, clearance, personal_data, drill, interest)| Recipient {
+                id: id.to_string(),
+                kind,
+                organisation: org.to_string(),
+                country: country.map(String::from),
+                clearance,
+                personal_data,
+                drill,
+                interest,
+            },
+        )
+}
+
+fn alert() -> impl Strategy<Value = Alert> {
+    (
+        marking(),
+        severity(),
+        kind(),
+        0u8..50,
+        proptest::collection::btree_set((0u8..4, 0u8..=255), 0..6),
+        proptest::collection::btree_set(0u16..500, 0..4),
+        proptest::sample::subsequence(COUNTRIES.to_vec(), 1..=3),
+        0u8..4,
+        proptest::bool::weighted(0.1),
+    )
+        .prop_map(
+            |(marking, severity, kind, n, victims, accounts, countries, title_mode, drill)| {
+                let victim_ips: Vec<IpAddr> = victims
+                    .iter()
+                    .map(|&(c, d)| IpAddr::V4(Ipv4Addr::new(10, 200, c, d)))
+                    .collect();
+                let accounts: Vec<String> = accounts
+                    .iter()
+                    .map(|a| format!("victim{a}@mail.example"))
+                    .collect();
+                let value = match kind {
+                    IndicatorKind::Ipv4 => format!("198.51.100.{n}"),
+                    IndicatorKind::Email => format!("actor{n}@evil.example"),
+                    _ => format!("c2-{n}.evil.example"),
+                };
+                // Titles that carry personal data too, to check free text is scrubbed.
+                let title = match (title_mode, victim_ips.first(), accounts.first()) {
+                    (1, Some(ip), _) => format!("{value} contacted by {ip}"),
+                    (2, _, Some(a)) => format!("{value} mailed {a}"),
+                    _ => format!("{} {value} seen", kind.as_str()),
+                };
+                let t = |s: i64| schemas::Timestamp::from_second(1_790_000_000 + s).unwrap();
+                Alert {
+                    schema_version: 1,
+                    id: format!("{:016x}", u64::from(n) * 7919),
+                    rule: "indicator_match".to_string(),
+                    rule_version: 1,
+                    key: format!("ind-{n}"),
+                    window_start: t(0),
+                    window_end: t(3600),
+                    severity,
+                    title,
+                    indicator: IndicatorRef {
+                        id: format!("ind-{n}"),
+                        kind,
+                        value,
+                        source_kind: SourceKind::Partner,
+                        source_id: "partner-x".to_string(),
+                        confidence: 80,
+                        created: t(-100),
+                    },
+                    marking,
+                    first_seen: t(10),
+                    last_seen: t(20),
+                    sightings: 3,
+                    sensors: 2,
+                    victims: victim_ips.len() as u32,
+                    victim_ips,
+                    accounts,
+                    countries: countries.into_iter().map(String::from).collect(),
+                    retroactive_sightings: 0,
+                    event_ids: vec!["ev-1".to_string(), "ev-2".to_string()],
+                    drill,
+                }
+            },
+        )
+}
+
+/// The allowed set written independently of the rule, as TLP 2.0 states it.
+fn oracle_allows(m: &Marking, r: &Recipient) -> bool {
+    let owners: Vec<&str> = m.owner.split('+').collect();
+    let is_sole_owner = owners.len() == 1 && owners[0] == r.organisation;
+    // A bureau is also named by its country.
+    let named = m.sharing.contains(&r.id)
+        || (r.kind == RecipientKind::Bureau
+            && r.country.as_ref().is_some_and(|c| m.sharing.contains(c)));
+    let listed = named || m.sharing.contains(&r.organisation);
+    let community = matches!(r.kind, RecipientKind::Bureau | RecipientKind::Officer);
+    let by_tlp = match m.tlp {
+        Tlp::Red => named || is_sole_owner,
+        Tlp::AmberStrict => is_sole_owner,
+        Tlp::Amber => listed || is_sole_owner,
+        Tlp::Green => community || listed || is_sole_owner,
+        Tlp::Clear => true,
+    };
+    by_tlp && m.tlp <= r.clearance
+}
+
+fn interested(a: &Alert, i: &Interest) -> bool {
+    (i.countries.is_empty() || a.countries.iter().any(|c| i.countries.contains(c)))
+        && (i.kinds.is_empty() || i.kinds.contains(&a.indicator.kind))
+        && i.min_severity.is_none_or(|m| a.severity >= m)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn delivered_exactly_to_the_allowed_set(a in alert(), r in recipient()) {
+        let policy = Policy::new(b"test-pseudonym-key".to_vec());
+        let allowed = oracle_allows(&a.marking, &r) && a.drill == r.drill && interested(&a, &r.interest);
+        let d = decide(&a, &r, &policy);
+        prop_assert_eq!(matches!(d, Decision::Deliver(_)), allowed, "decision {:?}", d);
+        prop_assert_eq!(marking_allows(&a.marking, &r).is_ok(), oracle_allows(&a.marking, &r));
+        if let Decision::Deliver(_) = d {
+            let owners: Vec<&str> = a.marking.owner.split('+').collect();
+            let sole = owners.len() == 1 && owners[0] == r.organisation;
+            match a.marking.tlp {
+                Tlp::Red => prop_assert!(
+                    a.marking.sharing.contains(&r.id)
+                        || (r.kind == RecipientKind::Bureau
+                            && r.country.as_ref().is_some_and(|c| a.marking.sharing.contains(c)))
+                        || sole
+                ),
+                Tlp::AmberStrict => prop_assert!(sole),
+                _ => {}
+            }
+            prop_assert!(a.marking.tlp <= r.clearance);
+        }
+    }
+
+    #[test]
+    fn no_personal_data_to_recipients_not_entitled(a in alert(), r in recipient()) {
+        let policy = Policy::new(b"test-pseudonym-key".to_vec());
+        // Drop the other checks so every case exercises redaction.
+        let r = Recipient { clearance: Tlp::Red, drill: a.drill, interest: Interest::default(), ..r };
+        let mut a = a;
+        a.marking.tlp = Tlp::Clear;
+        let Decision::Deliver(view) = decide(&a, &r, &policy) else {
+            return Err(TestCaseError::fail("CLEAR alert withheld"));
+        };
+        let text = String::from_utf8(view.to_bytes()).unwrap();
+        let personal = personal_values(&a);
+        if r.personal_data {
+            prop_assert_eq!(view.personal_data, PersonalData::Clear);
+            for v in &personal {
+                prop_assert!(text.contains(v.as_str()), "{} missing for an entitled recipient", v);
+            }
+        } else {
+            prop_assert_eq!(view.personal_data, PersonalData::Pseudonymised);
+            for v in &personal {
+                prop_assert!(!text.contains(v.as_str()), "{} leaked in {}", v, text);
+            }
+            prop_assert!(view.victim_ips.iter().chain(&view.accounts).all(|p| p.starts_with("pseud:")));
+            prop_assert_eq!(view.victim_ips.len(), a.victim_ips.len());
+            // The same victim gets the same pseudonym in this recipient's view.
+            for ip in &a.victim_ips {
+                prop_assert!(view.victim_ips.contains(&policy.pseudonym(&r.id, &ip.to_string())));
+            }
+        }
+    }
+
+    #[test]
+    fn same_inputs_give_byte_identical_payloads(a in alert(), r in recipient()) {
+        let policy = Policy::new(b"test-pseudonym-key".to_vec());
+        let first = decide(&a, &r, &policy);
+        let again = decide(&a.clone(), &r.clone(), &Policy::new(b"test-pseudonym-key".to_vec()));
+        match (first, again) {
+            (Decision::Deliver(x), Decision::Deliver(y)) => prop_assert_eq!(x.to_bytes(), y.to_bytes()),
+            (Decision::Withhold(x), Decision::Withhold(y)) => prop_assert_eq!(x, y),
+            _ => return Err(TestCaseError::fail("different decisions for the same inputs")),
+        }
+        // The explanation agrees with the decision.
+        let e = explain(&a, &r, &policy);
+        prop_assert_eq!(e.decision, decide(&a, &r, &policy));
+    }
+}
+
+#[test]
+fn explanation_names_every_field() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let a = alert().new_tree(&mut runner).unwrap().current();
+    let r = recipient().new_tree(&mut runner).unwrap().current();
+    let text = explain(&a, &r, &Policy::new(b"k".to_vec())).to_string();
+    for field in ["victim_ips", "accounts", "title", "indicator", "marking"] {
+        assert!(text.contains(field), "{field} missing from:\n{text}");
+    }
+    assert!(text.contains("decision: "));
+}
