@@ -319,9 +319,6 @@ impl KafkaAlerts {
     }
 }
 
-/// Most records buffered while a slow partition holds the others back.
-const MAX_BUFFERED: usize = 500_000;
-
 /// One input topic's consumer.
 struct TopicReader {
     topic: Topic,
@@ -553,12 +550,9 @@ impl Source for KafkaSource {
 
     fn poll(&mut self, max: usize) -> Result<Poll, SourceError> {
         loop {
-            let buffered: usize = self.partitions.values().map(|p| p.queue.len()).sum();
-            let fetched = if buffered < MAX_BUFFERED {
-                self.fetch(max)?
-            } else {
-                0
-            };
+            // Always drain the client's queue: the record a waiting partition needs may be
+            // queued behind others, so refusing to fetch here could stall for good.
+            let fetched = self.fetch(max)?;
             let out = self.release(max);
             self.check_rehydrated();
             if !out.is_empty() {
