@@ -65,6 +65,12 @@ pub struct RunArgs {
     /// campaign into seconds and would otherwise grow without bound.
     #[arg(long, value_parser = crate::parse_duration)]
     retention: Option<Duration>,
+    /// Deliver alerts by signed webhooks to the bureaus and partners of this subscriptions file.
+    #[arg(long)]
+    subscriptions: Option<PathBuf>,
+    /// Directory of the durable delivery outbox (with --subscriptions).
+    #[arg(long, default_value = "fusion-outbox")]
+    outbox: PathBuf,
     /// Records larger than this many bytes are dead-lettered unparsed.
     #[arg(long, default_value_t = 1024 * 1024)]
     max_record_bytes: usize,
@@ -81,6 +87,13 @@ struct OutputStats {
 
 /// Bound of each worker's input channel: back-pressure on the source when the dataflow lags.
 const FEED_CAPACITY: usize = 65_536;
+
+/// Partner feedback is queued once per this much logical time.
+const FEEDBACK_EVERY_MS: u64 = 60_000;
+
+/// How long a stopping run gives the outbox to deliver what is pending (the rest
+/// stays in the outbox for the next run).
+const DELIVERY_GRACE: Duration = Duration::from_secs(10);
 
 /// How long a stopping run waits for its last outputs to become durable before it
 /// commits what it can (the rest is read again on restart).
@@ -130,6 +143,38 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         (None, None) => Box::new(MemoryDeadLetters::with_limit(0)),
     };
     let alerts_topic = kafka.as_ref().map(KafkaAlerts::new).transpose()?;
+    let outbox = match &args.subscriptions {
+        Some(path) => {
+            let subs = delivery::Subscriptions::load(path)
+                .with_context(|| format!("cannot load the subscriptions {}", path.display()))?;
+            Some(
+                delivery::Outbox::open(&args.outbox, subs, delivery::OutboxConfig::default())
+                    .with_context(|| format!("cannot open the outbox {}", args.outbox.display()))?,
+            )
+        }
+        None => None,
+    };
+    let (stop_delivery, delivery_shutdown) = tokio::sync::watch::channel(false);
+    let delivery_thread = match &outbox {
+        Some(outbox) => {
+            let outbox = outbox.clone();
+            Some(std::thread::Builder::new().name("delivery".into()).spawn(
+                move || -> anyhow::Result<()> {
+                    let rt = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .thread_name("delivery-worker")
+                        .enable_all()
+                        .build()?;
+                    rt.block_on(async move {
+                        let workers = outbox.spawn(delivery_shutdown);
+                        workers.join_all().await;
+                    });
+                    Ok(())
+                },
+            )?)
+        }
+        None => None,
+    };
     // Logical times before this are durable downstream: offsets below them may be committed.
     let durable = Arc::new(AtomicU64::new(0));
     let mut alerts_out = match &args.alerts_out {
@@ -187,10 +232,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let output = {
         let stats = Arc::clone(&out_stats);
         let durable = Arc::clone(&durable);
+        let outbox = outbox.clone();
         std::thread::Builder::new()
             .name("alert-output".into())
             .spawn(move || -> anyhow::Result<()> {
                 let mut snaps = Snapshots::new();
+                let mut sightings = delivery::feedback::Sightings::default();
+                let mut last_feedback: u64 = 0;
                 for msg in out_rx {
                     match msg {
                         Output::Alert(alert, time, diff) => snaps.update(*alert, time, diff),
@@ -205,6 +253,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                                     stats.alert_changes.fetch_add(1, Ordering::Relaxed);
                                     if let Some(topic) = &alerts_topic {
                                         topic.send(c)?;
+                                    }
+                                    if let Some(outbox) = &outbox {
+                                        // Durable before the offsets behind it are committed.
+                                        outbox.enqueue(c)?;
+                                        sightings.observe(c);
                                     }
                                     if let Some(out) = alerts_out.as_mut() {
                                         serde_json::to_writer(&mut *out, c)?;
@@ -222,6 +275,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                                 && !closed.is_empty()
                             {
                                 topic.flush()?;
+                            }
+                            if let Some(outbox) = &outbox
+                                && let Some((time, _)) = closed.last()
+                                && time.saturating_sub(last_feedback) >= FEEDBACK_EVERY_MS
+                            {
+                                last_feedback = *time;
+                                outbox.enqueue_feedback(&sightings, *time)?;
                             }
                             durable.store(frontier, Ordering::Release);
                             stats
@@ -290,6 +350,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     output
         .join()
         .map_err(|_| anyhow!("the alert output thread panicked"))??;
+    if let (Some(outbox), Some(thread)) = (&outbox, delivery_thread) {
+        let grace = Instant::now();
+        while outbox.pending().unwrap_or(0) > 0 && grace.elapsed() < DELIVERY_GRACE {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = stop_delivery.send(true);
+        thread
+            .join()
+            .map_err(|_| anyhow!("the delivery thread panicked"))??;
+        println!(
+            "delivery: {} message(s) still pending in {}",
+            outbox.pending().unwrap_or(0),
+            args.outbox.display()
+        );
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let events = ingest_stats.events.load(Ordering::Relaxed);
     summary(elapsed, events as f64 / elapsed.max(1e-9));

@@ -228,3 +228,86 @@ fn embedded_run_stops_cleanly_on_ctrl_c() {
     );
     assert!(stdout.contains("done:"), "a final summary was printed");
 }
+
+#[test]
+fn run_delivers_alerts_to_a_bureau_by_signed_webhook() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let scn = dir.path().join("scn");
+    fusion(&[
+        "generate",
+        "--seed",
+        "4",
+        "--events",
+        "30000",
+        "--out",
+        scn.to_str().unwrap(),
+    ]);
+    // A Standard Webhooks secret ("whsec_" + base64 of 24 bytes).
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    std::fs::write(dir.path().join("hook.whsec"), secret).unwrap();
+    std::fs::write(dir.path().join("key"), "run-test-pseudonym-key").unwrap();
+    let received = dir.path().join("received.jsonl");
+    let mut receiver = Command::new(env!("CARGO_BIN_EXE_fusion"))
+        .args(["receive", "--port", "0", "--secret-file"])
+        .arg(dir.path().join("hook.whsec"))
+        .arg("--out")
+        .arg(&received)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(receiver.stdout.take().unwrap()).lines();
+    let url = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let subs = dir.path().join("subscriptions.toml");
+    std::fs::write(
+        &subs,
+        format!(
+            "pseudonym_key = {{ secret_file = \"key\" }}\n\
+             [[bureau]]\nid = \"ncb-fr\"\ncountry = \"FR\"\nendpoint = \"{url}\"\n\
+             secret_file = \"hook.whsec\"\nclearance = \"RED\"\npersonal_data = false\n"
+        ),
+    )
+    .unwrap();
+    let alerts = dir.path().join("alerts.jsonl");
+    let outbox = dir.path().join("outbox");
+    let out = Command::new(env!("CARGO_BIN_EXE_fusion"))
+        .args(["run", "--input", scn.to_str().unwrap(), "--alerts-out"])
+        .arg(&alerts)
+        .arg("--subscriptions")
+        .arg(&subs)
+        .arg("--outbox")
+        .arg(&outbox)
+        .output()
+        .unwrap();
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("delivery: 0 message(s) still pending"),
+        "{stdout}"
+    );
+    let got = std::fs::read_to_string(&received).unwrap_or_default();
+    let bodies: Vec<Value> = got
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!bodies.is_empty(), "the bureau received alerts");
+    // Nothing the bureau got is outside what the owners allow France (the sharing list or GREEN/CLEAR).
+    let text = got.to_lowercase();
+    assert!(
+        !text.contains("amber+strict"),
+        "AMBER+STRICT never leaves its owner"
+    );
+}
