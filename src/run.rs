@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use clap::Args;
+use std::collections::BTreeMap;
+
 use dataflow::matching::Retention;
+use dataflow::roster::{Roster, RosterSpec};
 use dataflow::runtime::Output;
 use dataflow::snapshot::Snapshots;
 use ingest::embedded::{EmbeddedSource, wall_clock};
@@ -19,6 +22,7 @@ use ingest::{
     DeadLetterSink, IngestConfig, IngestStats, Ingestor, JsonLinesDeadLetters, MemoryDeadLetters,
     Router, Source,
 };
+use schemas::routing::{AlertRouting, DutyStatus, Escalation, HandoverDigest, RejectedAction};
 
 /// Options of `fusion run`.
 #[derive(Args, Debug)]
@@ -65,6 +69,14 @@ pub struct RunArgs {
     /// campaign into seconds and would otherwise grow without bound.
     #[arg(long, value_parser = crate::parse_duration)]
     retention: Option<Duration>,
+    /// Follow-the-sun roster: alerts are routed to the center on duty, handed over and
+    /// escalated. Default: deploy/config/roster.toml when present.
+    #[arg(long)]
+    roster: Option<PathBuf>,
+    /// Write routing changes (owner and state per alert, escalations, handover digests,
+    /// duty changes, rejected officer actions) as JSON lines to this file.
+    #[arg(long)]
+    routing_out: Option<PathBuf>,
     /// Deliver alerts by signed webhooks to the bureaus and partners of this subscriptions file.
     #[arg(long)]
     subscriptions: Option<PathBuf>,
@@ -76,9 +88,55 @@ pub struct RunArgs {
     max_record_bytes: usize,
 }
 
+/// One change of a routing view, as written to `--routing-out`.
+#[derive(serde::Serialize)]
+#[serde(tag = "view", rename_all = "snake_case")]
+enum RoutingChange {
+    Alert { diff: isize, routing: AlertRouting },
+    Escalation { diff: isize, escalation: Escalation },
+    Handover { diff: isize, digest: HandoverDigest },
+    Duty { diff: isize, duty: DutyStatus },
+    Rejected { diff: isize, action: RejectedAction },
+}
+
+/// The roster at `path`, or at deploy/config/roster.toml when none is named and it exists;
+/// a roster that fails its check for the next two years is refused.
+fn load_roster(path: Option<&std::path::Path>) -> anyhow::Result<Option<RosterSpec>> {
+    let default = std::path::Path::new("deploy/config/roster.toml");
+    let path = match path {
+        Some(p) => p,
+        None if default.exists() => default,
+        None => {
+            tracing::info!("no roster: alerts are not routed (give --roster FILE)");
+            return Ok(None);
+        }
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the roster {}", path.display()))?;
+    let roster = Roster::from_toml(&text)
+        .with_context(|| format!("the roster {} is not valid", path.display()))?;
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let findings = roster.check(today, 730);
+    if !findings.is_empty() {
+        let zones = roster.zones();
+        let listed: Vec<String> = findings.iter().map(|f| f.describe(&zones)).collect();
+        anyhow::bail!(
+            "the roster {} fails its check (`fusion roster check` for details):\n{}",
+            path.display(),
+            listed.join("\n")
+        );
+    }
+    tracing::info!(roster = %path.display(), "routing alerts with the roster");
+    Ok(Some(dataflow::roster::parse(&text)?))
+}
+
 /// What the output side has seen.
 #[derive(Default)]
 struct OutputStats {
+    on_duty: std::sync::Mutex<String>,
+    rejected_actions: AtomicU64,
     matches: AtomicI64,
     open_alerts: AtomicUsize,
     alert_changes: AtomicU64,
@@ -195,6 +253,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let (out_tx, out_rx) = crossbeam_channel::unbounded::<Output>();
 
+    let roster = load_roster(args.roster.as_deref())?;
     let retention = args
         .retention
         .unwrap_or(if args.kafka.is_none() && args.input.is_none() {
@@ -205,7 +264,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let retention = Retention::Ms(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX));
     let dataflow = std::thread::Builder::new()
         .name("dataflow".into())
-        .spawn(move || dataflow::runtime::run(receivers, retention, out_tx))?;
+        .spawn(move || dataflow::runtime::run(receivers, retention, roster, out_tx))?;
 
     let ingest_stats = Arc::new(IngestStats::default());
     let ingest = {
@@ -233,12 +292,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let stats = Arc::clone(&out_stats);
         let durable = Arc::clone(&durable);
         let outbox = outbox.clone();
+        let mut routing_out = match &args.routing_out {
+            Some(path) => {
+                Some(BufWriter::new(File::create(path).with_context(|| {
+                    format!("cannot create {}", path.display())
+                })?))
+            }
+            None => None,
+        };
+        let rejected_topic = kafka.as_ref().map(KafkaDeadLetters::new).transpose()?;
+        let topic_prefix = args.topic_prefix.clone();
         std::thread::Builder::new()
             .name("alert-output".into())
             .spawn(move || -> anyhow::Result<()> {
                 let mut snaps = Snapshots::new();
                 let mut sightings = delivery::feedback::Sightings::default();
                 let mut last_feedback: u64 = 0;
+                let mut routing: BTreeMap<u64, Vec<RoutingChange>> = BTreeMap::new();
+                let mut rejected_topic = rejected_topic;
                 for msg in out_rx {
                     match msg {
                         Output::Alert(alert, time, diff) => snaps.update(*alert, time, diff),
@@ -246,7 +317,66 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                             stats.matches.fetch_add(diff as i64, Ordering::Relaxed);
                         }
                         Output::InputEnd(time) => snaps.input_ended(time),
+                        Output::Routing(r, time, diff) => routing
+                            .entry(time)
+                            .or_default()
+                            .push(RoutingChange::Alert { diff, routing: *r }),
+                        Output::Escalation(r, time, diff) => {
+                            routing
+                                .entry(time)
+                                .or_default()
+                                .push(RoutingChange::Escalation {
+                                    diff,
+                                    escalation: *r,
+                                })
+                        }
+                        Output::Handover(r, time, diff) => routing
+                            .entry(time)
+                            .or_default()
+                            .push(RoutingChange::Handover { diff, digest: *r }),
+                        Output::Duty(r, time, diff) => routing
+                            .entry(time)
+                            .or_default()
+                            .push(RoutingChange::Duty { diff, duty: *r }),
+                        Output::Rejected(r, time, diff) => routing
+                            .entry(time)
+                            .or_default()
+                            .push(RoutingChange::Rejected { diff, action: *r }),
                         Output::Closed(frontier) => {
+                            let bound = snaps.bound(frontier);
+                            let still_open = routing.split_off(&bound);
+                            for (time, changes) in std::mem::replace(&mut routing, still_open) {
+                                for change in changes {
+                                    if let RoutingChange::Duty { diff, duty } = &change
+                                        && *diff > 0
+                                        && let Ok(mut d) = stats.on_duty.lock()
+                                    {
+                                        d.clone_from(&duty.center);
+                                    }
+                                    if let RoutingChange::Rejected { diff, action } = &change
+                                        && *diff > 0
+                                    {
+                                        stats.rejected_actions.fetch_add(1, Ordering::Relaxed);
+                                        if let Some(sink) = rejected_topic.as_mut() {
+                                            let topic = format!("{topic_prefix}desk.actions");
+                                            sink.send(action.dead_letter(&topic))?;
+                                        }
+                                    }
+                                    if let Some(out) = routing_out.as_mut() {
+                                        serde_json::to_writer(
+                                            &mut *out,
+                                            &serde_json::json!({"time": time, "change": change}),
+                                        )?;
+                                        out.write_all(b"\n")?;
+                                    }
+                                }
+                            }
+                            if let Some(out) = routing_out.as_mut() {
+                                out.flush()?;
+                            }
+                            if let Some(sink) = rejected_topic.as_mut() {
+                                sink.flush()?;
+                            }
                             let closed = snaps.close_before(frontier);
                             for (_, changes) in &closed {
                                 for c in changes {
@@ -317,13 +447,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             ""
         };
         println!(
-            "[{elapsed:6.1}s]{status} events/s {rate:>9.0} | events {:>9} | indicators {:>6} | matches {:>7} | open alerts {:>5} ({} retroactive) | dead letters {:>5}",
+            "[{elapsed:6.1}s]{status} events/s {rate:>9.0} | events {:>9} | indicators {:>6} | matches {:>7} | open alerts {:>5} ({} retroactive) | dead letters {:>5}{}",
             i.events.load(Ordering::Relaxed),
             i.indicators.load(Ordering::Relaxed),
             o.matches.load(Ordering::Relaxed),
             o.open_alerts.load(Ordering::Relaxed),
             o.retroactive_alerts.load(Ordering::Relaxed),
             i.dead_letters.load(Ordering::Relaxed),
+            match o.on_duty.lock().map(|d| d.clone()) {
+                Ok(d) if !d.is_empty() => format!(
+                    " | on duty {d} | rejected actions {}",
+                    o.rejected_actions.load(Ordering::Relaxed)
+                ),
+                _ => String::new(),
+            },
         );
     };
     while !ingest.is_finished() {

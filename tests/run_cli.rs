@@ -311,3 +311,82 @@ fn run_delivers_alerts_to_a_bureau_by_signed_webhook() {
         "AMBER+STRICT never leaves its owner"
     );
 }
+
+#[test]
+fn run_routes_alerts_to_the_center_on_duty_and_rejects_cross_center_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let scn = dir.path().join("scn");
+    // The scenario starts 2026-11-01T00:00Z: Singapore holds the watch until Lyon takes it at 08:00Z.
+    fusion(&[
+        "generate",
+        "--seed",
+        "4",
+        "--events",
+        "30000",
+        "--out",
+        scn.to_str().unwrap(),
+    ]);
+    let roster = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/config/roster.toml");
+    let routing = |name: &str| -> Vec<Value> {
+        let out = dir.path().join(name);
+        fusion(&[
+            "run",
+            "--input",
+            scn.to_str().unwrap(),
+            "--roster",
+            roster,
+            "--routing-out",
+            out.to_str().unwrap(),
+        ]);
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let first = routing("r1.jsonl");
+    let owned: Vec<&Value> = first
+        .iter()
+        .filter(|v| v["change"]["view"] == "alert" && v["change"]["diff"] == 1)
+        .map(|v| &v["change"]["routing"])
+        .collect();
+    assert!(!owned.is_empty());
+    assert!(
+        owned.iter().all(|r| r["owner"] == "Singapore"),
+        "opened during Singapore's watch"
+    );
+    let alert = owned[0];
+    let id = alert["alert_id"].as_str().unwrap();
+    let opened: jiff::Timestamp = alert["opened_at"].as_str().unwrap().parse().unwrap();
+    let at = |secs: i64| {
+        opened
+            .checked_add(jiff::SignedDuration::from_secs(secs))
+            .unwrap()
+    };
+    std::fs::write(
+        scn.join("desk.actions.jsonl"),
+        format!(
+            "{{\"schema_version\":1,\"action_id\":\"a-lyon\",\"alert_id\":\"{id}\",\"officer_id\":\"lyon-1\",\"center\":\"Lyon\",\"at\":\"{}\",\"action\":{{\"kind\":\"acknowledge\"}}}}\n\
+             {{\"schema_version\":1,\"action_id\":\"a-sg\",\"alert_id\":\"{id}\",\"officer_id\":\"sg-1\",\"center\":\"Singapore\",\"at\":\"{}\",\"action\":{{\"kind\":\"acknowledge\"}}}}\n",
+            at(2),
+            at(3)
+        ),
+    )
+    .unwrap();
+    let second = routing("r2.jsonl");
+    let rejected: Vec<&Value> = second
+        .iter()
+        .filter(|v| v["change"]["view"] == "rejected")
+        .map(|v| &v["change"]["action"])
+        .collect();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0]["action"]["action_id"], "a-lyon");
+    assert_eq!(rejected[0]["code"], "not_owner");
+    let acked = second.iter().any(|v| {
+        v["change"]["view"] == "alert"
+            && v["change"]["diff"] == 1
+            && v["change"]["routing"]["alert_id"] == id
+            && v["change"]["routing"]["acknowledged_by"] == "sg-1"
+    });
+    assert!(acked, "the owning center's acknowledgement counts");
+}

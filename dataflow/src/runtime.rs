@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use differential_dataflow::input::{Input as _, InputSession};
+use schemas::routing::{AlertRouting, DutyStatus, Escalation, HandoverDigest, RejectedAction};
 use schemas::{Alert, DeskAction, Feed, Indicator, Input, SensorEvent};
 use timely::dataflow::ProbeHandle;
 
 use crate::Time;
 use crate::matching::Retention;
-use crate::{alerts, indicators, matching};
+use crate::roster::RosterSpec;
+use crate::{alerts, indicators, matching, routing};
 
 /// What the workers report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +29,16 @@ pub enum Output {
     Matches(Time, isize),
     /// Every output at times before this one has been sent.
     Closed(Time),
+    /// An alert's routing (owner, state, notes) changed by `diff` at `time`.
+    Routing(Box<AlertRouting>, Time, isize),
+    /// An escalation appeared (or was withdrawn) at `time`.
+    Escalation(Box<Escalation>, Time, isize),
+    /// A handover digest appeared (or changed) at `time`.
+    Handover(Box<HandoverDigest>, Time, isize),
+    /// The center on duty changed at `time`.
+    Duty(Box<DutyStatus>, Time, isize),
+    /// An officer action was rejected at `time` (not the owning center).
+    Rejected(Box<RejectedAction>, Time, isize),
     /// A worker's input ended at this time: later times hold only what the
     /// dataflow would do after the last input (such as retention retracting
     /// history) and are not outputs of the run.
@@ -38,6 +50,10 @@ struct Inputs {
     events: InputSession<Time, (u64, SensorEvent), isize>,
     indicators: InputSession<Time, Indicator, isize>,
     actions: InputSession<Time, DeskAction, isize>,
+    roster: Option<InputSession<Time, RosterSpec, isize>>,
+    /// The roster, inserted at the first logical time (not at 0: the duty clock would
+    /// replay every handover since 1970).
+    pending_roster: Option<RosterSpec>,
     now: Time,
 }
 
@@ -48,6 +64,12 @@ impl Inputs {
             self.events.advance_to(time);
             self.indicators.advance_to(time);
             self.actions.advance_to(time);
+            if let Some(r) = &mut self.roster {
+                r.advance_to(time);
+                if let Some(spec) = self.pending_roster.take() {
+                    r.insert(spec);
+                }
+            }
         }
     }
 
@@ -71,6 +93,9 @@ impl Inputs {
         self.events.flush();
         self.indicators.flush();
         self.actions.flush();
+        if let Some(r) = &mut self.roster {
+            r.flush();
+        }
     }
 }
 
@@ -79,9 +104,11 @@ const MAX_BATCH: usize = 4096;
 
 /// Runs the dataflow on `feeds.len()` workers until every feed channel is closed and
 /// all outputs are complete; the last message sent is `Closed(u64::MAX)`.
+/// With a roster, alerts are also routed (owner, handovers, escalation; see [`routing`]).
 pub fn run(
     feeds: Vec<Receiver<Feed>>,
     retention: Retention,
+    roster: Option<RosterSpec>,
     out: Sender<Output>,
 ) -> Result<(), String> {
     let workers = feeds.len().max(1);
@@ -98,7 +125,7 @@ pub fn run(
         let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
             let (events, event_coll) = scope.new_collection();
             let (indicators, indicator_coll) = scope.new_collection();
-            let (actions, _action_coll) = scope.new_collection::<DeskAction, isize>();
+            let (actions, action_coll) = scope.new_collection::<DeskAction, isize>();
             let current = indicators::current(indicator_coll);
             let matches = matching::matches(event_coll, current, retention);
             let to_out = out.clone();
@@ -106,15 +133,60 @@ pub fn run(
                 let _ = to_out.send(Output::Matches(*time, *diff));
             });
             let to_out = out.clone();
-            alerts::alerts(matches)
+            let alerts = alerts::alerts(matches)
                 .inspect(move |(alert, time, diff)| {
                     let _ = to_out.send(Output::Alert(Box::new(alert.clone()), *time, *diff));
                 })
                 .probe_with(&probe);
+            let roster_input = if roster.is_some() {
+                let (roster_in, roster_coll) = scope.new_collection::<RosterSpec, isize>();
+                let views = routing::routing(alerts, action_coll, roster_coll);
+                let o = out.clone();
+                views
+                    .alerts
+                    .inspect(move |(r, t, d)| {
+                        let _ = o.send(Output::Routing(Box::new(r.clone()), *t, *d));
+                    })
+                    .probe_with(&probe);
+                let o = out.clone();
+                views
+                    .escalations
+                    .inspect(move |(r, t, d)| {
+                        let _ = o.send(Output::Escalation(Box::new(r.clone()), *t, *d));
+                    })
+                    .probe_with(&probe);
+                let o = out.clone();
+                views
+                    .handovers
+                    .inspect(move |(r, t, d)| {
+                        let _ = o.send(Output::Handover(Box::new(r.clone()), *t, *d));
+                    })
+                    .probe_with(&probe);
+                let o = out.clone();
+                views
+                    .duty
+                    .inspect(move |(r, t, d)| {
+                        let _ = o.send(Output::Duty(Box::new(r.clone()), *t, *d));
+                    })
+                    .probe_with(&probe);
+                let o = out.clone();
+                views
+                    .rejected
+                    .inspect(move |(r, t, d)| {
+                        let _ = o.send(Output::Rejected(Box::new(r.clone()), *t, *d));
+                    })
+                    .probe_with(&probe);
+                Some(roster_in)
+            } else {
+                None
+            };
             Inputs {
                 events,
                 indicators,
                 actions,
+                roster: roster_input,
+                // Worker 0 holds the roster.
+                pending_roster: if index == 0 { roster.clone() } else { None },
                 now: 0,
             }
         });

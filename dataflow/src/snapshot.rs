@@ -38,12 +38,18 @@ impl Snapshots {
         self.input_end = Some(self.input_end.map_or(time, |e| e.max(time)));
     }
 
-    /// Releases the changes of every time before `frontier` (times at or after it may still change), oldest first.
-    pub fn close_before(&mut self, frontier: Time) -> Vec<(Time, Vec<AlertChange>)> {
-        let frontier = match self.input_end {
+    /// The frontier `frontier` capped at the end of the input: times at or after the
+    /// result are not (yet) outputs of the run.
+    pub fn bound(&self, frontier: Time) -> Time {
+        match self.input_end {
             Some(end) => frontier.min(end.saturating_add(1)),
             None => frontier,
-        };
+        }
+    }
+
+    /// Releases the changes of every time before `frontier` (times at or after it may still change), oldest first.
+    pub fn close_before(&mut self, frontier: Time) -> Vec<(Time, Vec<AlertChange>)> {
+        let frontier = self.bound(frontier);
         let still_open = self.pending.split_off(&frontier);
         let closed = std::mem::replace(&mut self.pending, still_open);
         closed

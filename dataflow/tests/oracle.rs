@@ -54,7 +54,7 @@ fn run_dataflow(
         s.send(Feed::Advance { time_ms: last + 1 }).unwrap();
     }
     drop(senders);
-    let handle = std::thread::spawn(move || run(receivers, retention, out_tx));
+    let handle = std::thread::spawn(move || run(receivers, retention, None, out_tx));
     let mut snaps = Snapshots::new();
     let mut changes = Vec::new();
     for msg in out_rx {
@@ -62,7 +62,12 @@ fn run_dataflow(
             Output::Alert(a, t, d) => snaps.update(*a, t, d),
             Output::Closed(t) => changes.extend(snaps.close_before(t)),
             Output::InputEnd(t) => snaps.input_ended(t),
-            Output::Matches(..) => {}
+            Output::Matches(..)
+            | Output::Routing(..)
+            | Output::Escalation(..)
+            | Output::Handover(..)
+            | Output::Duty(..)
+            | Output::Rejected(..) => {}
         }
     }
     handle.join().unwrap().unwrap();
