@@ -25,6 +25,21 @@ fn fusion(args: &[&str]) {
     );
 }
 
+/// Writes the scenario of `seed` with `events` events into `dir/scn`.
+fn generate(dir: &Path, seed: u64, events: u64) -> std::path::PathBuf {
+    let scn = dir.join("scn");
+    fusion(&[
+        "generate",
+        "--seed",
+        &seed.to_string(),
+        "--events",
+        &events.to_string(),
+        "--out",
+        scn.to_str().unwrap(),
+    ]);
+    scn
+}
+
 fn read_changes(path: &Path) -> Vec<AlertChange> {
     std::fs::read_to_string(path)
         .unwrap()
@@ -233,16 +248,7 @@ fn embedded_run_stops_cleanly_on_ctrl_c() {
 fn run_delivers_alerts_to_a_bureau_by_signed_webhook() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let scn = dir.path().join("scn");
-    fusion(&[
-        "generate",
-        "--seed",
-        "4",
-        "--events",
-        "30000",
-        "--out",
-        scn.to_str().unwrap(),
-    ]);
+    let scn = generate(dir.path(), 4, 30_000);
     // A Standard Webhooks secret ("whsec_" + base64 of 24 bytes).
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     std::fs::write(dir.path().join("hook.whsec"), secret).unwrap();
@@ -315,17 +321,8 @@ fn run_delivers_alerts_to_a_bureau_by_signed_webhook() {
 #[test]
 fn run_routes_alerts_to_the_center_on_duty_and_rejects_cross_center_actions() {
     let dir = tempfile::tempdir().unwrap();
-    let scn = dir.path().join("scn");
     // The scenario starts 2026-11-01T00:00Z: Singapore holds the watch until Lyon takes it at 08:00Z.
-    fusion(&[
-        "generate",
-        "--seed",
-        "4",
-        "--events",
-        "30000",
-        "--out",
-        scn.to_str().unwrap(),
-    ]);
+    let scn = generate(dir.path(), 4, 30_000);
     let roster = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/config/roster.toml");
     let routing = |name: &str| -> Vec<Value> {
         let out = dir.path().join(name);

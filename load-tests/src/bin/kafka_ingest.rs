@@ -46,6 +46,21 @@ fn run(fusion: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+fn create_topics(fusion: &str, broker: &str, prefix: &str) -> Result<()> {
+    run(
+        fusion,
+        &[
+            "topics",
+            "create",
+            "--kafka",
+            broker,
+            "--topic-prefix",
+            prefix,
+        ],
+    )?;
+    Ok(())
+}
+
 fn prefix(name: &str) -> Result<String> {
     Ok(format!(
         "{name}{}.",
@@ -104,17 +119,7 @@ fn throughput(broker: &str, fusion: &str, events: u64) -> Result<()> {
     };
     write_dir(&cfg, dir.path())?;
     let prefix = prefix("bench")?;
-    run(
-        fusion,
-        &[
-            "topics",
-            "create",
-            "--kafka",
-            broker,
-            "--topic-prefix",
-            &prefix,
-        ],
-    )?;
+    create_topics(fusion, broker, &prefix)?;
     let published = Instant::now();
     for t in INPUTS {
         let file = dir.path().join(format!("{t}.jsonl"));
@@ -175,17 +180,7 @@ fn rehydration(broker: &str, fusion: &str, indicators: u64) -> Result<()> {
     out.flush()?;
     drop(out);
     let prefix = prefix("rehydrate")?;
-    run(
-        fusion,
-        &[
-            "topics",
-            "create",
-            "--kafka",
-            broker,
-            "--topic-prefix",
-            &prefix,
-        ],
-    )?;
+    create_topics(fusion, broker, &prefix)?;
     let published = Instant::now();
     run(
         fusion,
