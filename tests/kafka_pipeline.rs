@@ -60,8 +60,16 @@ fn fusion(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn spawn_run(broker: &str, prefix: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_fusion"))
+/// A `fusion run --kafka … --stop-when-caught-up`; its log goes to a file (a pipe
+/// nobody reads until the end could fill up and block the run).
+struct Run {
+    child: Child,
+    log: tempfile::NamedTempFile,
+}
+
+fn spawn_run(broker: &str, prefix: &str) -> Run {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_fusion"))
         .args([
             "run",
             "--kafka",
@@ -71,26 +79,43 @@ fn spawn_run(broker: &str, prefix: &str) -> Child {
             "--stop-when-caught-up",
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(log.reopen().unwrap())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Run { child, log }
 }
 
-fn wait_success(mut child: Child) {
+impl Run {
+    /// The warnings and errors the run logged.
+    fn complaints(&self) -> String {
+        std::fs::read_to_string(self.log.path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn wait_success(mut run: Run) {
     let started = Instant::now();
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                use std::io::Read;
-                let _ = e.read_to_string(&mut err);
+        if let Some(status) = run.child.try_wait().unwrap() {
+            let log = std::fs::read_to_string(run.log.path()).unwrap_or_default();
+            assert!(status.success(), "fusion run failed: {log}");
+            let complaints = run.complaints();
+            if !complaints.is_empty() {
+                eprintln!("fusion run logged:\n{complaints}");
             }
-            assert!(status.success(), "fusion run failed: {err}");
             return;
         }
         if started.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            panic!("fusion run did not finish in {RUN_TIMEOUT:?}");
+            let _ = run.child.kill();
+            panic!(
+                "fusion run did not finish in {RUN_TIMEOUT:?}; it logged:\n{}",
+                run.complaints()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -198,6 +223,34 @@ fn dedup(changes: &[AlertChange]) -> BTreeMap<(String, u64), String> {
     out
 }
 
+/// The two de-duplicated alert sets are equal; otherwise the first differences are shown.
+fn assert_same_alerts(
+    got: &BTreeMap<(String, u64), String>,
+    want: &BTreeMap<(String, u64), String>,
+) {
+    if got == want {
+        return;
+    }
+    let show = |m: &BTreeMap<(String, u64), String>, other: &BTreeMap<(String, u64), String>| {
+        m.iter()
+            .filter(|(k, v)| other.get(*k) != Some(*v))
+            .take(5)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    panic!(
+        "alert sets differ: {} got, {} wanted, {} (id, version) only got, {} only wanted\n\
+         first of got not in wanted:\n{}\nfirst of wanted not in got:\n{}",
+        got.len(),
+        want.len(),
+        got.keys().filter(|k| !want.contains_key(*k)).count(),
+        want.keys().filter(|k| !got.contains_key(*k)).count(),
+        show(got, want),
+        show(want, got),
+    );
+}
+
 /// Committed offsets of the fusion group equal the end of every input partition.
 fn assert_all_committed(broker: &str, prefix: &str) {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -283,19 +336,18 @@ fn crash_and_restart_derive_the_same_alerts_as_an_uninterrupted_run() {
                 >> 33)
                 % span.max(1);
         eprintln!("crash {n}: kill -9 after {at} ms");
-        let mut child = spawn_run(&broker, &crashed);
+        let mut run = spawn_run(&broker, &crashed);
         std::thread::sleep(Duration::from_millis(at));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        run.child.kill().unwrap(); // SIGKILL
+        run.child.wait().unwrap();
+        let complaints = run.complaints();
+        if !complaints.is_empty() {
+            eprintln!("fusion run (killed) logged:\n{complaints}");
+        }
     }
     wait_success(spawn_run(&broker, &crashed));
     let got = dedup(&alert_changes(&broker, &crashed));
-    assert_eq!(
-        got.keys().collect::<BTreeSet<_>>(),
-        expected.keys().collect::<BTreeSet<_>>(),
-        "same (alert id, version) set"
-    );
-    assert_eq!(got, expected, "same contents");
+    assert_same_alerts(&got, &expected);
 
     let dead: BTreeSet<(String, i32, i64)> = dead_letters(&broker, &crashed)
         .into_iter()
@@ -460,10 +512,7 @@ fn a_broker_restart_during_consumption_is_survived() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         let got = dedup(&alert_changes(&broker, &prefix));
-        assert_eq!(
-            got.keys().collect::<BTreeSet<_>>(),
-            dedup(&want).keys().collect::<BTreeSet<_>>()
-        );
+        assert_same_alerts(&got, &dedup(&want));
         assert_eq!(
             dead_letters(&broker, &prefix)
                 .iter()

@@ -149,8 +149,9 @@ async fn hanging_receiver_does_not_slow_the_others() {
     }
     let (stop, shutdown) = watch::channel(false);
     let workers = outbox.spawn(shutdown);
-    wait_for("the healthy receiver got all 30", || {
-        healthy.log.lock().unwrap().accepted.len() == 30
+    // The receiver's log fills before the outbox records the last responses: wait for both.
+    wait_for("the healthy receiver got all 30 and the outbox settled them", || {
+        healthy.log.lock().unwrap().accepted.len() == 30 && outbox.pending().unwrap() <= 30
     })
     .await;
     // Meanwhile the hanging one holds its in-flight requests (its concurrency limit) and nothing completed.
@@ -252,8 +253,10 @@ async fn narrowed_sharing_cancels_queued_and_retracts_delivered() {
         ))
         .unwrap();
     assert_eq!(v1.queued, 2);
-    wait_for("FR got v1 and DE was tried", || {
-        fr.log.lock().unwrap().accepted.len() == 1 && !de.log.lock().unwrap().requests.is_empty()
+    wait_for("FR got v1 (settled in the outbox) and DE was tried", || {
+        fr.log.lock().unwrap().accepted.len() == 1
+            && !de.log.lock().unwrap().requests.is_empty()
+            && outbox.pending().unwrap() == 1
     })
     .await;
 

@@ -336,6 +336,9 @@ struct Partition {
     pending: VecDeque<(u64, i64)>,
     /// Offset committed by an earlier run (rehydration target), if any.
     committed_at_start: Option<i64>,
+    /// The partition's end (high watermark) when the run started: an end of partition
+    /// reported before this offset is not believed (see [`KafkaSource::fetch`]).
+    end_at_start: i64,
     /// Next offset to read.
     position: i64,
 }
@@ -406,10 +409,15 @@ impl KafkaSource {
                         Offset::Offset(o) => Some(o),
                         _ => None,
                     });
+                let (low, high) = consumer
+                    .fetch_watermarks(&name, *id, Duration::from_secs(10))
+                    .map_err(|e| client(&cfg.brokers, e))?;
                 partitions.insert(
                     (topic, *id),
                     Partition {
                         committed_at_start: at,
+                        // An emptied partition (everything deleted) has nothing to wait for.
+                        end_at_start: if low >= high { 0 } else { high },
                         ..Partition::default()
                     },
                 );
@@ -466,6 +474,13 @@ impl KafkaSource {
                             .partitions
                             .entry((reader.topic, msg.partition()))
                             .or_default();
+                        if msg.offset() < part.position {
+                            // The client went back (an offset reset, a broker restart): this
+                            // record was already handed on in this run; a second copy would
+                            // count twice and arrive out of time order.
+                            tracing::warn!(topic = %reader.name, partition = msg.partition(), offset = msg.offset(), expected = part.position, "a record read again; skipped");
+                            continue;
+                        }
                         part.at_end = false;
                         part.position = msg.offset() + 1;
                         part.queue.push_back(RawRecord {
@@ -481,7 +496,15 @@ impl KafkaSource {
                         self.read += 1;
                     }
                     Err(KafkaError::PartitionEOF(p)) => {
-                        self.partitions.entry((reader.topic, p)).or_default().at_end = true;
+                        let part = self.partitions.entry((reader.topic, p)).or_default();
+                        if part.position >= part.end_at_start {
+                            part.at_end = true;
+                        } else {
+                            // Records known to exist are still to come: releasing the other
+                            // partitions past them would break time order, and a batch run
+                            // would stop short. The client keeps fetching.
+                            tracing::warn!(topic = %reader.name, partition = p, position = part.position, end = part.end_at_start, "end of partition reported before its known end; ignored");
+                        }
                     }
                     // Broker away, timeouts: transient; librdkafka reconnects by itself.
                     Err(e) => {
