@@ -10,14 +10,18 @@
 //! - [`observables`]: what a sensor event can be matched on.
 //! - [`indicators`]: the current version of each indicator (latest wins, revocation retracts).
 //! - [`matching`]: observations meet indicators in one join, live and retroactive alike.
+//! - [`compact`]: the same join over key hashes and small values, for bulk replays (W1).
 //! - [`alerts`]: matches grouped into alerts with content-hash ids.
 //! - [`snapshot`]: turns output updates into consistent per-time alert changes.
 //! - [`roster`]: the follow-the-sun roster: who is on duty at every instant, and its check.
 //! - [`roster_versions`], [`duty_clock`], [`routing`]: follow-the-sun ownership, officer
 //!   actions, handover digests, SLA escalation.
+//! - [`views`]: correlation views (sightings, summaries, corroboration, warning lists, victims,
+//!   campaigns, rules).
 //! - [`runtime`]: runs the dataflow on timely workers fed by channels of [`schemas::Feed`].
 
 pub mod alerts;
+pub mod compact;
 pub mod duty_clock;
 pub mod indicators;
 pub mod matching;
@@ -27,6 +31,7 @@ pub mod roster_versions;
 pub mod routing;
 pub mod runtime;
 pub mod snapshot;
+pub mod views;
 
 /// Logical time: ingestion time in milliseconds since the Unix epoch.
 pub type Time = u64;

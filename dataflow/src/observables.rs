@@ -3,8 +3,9 @@
 //! Keys are `kind:value` strings in the normalized form of
 //! [`schemas::IndicatorKind::normalize`]: `ip:` (IPv4 and IPv6), `domain:`, `url:`,
 //! `md5:`, `sha1:`, `sha256:`, `email:`, `wallet:`, and `cidr:net/len` for networks.
-//! A domain yields itself and every parent domain (`a.b.evil.example` yields
-//! `b.evil.example`, `evil.example` and `example`), so an indicator on a domain
+//! A domain yields itself and every parent domain of at least two labels
+//! (`a.b.evil.example` yields `b.evil.example` and `evil.example`; a bare
+//! top-level domain is never a valid indicator), so an indicator on a domain
 //! matches its subdomains; a URL also yields its host as a domain.
 
 use std::net::IpAddr;
@@ -17,11 +18,17 @@ use schemas::{IndicatorKind, SensorEvent};
 /// 10^8 observed keys and 10^6 indicators the expected number of such pairs is
 /// about 5·10^-6.
 pub fn key_hash(key: &str) -> u64 {
+    // FNV-1a, then the splitmix64 finaliser, which spreads FNV's weak low bits.
+    key_hash_parts("", key)
+}
+
+/// [`key_hash`] of `prefix` followed by `value`, without building the string:
+/// `key_hash_parts("ip:", v) == key_hash(&format!("ip:{v}"))`.
+pub fn key_hash_parts(prefix: &str, value: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.as_bytes() {
+    for b in prefix.as_bytes().iter().chain(value.as_bytes()) {
         h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
     }
-    // splitmix64 finaliser: spreads FNV's weak low bits.
     h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     h ^ (h >> 31)
@@ -67,12 +74,12 @@ pub fn event_keys(ev: &SensorEvent) -> Vec<String> {
         domains.push(h);
     }
     for d in domains {
-        // The domain and each parent: "a.b.c" -> "a.b.c", "b.c", "c".
+        // The domain and each parent of two labels or more: "a.b.c" -> "a.b.c", "b.c".
         let mut rest = d;
         loop {
             keys.push(format!("domain:{rest}"));
             match rest.split_once('.') {
-                Some((_, parent)) if !parent.is_empty() => rest = parent,
+                Some((_, parent)) if parent.contains('.') => rest = parent,
                 _ => break,
             }
         }
@@ -98,7 +105,7 @@ pub fn event_keys(ev: &SensorEvent) -> Vec<String> {
 }
 
 /// The host of a normalized URL (lower case, without port or credentials).
-fn url_host(u: &str) -> Option<String> {
+pub fn url_host(u: &str) -> Option<String> {
     let after_scheme = u.split_once("://")?.1;
     let authority = after_scheme
         .split(['/', '?', '#'])
@@ -117,6 +124,17 @@ fn url_host(u: &str) -> Option<String> {
 mod tests {
     use super::*;
     use schemas::{EventKind, FileHashes};
+
+    #[test]
+    fn hashing_in_parts_equals_hashing_the_whole_key() {
+        for (prefix, value) in [("ip:", "10.0.0.1"), ("domain:", "evil.example"), ("", "")] {
+            assert_eq!(
+                key_hash_parts(prefix, value),
+                key_hash(&format!("{prefix}{value}"))
+            );
+        }
+        assert_ne!(key_hash("ip:10.0.0.1"), key_hash("ip:10.0.0.2"));
+    }
 
     fn event() -> SensorEvent {
         SensorEvent {
@@ -141,6 +159,7 @@ mod tests {
             wallet: None,
             victim_ip: Some("10.0.0.1".parse().unwrap()),
             signature: None,
+            purchase: None,
         }
     }
 
@@ -151,7 +170,6 @@ mod tests {
             "domain:a.b.evil.example",
             "domain:b.evil.example",
             "domain:evil.example",
-            "domain:example",
             "domain:cdn.evil.example",
             "ip:10.0.0.1",
             "ip:198.51.100.7",
@@ -159,6 +177,10 @@ mod tests {
         ] {
             assert!(keys.contains(&k.to_string()), "{k} missing from {keys:?}");
         }
+        assert!(
+            !keys.contains(&"domain:example".to_string()),
+            "a bare top-level domain is never an indicator"
+        );
         let ips = keys.iter().filter(|k| k.starts_with("ip:")).count();
         assert_eq!(ips, 2, "victim and source are the same address: one key");
     }

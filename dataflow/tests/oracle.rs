@@ -269,6 +269,7 @@ fn event(
         wallet: None,
         victim_ip: None,
         signature: None,
+        purchase: None,
     }
 }
 

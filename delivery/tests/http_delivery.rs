@@ -150,9 +150,10 @@ async fn hanging_receiver_does_not_slow_the_others() {
     let (stop, shutdown) = watch::channel(false);
     let workers = outbox.spawn(shutdown);
     // The receiver's log fills before the outbox records the last responses: wait for both.
-    wait_for("the healthy receiver got all 30 and the outbox settled them", || {
-        healthy.log.lock().unwrap().accepted.len() == 30 && outbox.pending().unwrap() <= 30
-    })
+    wait_for(
+        "the healthy receiver got all 30 and the outbox settled them",
+        || healthy.log.lock().unwrap().accepted.len() == 30 && outbox.pending().unwrap() <= 30,
+    )
     .await;
     // Meanwhile the hanging one holds its in-flight requests (its concurrency limit) and nothing completed.
     {

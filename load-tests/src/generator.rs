@@ -1185,6 +1185,7 @@ fn blank_event(sensor: &Sensor, slot: u64, at: i64, kind: EventKind) -> SensorEv
         wallet: None,
         victim_ip: None,
         signature: None,
+        purchase: None,
     }
 }
 

@@ -269,6 +269,7 @@ pub fn decode_eve(line: &[u8], sensor: &SensorInfo) -> Result<SensorEvent, Decod
         wallet: None,
         victim_ip,
         signature,
+        purchase: None,
     };
     ev.normalize().map_err(to_eve_field)?;
     ev.validate().map_err(to_eve_field)?;

@@ -59,6 +59,70 @@ impl FileHashes {
     }
 }
 
+/// The details of a purchase ([`EventKind::Purchase`]) reported by a private-sector
+/// partner (airline, merchant, payment processor). Carries no card number: the card
+/// is named by the partner's token or hash of it.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct Purchase {
+    /// Token or hash of the card, never the card number (PAN) itself; an identifier.
+    pub card_ref: String,
+    /// Country that issued the card (ISO 3166-1 alpha-2).
+    pub card_country: String,
+    /// Country the buyer's IP address geolocates to (ISO 3166-1 alpha-2), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_country: Option<String>,
+    /// Departure of the journey bought (airline tickets), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub departure_at: Option<Timestamp>,
+    /// Merchant name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merchant: Option<String>,
+    /// Amount in minor units of `currency` (cents for EUR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_minor: Option<u64>,
+    /// Currency of the amount (ISO 4217, three upper-case letters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+}
+
+/// Shortest and longest all-digit `card_ref` rejected as a card number (PANs have 12 to 19 digits).
+const PAN_DIGITS: std::ops::RangeInclusive<usize> = 12..=19;
+
+impl Purchase {
+    /// Checks every field; `prefix` is the path of the purchase in its record (`purchase`).
+    pub fn validate(&self, prefix: &str) -> Result<(), ValidationError> {
+        let field = |name: &str| format!("{prefix}.{name}");
+        validate::id(&field("card_ref"), &self.card_ref)?;
+        if PAN_DIGITS.contains(&self.card_ref.len())
+            && self.card_ref.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(ValidationError::new(
+                field("card_ref"),
+                "looks like a card number (PAN); send the partner's token or hash of the card instead",
+            ));
+        }
+        validate::country(&field("card_country"), &self.card_country)?;
+        if let Some(c) = &self.src_country {
+            validate::country(&field("src_country"), c)?;
+        }
+        if let Some(m) = &self.merchant {
+            validate::text(&field("merchant"), m)?;
+        }
+        if let Some(c) = &self.currency
+            && !(c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(ValidationError::new(
+                field("currency"),
+                format!("{c:?} is not an ISO 4217 code such as \"EUR\""),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One observation by one sensor (canonical form on `fusion.sensor.events`).
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
@@ -113,6 +177,10 @@ pub struct SensorEvent {
     /// Signature or rule that fired, for IDS alerts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// Purchase details, for events of kind [`EventKind::Purchase`] only. Boxed: most
+    /// events are not purchases and every event stays small in the dataflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchase: Option<Box<Purchase>>,
 }
 
 impl SensorEvent {
@@ -159,6 +227,15 @@ impl SensorEvent {
         if let Some(s) = &self.signature {
             validate::text("signature", s)?;
         }
+        if let Some(p) = &self.purchase {
+            if self.kind != EventKind::Purchase {
+                return Err(ValidationError::new(
+                    "purchase",
+                    "only events of kind `purchase` carry purchase details",
+                ));
+            }
+            p.validate("purchase")?;
+        }
         Ok(())
     }
 
@@ -197,5 +274,73 @@ impl SensorEvent {
             &mut self.file_hashes.sha256,
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn purchase_event() -> SensorEvent {
+        serde_json::from_str(
+            r#"{"schema_version":1,"event_id":"p1","sensor_id":"airline-x","country":"FR",
+                "observed_at":"2026-05-01T10:00:00Z","kind":"purchase","src_ip":"203.0.113.9",
+                "purchase":{"card_ref":"tok-8f3a","card_country":"FR","src_country":"NG",
+                "departure_at":"2026-05-01T12:00:00Z","merchant":"Air Example",
+                "amount_minor":125000,"currency":"EUR"}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_purchase_validates_and_round_trips() {
+        let ev = purchase_event();
+        ev.validate().unwrap();
+        let p = ev.purchase.as_ref().unwrap();
+        assert_eq!(p.src_country.as_deref(), Some("NG"));
+        let back: SensorEvent = serde_json::from_str(&serde_json::to_string(&ev).unwrap()).unwrap();
+        assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn events_without_purchase_serialize_as_before() {
+        let mut ev = purchase_event();
+        ev.purchase = None;
+        assert!(!serde_json::to_string(&ev).unwrap().contains("purchase\":"));
+    }
+
+    #[test]
+    fn bad_purchases_are_rejected_naming_the_field() {
+        let field = |f: &dyn Fn(&mut SensorEvent)| {
+            let mut ev = purchase_event();
+            f(&mut ev);
+            ev.validate().unwrap_err().field
+        };
+        assert_eq!(
+            field(&|ev| ev.purchase.as_mut().unwrap().card_ref = "4111111111111111".into()),
+            "purchase.card_ref",
+            "a card number is refused"
+        );
+        assert_eq!(
+            field(&|ev| ev.purchase.as_mut().unwrap().card_ref = String::new()),
+            "purchase.card_ref"
+        );
+        assert_eq!(
+            field(&|ev| ev.purchase.as_mut().unwrap().card_country = "fr".into()),
+            "purchase.card_country"
+        );
+        assert_eq!(
+            field(&|ev| ev.purchase.as_mut().unwrap().src_country = Some("NGA".into())),
+            "purchase.src_country"
+        );
+        assert_eq!(
+            field(&|ev| ev.purchase.as_mut().unwrap().currency = Some("eur".into())),
+            "purchase.currency"
+        );
+        assert_eq!(field(&|ev| ev.kind = EventKind::Dns), "purchase");
+        // A short all-digit token is not a card number.
+        let mut ev = purchase_event();
+        ev.purchase.as_mut().unwrap().card_ref = "12345".into();
+        ev.validate().unwrap();
     }
 }

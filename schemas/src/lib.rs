@@ -32,7 +32,7 @@ pub use action::{ActionKind, DeskAction};
 pub use alert::{Alert, AlertChange, ChangeKind, IndicatorRef, Severity};
 pub use deadletter::DeadLetter;
 pub use decode::{DecodeError, ErrorCode, decode_record};
-pub use event::{EventKind, FileHashes, SensorEvent};
+pub use event::{EventKind, FileHashes, Purchase, SensorEvent};
 pub use indicator::{Indicator, IndicatorKind, SourceKind};
 pub use input::{Feed, Input};
 pub use marking::{Marking, Tlp};
