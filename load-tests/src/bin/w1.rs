@@ -1,0 +1,398 @@
+//! Workload W1 (../shared/bench/w1): 2 M JSON events and 100 k indicators, 10 % of
+//! them arriving after 80 % of the events, matched live and retroactively by
+//! Fusion's compact join, with the distinct sources per (indicator, hour).
+//!
+//! ```text
+//! python3 ../shared/bench/w1/gen.py /tmp/w1
+//! cargo run --profile bench -p load-tests --bin w1 -- /tmp/w1 --out /tmp/w1-out
+//! python3 ../shared/bench/w1/check.py /tmp/w1-out /tmp/w1
+//! ```
+//!
+//! The workers read `events.jsonl` in turns of 4 MiB blocks (split at line starts),
+//! decodes the fields matching needs without copying them, and feeds the dataflow
+//! with logical time = event time rounded up to `--epoch-secs`. The indicators that
+//! arrive late (`arrival` = an event id) enter at that event's time, so they meet
+//! the retained history: retroactive matching. Prints events/s and peak RSS.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use dataflow::compact::{Observation, distinct_sources_per_hour, match_keys};
+use dataflow::observables::key_hash_parts;
+use differential_dataflow::input::Input;
+use serde::Deserialize;
+use timely::dataflow::ProbeHandle;
+
+/// Runs workload W1 and writes matches.csv and counts.csv.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Directory written by gen.py (events.jsonl, iocs.jsonl).
+    data: PathBuf,
+    /// Where matches.csv and counts.csv are written.
+    #[arg(long)]
+    out: PathBuf,
+    /// Timely workers (threads).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Epoch length, seconds of event time. An hour: the finest grain of the
+    /// per-(indicator, hour) view, and few enough epochs that arrangements merge rarely.
+    #[arg(long, default_value_t = 3600)]
+    epoch_secs: u64,
+    /// Records read between two steps of a worker.
+    #[arg(long, default_value_t = 16384)]
+    step_every: usize,
+    /// Epochs the input may run ahead of the slowest operator.
+    #[arg(long, default_value_t = 4)]
+    lag: u64,
+}
+
+/// The fields of a W1 event that matching needs, borrowed from the line.
+#[derive(Deserialize)]
+struct Event<'a> {
+    event_id: u64,
+    ts: u64,
+    src_ip: &'a str,
+    dst_ip: &'a str,
+    domain: &'a str,
+}
+
+/// Bytes of `events.jsonl` a worker reads before the other's turn.
+const BLOCK: u64 = 4 << 20;
+
+/// One W1 indicator.
+#[derive(Deserialize)]
+struct Ioc {
+    indicator: String,
+    #[serde(rename = "type")]
+    kind: String,
+    arrival: u64,
+}
+
+/// The match-key hash of an indicator value: the same key the events produce.
+fn ioc_key(ioc: &Ioc) -> anyhow::Result<u64> {
+    Ok(match ioc.kind.as_str() {
+        "ip" => key_hash_parts("ip:", &ioc.indicator),
+        "domain" => key_hash_parts("domain:", &ioc.indicator),
+        other => bail!("unknown indicator type {other:?}"),
+    })
+}
+
+/// Calls `emit(key, observation)` for every match key of one event line: the
+/// destination address, the domain and each of its parents (as Fusion matches).
+fn observe(line: &[u8], mut emit: impl FnMut(u64, Observation)) -> anyhow::Result<u64> {
+    let ev: Event = serde_json::from_slice(line).context("bad event line")?;
+    let src: Ipv4Addr = ev.src_ip.parse().context("bad src_ip")?;
+    let obs = Observation {
+        event: ev.event_id,
+        source: u32::from(src),
+        hour: u32::try_from(ev.ts / 3600).context("ts out of range")?,
+    };
+    emit(key_hash_parts("ip:", ev.dst_ip), obs);
+    // The domain and each parent of two labels or more, as `observables::event_keys`.
+    let mut rest = ev.domain;
+    loop {
+        emit(key_hash_parts("domain:", rest), obs);
+        match rest.split_once('.') {
+            Some((_, parent)) if parent.contains('.') => rest = parent,
+            _ => break,
+        }
+    }
+    Ok(ev.ts)
+}
+
+/// The first line start at or after byte `pos` of a file of `len` bytes: a line
+/// holding byte `pos - 1` belongs to what comes before.
+fn line_start(file: &mut BufReader<File>, pos: u64, len: u64) -> std::io::Result<u64> {
+    if pos == 0 || pos >= len {
+        return Ok(pos.min(len));
+    }
+    file.seek(SeekFrom::Start(pos - 1))?;
+    let mut skipped = Vec::new();
+    file.read_until(b'\n', &mut skipped)?;
+    Ok(pos - 1 + skipped.len() as u64)
+}
+
+/// The `ts` of the event with id `id` (events are sorted by id): a binary search over byte offsets.
+fn ts_of_event(path: &Path, id: u64) -> anyhow::Result<Option<u64>> {
+    let len = std::fs::metadata(path)?.len();
+    let mut f = BufReader::new(File::open(path)?);
+    let mut line_at = |pos: u64| -> anyhow::Result<Option<(u64, u64)>> {
+        f.seek(SeekFrom::Start(pos))?;
+        let mut buf = Vec::new();
+        if pos > 0 {
+            f.read_until(b'\n', &mut buf)?; // the partial line
+            buf.clear();
+        }
+        if f.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(None);
+        }
+        let ev: Event = serde_json::from_slice(&buf).context("bad event line")?;
+        Ok(Some((ev.event_id, ev.ts)))
+    };
+    let (mut lo, mut hi) = (0u64, len);
+    while hi - lo > 4096 {
+        let mid = lo + (hi - lo) / 2;
+        match line_at(mid)? {
+            Some((eid, _)) if eid <= id => lo = mid,
+            _ => hi = mid,
+        }
+    }
+    f.seek(SeekFrom::Start(lo))?;
+    let mut reader = f.take(hi - lo + 8192);
+    let mut text = Vec::new();
+    reader.read_to_end(&mut text)?;
+    for line in text.split(|b| *b == b'\n') {
+        if let Ok(ev) = serde_json::from_slice::<Event>(line)
+            && ev.event_id == id
+        {
+            return Ok(Some(ev.ts));
+        }
+    }
+    Ok(None)
+}
+
+/// Peak resident set size of this process, MB (VmHWM).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// What one worker found: matches (event, indicator index, diff), counts
+/// (indicator index, hour, count × diff) and the number of events it read.
+#[derive(Default)]
+struct Found {
+    matches: Vec<(u64, u32, isize)>,
+    counts: Vec<(u32, u32, isize)>,
+    events: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let started = Instant::now();
+    let events_path = args.data.join("events.jsonl");
+    let iocs_text = std::fs::read_to_string(args.data.join("iocs.jsonl"))
+        .with_context(|| format!("cannot read {}/iocs.jsonl", args.data.display()))?;
+    let iocs: Vec<Ioc> = iocs_text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("bad indicator line")?;
+    let epoch = args.epoch_secs.max(1);
+    let time_of = move |ts: u64| ts.div_ceil(epoch) * epoch;
+    // Late indicators enter at the time of the event they arrive after.
+    let mut arrival_times: HashMap<u64, u64> = HashMap::new();
+    for ioc in &iocs {
+        if ioc.arrival > 0 && !arrival_times.contains_key(&ioc.arrival) {
+            let ts = ts_of_event(&events_path, ioc.arrival)?
+                .with_context(|| format!("no event {} for a late indicator", ioc.arrival))?;
+            arrival_times.insert(ioc.arrival, time_of(ts));
+        }
+    }
+    let keyed: Vec<(u64, u64)> = iocs
+        .iter()
+        .map(|i| {
+            Ok((
+                ioc_key(i)?,
+                arrival_times.get(&i.arrival).copied().unwrap_or(0),
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let keyed = Arc::new(keyed);
+    let workers = args.workers.max(1);
+    let (step_every, lag) = (args.step_every.max(1), args.lag);
+    let path = Arc::new(events_path);
+
+    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+        let index = worker.index();
+        let peers = worker.peers();
+        let probe = ProbeHandle::new();
+        let found: Arc<std::sync::Mutex<Found>> = Arc::default();
+        let (mut events, mut indicators) = worker.dataflow::<u64, _, _>(|scope| {
+            let (events, observations) = scope.new_collection::<(u64, Observation), isize>();
+            let (indicators, iocs) = scope.new_collection::<(u64, u32), isize>();
+            let matched = match_keys(observations, iocs);
+            let counts = distinct_sources_per_hour(matched.clone());
+            let m = Arc::clone(&found);
+            matched.inspect(move |((ind, obs), _t, diff)| {
+                if let Ok(mut f) = m.lock() {
+                    f.matches.push((obs.event, *ind, *diff));
+                }
+            });
+            let c = Arc::clone(&found);
+            counts
+                .inspect(move |(((ind, hour), n), _t, diff)| {
+                    if let Ok(mut f) = c.lock() {
+                        // Summed over all updates, count × diff telescopes to the final count.
+                        f.counts.push((*ind, *hour, *n * *diff));
+                    }
+                })
+                .probe_with(&probe);
+            (events, indicators)
+        });
+        // Indicators: this worker's share, initial ones now, late ones at their time.
+        let mut late: Vec<(u64, u64, u32)> = Vec::new();
+        for (n, (key, at)) in keyed.iter().enumerate() {
+            if n % peers != index {
+                continue;
+            }
+            let n = n as u32;
+            if *at == 0 {
+                indicators.insert((*key, n));
+            } else {
+                late.push((*at, *key, n));
+            }
+        }
+        late.sort_unstable();
+        let mut late = late.into_iter().peekable();
+
+        let result: anyhow::Result<u64> = (|| {
+            // Blocks of the file in turn (worker w takes blocks w, w + peers, …), so the
+            // workers move through event time together instead of waiting for each other.
+            let len = std::fs::metadata(&*path)?.len();
+            let mut seeker = BufReader::new(File::open(&*path)?);
+            let mut block_no = index as u64;
+            let mut line = Vec::with_capacity(512);
+            let mut now = 0u64;
+            let mut since_step = 0usize;
+            let mut read = 0u64;
+            while block_no * BLOCK < len {
+                let start = line_start(&mut seeker, block_no * BLOCK, len)?;
+                let end = line_start(&mut seeker, (block_no + 1) * BLOCK, len)?;
+                block_no += peers as u64;
+                let mut file = File::open(&*path)?;
+                file.seek(SeekFrom::Start(start))?;
+                let mut reader =
+                    BufReader::with_capacity(1 << 20, file.take(end.saturating_sub(start)));
+                loop {
+                    line.clear();
+                    if reader.read_until(b'\n', &mut line)? == 0 {
+                        break;
+                    }
+                    let body = line.strip_suffix(b"\n").unwrap_or(&line);
+                    if body.is_empty() {
+                        continue;
+                    }
+                    let mut batch: [(u64, Observation); 8] = Default::default();
+                    let mut n = 0;
+                    let ts = observe(body, |k, o| {
+                        if n < batch.len() {
+                            batch[n] = (k, o);
+                            n += 1;
+                        }
+                    })?;
+                    let t = time_of(ts);
+                    if t > now {
+                        while let Some((at, key, i)) = late.next_if(|(at, _, _)| *at <= t) {
+                            if at > now {
+                                events.advance_to(at);
+                                indicators.advance_to(at);
+                                now = at;
+                            }
+                            indicators.insert((key, i));
+                        }
+                        events.advance_to(t);
+                        indicators.advance_to(t);
+                        events.flush();
+                        indicators.flush();
+                        now = t;
+                        // Stay within a few epochs of the slowest operator (bounds memory).
+                        while probe.less_than(&now.saturating_sub(lag * epoch)) {
+                            worker.step();
+                        }
+                    }
+                    for (k, o) in &batch[..n] {
+                        events.insert((*k, *o));
+                    }
+                    read += 1;
+                    since_step += 1;
+                    if since_step >= step_every {
+                        since_step = 0;
+                        worker.step();
+                    }
+                }
+            }
+            for (at, key, i) in late {
+                if at > now {
+                    events.advance_to(at);
+                    indicators.advance_to(at);
+                    now = at;
+                }
+                indicators.insert((key, i));
+            }
+            Ok(read)
+        })();
+        drop(events);
+        drop(indicators);
+        while worker.step() {}
+        let read = result.map_err(|e| format!("worker {index}: {e:#}"))?;
+        let mut found = std::mem::take(&mut *found.lock().map_err(|_| "poisoned")?);
+        found.events = read;
+        Ok::<Found, String>(found)
+    })
+    .map_err(|e| anyhow::anyhow!("timely: {e}"))?;
+    let mut matched: HashMap<(u64, u32), isize> = HashMap::new();
+    let mut counts: HashMap<(u32, u32), isize> = HashMap::new();
+    let mut n_events = 0u64;
+    for r in guards.join() {
+        let found = r
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        n_events += found.events;
+        for (event, ind, diff) in found.matches {
+            *matched.entry((event, ind)).or_default() += diff;
+        }
+        for (ind, hour, n) in found.counts {
+            *counts.entry((ind, hour)).or_default() += n;
+        }
+    }
+    let mut matches: Vec<(u64, u32)> = matched
+        .into_iter()
+        .filter(|(_, d)| *d > 0)
+        .map(|(k, _)| k)
+        .collect();
+    let elapsed = started.elapsed();
+    std::fs::create_dir_all(&args.out)?;
+    let mut m = std::io::BufWriter::new(File::create(args.out.join("matches.csv"))?);
+    writeln!(m, "event_id,indicator")?;
+    matches.sort_unstable();
+    for (event, ind) in &matches {
+        writeln!(m, "{event},{}", iocs[*ind as usize].indicator)?;
+    }
+    let mut c = std::io::BufWriter::new(File::create(args.out.join("counts.csv"))?);
+    writeln!(c, "indicator,hour,distinct_src")?;
+    for ((ind, hour), n) in &counts {
+        if *n != 0 {
+            writeln!(c, "{},{hour},{n}", iocs[*ind as usize].indicator)?;
+        }
+    }
+    let rss = peak_rss_mb().unwrap_or(0.0);
+    let secs = elapsed.as_secs_f64();
+    let n_events = n_events as f64;
+    let _ = std::io::stdout().write_all(
+        format!(
+            "W1: {:.2} M events/s, {:.0} MB peak ({} events in {:.2} s, {} workers, {} matches)\n",
+            n_events / secs / 1e6,
+            rss,
+            n_events,
+            secs,
+            workers,
+            matches.len()
+        )
+        .as_bytes(),
+    );
+    Ok(())
+}
