@@ -46,10 +46,10 @@ struct Args {
     #[arg(long, default_value_t = 3600)]
     epoch_secs: u64,
     /// Records read between two steps of a worker.
-    #[arg(long, default_value_t = 16384)]
+    #[arg(long, default_value_t = 65536)]
     step_every: usize,
     /// Epochs the input may run ahead of the slowest operator.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 2)]
     lag: u64,
 }
 
