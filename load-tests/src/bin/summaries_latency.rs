@@ -46,19 +46,6 @@ fn mix(x: u64) -> u64 {
     h ^ (h >> 31)
 }
 
-/// Peak resident set size of this process, MB (VmHWM).
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let workers = args.workers.max(1);
@@ -153,7 +140,7 @@ fn main() -> anyhow::Result<()> {
             max.as_secs_f64() * 1e3,
             matched.load(Ordering::Relaxed),
             build.as_secs_f64(),
-            peak_rss_mb().unwrap_or(0.0),
+            load_tests::peak_rss_mb().unwrap_or(0.0),
         )
         .as_bytes(),
     );

@@ -158,19 +158,6 @@ fn ts_of_event(path: &Path, id: u64) -> anyhow::Result<Option<u64>> {
     Ok(None)
 }
 
-/// Peak resident set size of this process, MB (VmHWM).
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
-
 /// What one worker found: matches (event, indicator index, diff), counts
 /// (indicator index, hour, count × diff) and the number of events it read.
 #[derive(Default)]
@@ -379,7 +366,7 @@ fn main() -> anyhow::Result<()> {
             writeln!(c, "{},{hour},{n}", iocs[*ind as usize].indicator)?;
         }
     }
-    let rss = peak_rss_mb().unwrap_or(0.0);
+    let rss = load_tests::peak_rss_mb().unwrap_or(0.0);
     let secs = elapsed.as_secs_f64();
     let n_events = n_events as f64;
     let _ = std::io::stdout().write_all(
