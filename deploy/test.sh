@@ -59,6 +59,16 @@ summary() {
   if ((${#TIMINGS[@]} > 0)); then
     printf '%s\n' "${TIMINGS[@]}"
   fi
+  disk_report
+}
+
+# The build's footprint and what is left: a full disk shows up as a linker dying with SIGBUS.
+disk_report() {
+  local used free
+  [ -d "$ROOT/target" ] || return 0
+  used=$(du -sh "$ROOT/target" 2>/dev/null | cut -f1)
+  free=$(df -h --output=avail "$ROOT/target" 2>/dev/null | tail -n 1 | tr -d ' ')
+  echo "disk: target/ uses ${used:-?}, ${free:-?} free on its filesystem"
 }
 
 # Stops the broker (SIGKILL, see stop-broker.sh); after a failure it first shows the log tail.
