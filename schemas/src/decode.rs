@@ -120,11 +120,25 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> 
             e.to_string(),
         ));
     }
+    // Every record is a JSON object; serde would call an array "a struct of the wrong length".
+    if !text.trim_start().starts_with('{') {
+        let found = match text.trim_start().as_bytes().first() {
+            Some(b'[') => "an array",
+            Some(b'"') => "a string",
+            Some(b't' | b'f') => "a boolean",
+            Some(b'n') => "null",
+            _ => "a number",
+        };
+        return Err(DecodeError::new(
+            ErrorCode::WrongType,
+            None,
+            format!("a record is a JSON object; found {found}"),
+        ));
+    }
     // A record of another version may have another shape: look at the version first.
-    if text.trim_start().starts_with('{')
-        && let Ok(VersionPeek {
-            schema_version: Some(v),
-        }) = serde_json::from_str::<VersionPeek>(text)
+    if let Ok(VersionPeek {
+        schema_version: Some(v),
+    }) = serde_json::from_str::<VersionPeek>(text)
         && v.as_u64() != Some(u64::from(crate::SCHEMA_VERSION))
     {
         return Err(DecodeError::new(
@@ -214,6 +228,24 @@ mod tests {
             panic!("not an event")
         };
         assert_eq!(ev.domain.as_deref(), Some("a.evil.example"));
+    }
+
+    #[test]
+    fn a_record_that_is_not_an_object_is_the_wrong_type_on_every_topic() {
+        for topic in Topic::INPUTS {
+            for (payload, found) in [
+                (&b"[]"[..], "an array"),
+                (b" [1,2]", "an array"),
+                (b"\"x\"", "a string"),
+                (b"42", "a number"),
+                (b"null", "null"),
+                (b"true", "a boolean"),
+            ] {
+                let e = err(topic, payload);
+                assert_eq!(e.code, ErrorCode::WrongType, "{topic}: {e}");
+                assert!(e.detail.ends_with(found), "{topic}: {e}");
+            }
+        }
     }
 
     #[test]

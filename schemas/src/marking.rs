@@ -36,6 +36,19 @@ impl Tlp {
             Tlp::Red => "RED",
         }
     }
+
+    /// The level a label names, ignoring ASCII case (`TLP:` prefix allowed; `WHITE` is TLP 1.0's CLEAR).
+    pub fn parse(label: &str) -> Option<Tlp> {
+        let label = label.trim().to_ascii_uppercase();
+        match label.strip_prefix("TLP:").unwrap_or(&label) {
+            "CLEAR" | "WHITE" => Some(Tlp::Clear),
+            "GREEN" => Some(Tlp::Green),
+            "AMBER" => Some(Tlp::Amber),
+            "AMBER+STRICT" => Some(Tlp::AmberStrict),
+            "RED" => Some(Tlp::Red),
+            _ => None,
+        }
+    }
 }
 
 /// The marking of a piece of information: its TLP level and who the owner shares it with.
