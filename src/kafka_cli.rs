@@ -97,6 +97,11 @@ pub struct PublishArgs {
     /// STIX: recipients the owner shares with (comma-separated).
     #[arg(long, value_delimiter = ',')]
     sharing: Vec<String>,
+    /// STIX: publish the bundle itself as one record (headers name the owner, TLP and
+    /// sharing list; Fusion decodes it and dead-letters the objects it cannot use) instead
+    /// of the canonical indicators decoded here.
+    #[arg(long)]
+    raw: bool,
     /// EVE: sensor id (when records carry no usable `host`).
     #[arg(long, default_value = "eve-sensor")]
     sensor_id: String,
@@ -121,6 +126,7 @@ struct Outgoing {
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
     timestamp_ms: i64,
+    headers: Vec<(&'static str, Vec<u8>)>,
 }
 
 /// The key of a canonical record: the id that identifies it (indicator id, so the
@@ -175,19 +181,19 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<u64> {
                         key: record_key(topic, line),
                         payload: line.to_vec(),
                         timestamp_ms: ts,
+                        headers: Vec::new(),
                     }
                 })
                 .collect()
         }
         Format::Stix => {
             expect(Topic::PartnerIndicators)?;
-            let tlp: Tlp = serde_json::from_value(serde_json::Value::String(args.tlp.clone()))
-                .with_context(|| {
-                    format!(
-                        "{:?} is not a TLP level (CLEAR, GREEN, AMBER, AMBER+STRICT, RED)",
-                        args.tlp
-                    )
-                })?;
+            let tlp: Tlp = Tlp::parse(&args.tlp).with_context(|| {
+                format!(
+                    "{:?} is not a TLP level (CLEAR, GREEN, AMBER, AMBER+STRICT, RED)",
+                    args.tlp
+                )
+            })?;
             let ctx = StixContext {
                 owner: args.owner.clone(),
                 source_id: args.owner.clone(),
@@ -205,17 +211,42 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<u64> {
                 );
             }
             rejected += decoded.skipped.len() as u64;
-            decoded
-                .indicators
-                .iter()
-                .map(|i| {
-                    Ok(Outgoing {
-                        key: Some(i.id.clone().into_bytes()),
-                        payload: serde_json::to_vec(i)?,
-                        timestamp_ms: i.modified.as_millisecond(),
+            if args.raw {
+                // Keyed by bundle id: the topic is compacted, and a bundle published again
+                // replaces its earlier copy. Its time is that of its newest indicator.
+                let id = serde_json::from_slice::<serde_json::Value>(&bytes)?
+                    .get("id")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+                    .with_context(|| {
+                        format!("{} has no bundle id to key it by", args.file.display())
+                    })?;
+                let newest = decoded
+                    .indicators
+                    .iter()
+                    .map(|i| i.modified.as_millisecond())
+                    .max()
+                    .unwrap_or(now.as_millisecond());
+                vec![Outgoing {
+                    key: Some(id.into_bytes()),
+                    payload: bytes.clone(),
+                    timestamp_ms: newest,
+                    headers: ingest::stix::headers(&ctx),
+                }]
+            } else {
+                decoded
+                    .indicators
+                    .iter()
+                    .map(|i| {
+                        Ok(Outgoing {
+                            key: Some(i.id.clone().into_bytes()),
+                            payload: serde_json::to_vec(i)?,
+                            timestamp_ms: i.modified.as_millisecond(),
+                            headers: Vec::new(),
+                        })
                     })
-                })
-                .collect::<anyhow::Result<_>>()?
+                    .collect::<anyhow::Result<_>>()?
+            }
         }
         Format::Eve => {
             expect(Topic::SensorEvents)?;
@@ -233,6 +264,7 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<u64> {
                         key: Some(ev.event_id.clone().into_bytes()),
                         payload: serde_json::to_vec(&ev)?,
                         timestamp_ms: ev.observed_at.as_millisecond(),
+                        headers: Vec::new(),
                     }),
                     Err(e) => {
                         rejected += 1;
@@ -272,6 +304,7 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<u64> {
                         key: Some(format!("{}:{}", i.feed_id, i.item_id).into_bytes()),
                         payload: serde_json::to_vec(i)?,
                         timestamp_ms: i.published.as_millisecond(),
+                        headers: Vec::new(),
                     })
                 })
                 .collect::<anyhow::Result<_>>()?
@@ -298,7 +331,9 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<u64> {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     for r in &records {
-        producer.send(r.key.as_deref(), &r.payload, Some(r.timestamp_ms))?;
+        let headers: Vec<(&str, &[u8])> =
+            r.headers.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+        producer.send_with_headers(r.key.as_deref(), &r.payload, Some(r.timestamp_ms), &headers)?;
         bar.inc(1);
     }
     producer.flush()?;

@@ -6,6 +6,7 @@
 
 mod delivery_cli;
 mod kafka_cli;
+mod metrics_http;
 mod roster;
 mod run;
 

@@ -86,6 +86,10 @@ pub struct RunArgs {
     /// Records larger than this many bytes are dead-lettered unparsed.
     #[arg(long, default_value_t = 1024 * 1024)]
     max_record_bytes: usize,
+    /// Serve Prometheus metrics at http://ADDR/metrics (and a liveness probe at /healthz);
+    /// port 0 picks a free port, logged at start.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// One change of a routing view, as written to `--routing-out`.
@@ -166,9 +170,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             .context("cannot install the Ctrl-C handler")?;
     }
 
+    let metrics = ingest::metrics::KafkaMetrics::new();
+    if let Some(addr) = args.metrics_addr {
+        crate::metrics_http::serve(addr, metrics.clone())?;
+    }
     let kafka = args.kafka.as_ref().map(|brokers| KafkaConfig {
         prefix: args.topic_prefix.clone(),
         group_id: args.group.clone(),
+        metrics: metrics.clone(),
         ..KafkaConfig::new(brokers)
     });
     let mut source: Box<dyn Source> = match (&kafka, &args.input) {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use schemas::{AlertChange, DeadLetter, ErrorCode};
@@ -60,24 +60,23 @@ fn fusion(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A `fusion run --kafka … --stop-when-caught-up`; its log goes to a file (a pipe
-/// nobody reads until the end could fill up and block the run).
+/// A `fusion run --kafka …`; its log goes to a file (a pipe nobody reads until the
+/// end could fill up and block the run).
 struct Run {
     child: Child,
     log: tempfile::NamedTempFile,
 }
 
+/// A run that stops once it has read every input partition to its end.
 fn spawn_run(broker: &str, prefix: &str) -> Run {
+    spawn_run_with(broker, prefix, &["--stop-when-caught-up"])
+}
+
+fn spawn_run_with(broker: &str, prefix: &str, extra: &[&str]) -> Run {
     let log = tempfile::NamedTempFile::new().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_fusion"))
-        .args([
-            "run",
-            "--kafka",
-            broker,
-            "--topic-prefix",
-            prefix,
-            "--stop-when-caught-up",
-        ])
+        .args(["run", "--kafka", broker, "--topic-prefix", prefix])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(log.reopen().unwrap())
         .spawn()
@@ -420,6 +419,49 @@ fn a_bad_input_corpus_lands_in_the_dead_letters_and_valid_records_pass() {
             .map_err(|(e, _)| e)
             .unwrap();
     }
+    // Raw STIX: a bundle whose owner is not named cannot be attributed; a named one passes
+    // object by object (its unsupported pattern is dead-lettered, its usable indicator
+    // counts, and an event after it matches).
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("ingest/tests/data/mixed-bundle.json");
+    producer
+        .send(
+            BaseRecord::<(), [u8]>::to(&format!("{prefix}partner.indicators"))
+                .payload(&std::fs::read(&bundle).unwrap())
+                .timestamp(1_795_000_000_000 + corpus.len() as i64)
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: "content-type",
+                    value: Some("application/stix+json;version=2.1"),
+                })),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let published = fusion(&[
+        "publish",
+        "--kafka",
+        &broker,
+        "--topic-prefix",
+        &prefix,
+        "--topic",
+        "partner.indicators",
+        "--format",
+        "stix",
+        "--raw",
+        "--owner",
+        "acme-cti",
+        "--tlp",
+        "GREEN",
+        bundle.to_str().unwrap(),
+    ]);
+    assert!(published.contains("published 1 records"), "{published}");
+    producer
+        .send(
+            BaseRecord::<(), [u8]>::to(&format!("{prefix}sensor.events"))
+                .payload(event("ok-stix", "www.c2.stix-test.example").as_bytes())
+                .timestamp(1_795_200_000_000),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
     producer.flush(Duration::from_secs(30)).unwrap();
     drop(producer);
 
@@ -437,6 +479,13 @@ fn a_bad_input_corpus_lands_in_the_dead_letters_and_valid_records_pass() {
     let mut want: Vec<(String, ErrorCode)> = corpus
         .iter()
         .filter_map(|(t, _, c)| c.map(|c| (t.to_string(), c)))
+        .chain([
+            ("partner.indicators".to_string(), ErrorCode::MissingField),
+            (
+                "partner.indicators".to_string(),
+                ErrorCode::UnsupportedPattern,
+            ),
+        ])
         .collect();
     want.sort();
     assert_eq!(dead, want);
@@ -448,6 +497,12 @@ fn a_bad_input_corpus_lands_in_the_dead_letters_and_valid_records_pass() {
     assert_eq!(
         last.alert.sightings, 3,
         "the three valid events around the corpus all matched"
+    );
+    assert!(
+        alerts
+            .iter()
+            .any(|c| c.alert.key.starts_with("indicator--8e2e2d2b")),
+        "the indicator of the raw STIX bundle matched the event after it"
     );
     assert_all_committed(&broker, &prefix);
 }
@@ -490,8 +545,22 @@ fn a_broker_restart_during_consumption_is_survived() {
         ]);
         let prefix = unique("restart");
         publish_scenario(&broker, &prefix, &scn);
-        let child = spawn_run(&broker, &prefix);
-        std::thread::sleep(Duration::from_millis(1500));
+        let child = spawn_run_with(
+            &broker,
+            &prefix,
+            &["--stop-when-caught-up", "--metrics-addr", "127.0.0.1:0"],
+        );
+        // The broker goes away once records flow (not while the run is still connecting).
+        let url = metrics_url(&child);
+        let waiting = Instant::now();
+        while metric_sum(&get(&url), "fusion_kafka_records_in_total") == 0.0 {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(120),
+                "the run read nothing; it logged:\n{}",
+                child.complaints()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         broker_cmd("stop-broker.sh"); // SIGKILL
         std::thread::sleep(Duration::from_secs(3));
         broker_cmd("start-broker.sh");
@@ -526,4 +595,151 @@ fn a_broker_restart_during_consumption_is_survived() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// The metrics address a run started with `--metrics-addr 127.0.0.1:0` logged.
+fn metrics_url(run: &Run) -> String {
+    let started = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(run.log.path()).unwrap_or_default();
+        if let Some(at) = log.find("serving metrics on http://") {
+            let rest = &log[at + "serving metrics on ".len()..];
+            if let Some(end) = rest.find("/metrics") {
+                return rest[..end + "/metrics".len()].to_string();
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no metrics address logged:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The body of a GET of `url`.
+fn get(url: &str) -> String {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async { reqwest::get(url).await?.text().await })
+        .unwrap()
+}
+
+/// The sum of every sample of `name` (all label sets) in a Prometheus text exposition.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_live_run_serves_metrics_of_what_it_read_wrote_and_committed() {
+    let broker = bootstrap();
+    let prefix = unique("metrics");
+    fusion(&[
+        "topics",
+        "create",
+        "--kafka",
+        &broker,
+        "--topic-prefix",
+        &prefix,
+        "--partitions",
+        "2",
+    ]);
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &broker)
+        .create()
+        .unwrap();
+    let indicator = r#"{"schema_version":1,"id":"ind-metrics","kind":"domain","value":"evil.example","owner":"p1","source_kind":"partner","source_id":"p1","tlp":"GREEN","sharing":[],"confidence":80,"created":"2026-11-20T09:00:00Z","modified":"2026-11-20T09:00:00Z","valid_from":"2026-11-01T00:00:00Z"}"#;
+    let event = |id: &str| {
+        format!(
+            r#"{{"schema_version":1,"event_id":"{id}","sensor_id":"fr-ids-1","country":"FR","observed_at":"2026-11-20T10:00:00Z","kind":"dns","domain":"x.evil.example"}}"#
+        )
+    };
+    let records: Vec<(&str, Vec<u8>)> = vec![
+        ("partner.indicators", indicator.as_bytes().to_vec()),
+        ("sensor.events", event("m-1").into_bytes()),
+        ("sensor.events", b"{\"schema_version\":1,".to_vec()),
+        ("sensor.events", event("m-2").into_bytes()),
+        ("osint.items", b"[]".to_vec()),
+        ("sensor.events", event("m-3").into_bytes()),
+    ];
+    for (n, (topic, payload)) in records.iter().enumerate() {
+        let name = format!("{prefix}{topic}");
+        producer
+            .send(
+                BaseRecord::<(), [u8]>::to(&name)
+                    .payload(payload)
+                    .timestamp(1_795_000_000_000 + n as i64),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    drop(producer);
+
+    let mut run = spawn_run_with(&broker, &prefix, &["--metrics-addr", "127.0.0.1:0"]);
+    let started = Instant::now();
+    let url = metrics_url(&run);
+    assert_eq!(get(&url.replace("/metrics", "/healthz")).trim(), "ok");
+
+    // Everything read, both bad records dead-lettered and acknowledged, an alert written,
+    // offsets committed, no lag left.
+    let mut text = String::new();
+    let settled = |text: &str| {
+        metric_sum(text, "fusion_kafka_records_in_total") == 6.0
+            && metric_sum(text, "fusion_kafka_deadletters_total") == 2.0
+            && metric_sum(text, "fusion_kafka_consumer_lag") == 0.0
+            && metric_sum(text, "fusion_kafka_rehydrating") == 0.0
+            && metric_sum(text, "fusion_kafka_commit_seconds_count") >= 1.0
+            && text.contains(&format!(
+                "fusion_kafka_records_out_total{{topic=\"{prefix}deadletter\"}} 2"
+            ))
+            && text.lines().any(|l| {
+                l.starts_with(&format!(
+                    "fusion_kafka_records_out_total{{topic=\"{prefix}alerts\"}}"
+                ))
+            })
+    };
+    while started.elapsed() < Duration::from_secs(120) {
+        text = get(&url);
+        if settled(&text) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let _ = run.child.kill();
+    let _ = run.child.wait();
+    assert!(
+        settled(&text),
+        "the metrics never settled; last scrape:\n{text}\nthe run logged:\n{}",
+        run.complaints()
+    );
+    for code in ["malformed_json", "wrong_type"] {
+        assert!(
+            text.contains(&format!(
+                "fusion_kafka_deadletters_total{{code=\"{code}\"}} 1"
+            )),
+            "no dead letter counted as {code}:\n{text}"
+        );
+    }
+    let alerts_out: f64 = text
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "fusion_kafka_records_out_total{{topic=\"{prefix}alerts\"}}"
+            ))
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap();
+    assert_eq!(
+        alerts_out,
+        alert_changes(&broker, &prefix).len() as f64,
+        "every alert change on the topic was counted once it was acknowledged"
+    );
 }

@@ -72,6 +72,7 @@ impl Source for EmbeddedSource {
                 timestamp_ms: rec.timestamp_ms,
                 key: rec.key.map(String::into_bytes),
                 payload: rec.payload,
+                headers: Vec::new(),
             });
         }
         self.watermark = Some(match &self.next {

@@ -63,6 +63,7 @@ impl TopicFile {
                 timestamp_ms: self.last_ts,
                 key: None,
                 payload: std::mem::take(&mut buf),
+                headers: Vec::new(),
             });
             return Ok(());
         }

@@ -9,6 +9,16 @@ use schemas::{DeadLetter, DecodeError, ErrorCode, Input, decode_record};
 use crate::deadletter::DeadLetterSink;
 use crate::record::{Poll, RawRecord, Source, SourceError};
 use crate::router::{Disconnected, Router};
+use crate::stix;
+
+/// What one record decodes to.
+#[allow(clippy::large_enum_variant)] // `One` is every record's path: boxing it would allocate per record.
+enum Decoded {
+    /// One input (the common case).
+    One(Input),
+    /// A STIX bundle: its usable indicators and the objects it could not use.
+    Bundle(schemas::stix::StixDecoded),
+}
 
 /// Settings of the ingest path.
 #[derive(Debug, Clone)]
@@ -100,36 +110,53 @@ impl<D: DeadLetterSink> Ingestor<D> {
     }
 
     /// Decodes one record; good ones go to the dataflow, bad ones to the dead letters.
-    /// Returns the record's logical time.
+    /// A STIX bundle ([`crate::stix`]) sends each usable indicator on and dead-letters each
+    /// indicator object it cannot use. Returns the record's logical time.
     pub fn ingest(&mut self, rec: RawRecord) -> Result<u64, IngestError> {
         self.stats.records.fetch_add(1, Ordering::Relaxed);
         match self.decode(&rec) {
-            Ok(input) => {
-                let counter = match &input {
-                    Input::Event(_) => &self.stats.events,
-                    Input::Indicator(_) => &self.stats.indicators,
-                    Input::Action(_) => &self.stats.actions,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                let t = self.router.send(rec.timestamp_ms, input)?;
-                self.stats.logical_time_ms.fetch_max(t, Ordering::Relaxed);
-                self.last_time = self.last_time.max(t);
+            Ok(Decoded::One(input)) => self.send(rec.timestamp_ms, input),
+            Ok(Decoded::Bundle(bundle)) => {
+                for skipped in &bundle.skipped {
+                    self.dead_letter(&rec, &stix::skipped_error(skipped))?;
+                }
+                let mut t = self.router.time_for(rec.timestamp_ms);
+                for indicator in bundle.indicators {
+                    t = self.send(rec.timestamp_ms, Input::Indicator(indicator))?;
+                }
                 Ok(t)
             }
             Err(error) => {
-                let at = jiff::Timestamp::from_millisecond(rec.timestamp_ms)
-                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-                let topic = format!("{}{}", self.config.topic_prefix, rec.topic.suffix());
-                let dead =
-                    DeadLetter::new(&topic, rec.partition, rec.offset, &rec.payload, &error, at);
-                self.dead.send(dead)?;
-                self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                self.dead_letter(&rec, &error)?;
                 Ok(self.router.time_for(rec.timestamp_ms))
             }
         }
     }
 
-    fn decode(&self, rec: &RawRecord) -> Result<Input, DecodeError> {
+    fn send(&mut self, timestamp_ms: i64, input: Input) -> Result<u64, IngestError> {
+        let counter = match &input {
+            Input::Event(_) => &self.stats.events,
+            Input::Indicator(_) => &self.stats.indicators,
+            Input::Action(_) => &self.stats.actions,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let t = self.router.send(timestamp_ms, input)?;
+        self.stats.logical_time_ms.fetch_max(t, Ordering::Relaxed);
+        self.last_time = self.last_time.max(t);
+        Ok(t)
+    }
+
+    fn dead_letter(&mut self, rec: &RawRecord, error: &DecodeError) -> Result<(), IngestError> {
+        let at = jiff::Timestamp::from_millisecond(rec.timestamp_ms)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let topic = format!("{}{}", self.config.topic_prefix, rec.topic.suffix());
+        let dead = DeadLetter::new(&topic, rec.partition, rec.offset, &rec.payload, error, at);
+        self.dead.send(dead)?;
+        self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn decode(&self, rec: &RawRecord) -> Result<Decoded, DecodeError> {
         if rec.payload.len() > self.config.max_record_bytes {
             return Err(DecodeError::new(
                 ErrorCode::Oversized,
@@ -141,7 +168,12 @@ impl<D: DeadLetterSink> Ingestor<D> {
                 ),
             ));
         }
+        if stix::is_stix(rec) {
+            return stix::decode(rec).map(Decoded::Bundle);
+        }
         decode_record(rec.topic, &rec.payload)
+            .map(Decoded::One)
+            .map_err(|e| stix::explain_unmarked_bundle(rec, e))
     }
 
     /// Advances the logical clock to the source's watermark.

@@ -23,24 +23,30 @@
 //! # Writing
 //! Producers are idempotent; a record that cannot be delivered is an error
 //! surfaced at the next flush, never silently dropped.
+//!
+//! # Metrics
+//! Records in and out, dead letters by code, consumer lag per partition and commit
+//! latency are counted in the configuration's [`KafkaMetrics`].
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use prometheus::{IntCounter, IntGauge};
 use rdkafka::ClientContext;
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use schemas::{AlertChange, DeadLetter, Topic};
 
 use crate::deadletter::DeadLetterSink;
+use crate::metrics::KafkaMetrics;
 use crate::record::{Poll, RawRecord, Source, SourceError};
 
 /// Where the broker is and how topics are named.
@@ -54,6 +60,8 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// Partitions of topics created by [`create_topics`].
     pub partitions: i32,
+    /// Where the Kafka path counts what it does.
+    pub metrics: KafkaMetrics,
 }
 
 impl KafkaConfig {
@@ -64,6 +72,7 @@ impl KafkaConfig {
             prefix: "fusion.".to_string(),
             group_id: "fusion".to_string(),
             partitions: 4,
+            metrics: KafkaMetrics::new(),
         }
     }
 
@@ -147,10 +156,11 @@ pub async fn create_topics(cfg: &KafkaConfig) -> Result<Vec<(String, bool)>, Kaf
     Ok(out)
 }
 
-/// Remembers the first delivery failure of a producer.
+/// Remembers the first delivery failure of a producer and counts acknowledged records.
 #[derive(Default)]
 pub struct DeliveryTracker {
     failure: Mutex<Option<String>>,
+    acknowledged: Option<IntCounter>,
 }
 
 impl ClientContext for DeliveryTracker {}
@@ -159,11 +169,19 @@ impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, msg)) = result
-            && let Ok(mut f) = self.failure.lock()
-            && f.is_none()
-        {
-            *f = Some(format!("{e} (topic {})", msg.topic()));
+        match result {
+            Ok(_) => {
+                if let Some(c) = &self.acknowledged {
+                    c.inc();
+                }
+            }
+            Err((e, msg)) => {
+                if let Ok(mut f) = self.failure.lock()
+                    && f.is_none()
+                {
+                    *f = Some(format!("{e} (topic {})", msg.topic()));
+                }
+            }
         }
     }
 }
@@ -177,6 +195,24 @@ pub struct TopicProducer {
 impl TopicProducer {
     /// A producer to `topic`.
     pub fn new(brokers: &str, topic: String) -> Result<Self, KafkaFailure> {
+        Self::with_tracker(brokers, topic, DeliveryTracker::default())
+    }
+
+    /// A producer to `topic` of `cfg` whose acknowledged records are counted in its metrics.
+    pub fn counted(cfg: &KafkaConfig, topic: Topic) -> Result<Self, KafkaFailure> {
+        let name = cfg.topic(topic);
+        let tracker = DeliveryTracker {
+            acknowledged: Some(cfg.metrics.records_out.with_label_values(&[name.as_str()])),
+            ..DeliveryTracker::default()
+        };
+        Self::with_tracker(&cfg.brokers, name, tracker)
+    }
+
+    fn with_tracker(
+        brokers: &str,
+        topic: String,
+        tracker: DeliveryTracker,
+    ) -> Result<Self, KafkaFailure> {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             // Retries after a broker failure must not duplicate or reorder records.
@@ -185,7 +221,7 @@ impl TopicProducer {
             .set("message.timeout.ms", "0")
             // Small batches: alerts should leave within milliseconds, but bursts still batch.
             .set("linger.ms", "5")
-            .create_with_context(DeliveryTracker::default())
+            .create_with_context(tracker)
             .map_err(|e| client(brokers, e))?;
         Ok(Self { producer, topic })
     }
@@ -197,8 +233,27 @@ impl TopicProducer {
         payload: &[u8],
         timestamp_ms: Option<i64>,
     ) -> Result<(), KafkaFailure> {
+        self.send_with_headers(key, payload, timestamp_ms, &[])
+    }
+
+    /// Queues one record with headers (name, value); waits while the local queue is full.
+    pub fn send_with_headers(
+        &self,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        timestamp_ms: Option<i64>,
+        headers: &[(&str, &[u8])],
+    ) -> Result<(), KafkaFailure> {
         loop {
             let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic).payload(payload);
+            if !headers.is_empty() {
+                rec = rec.headers(headers.iter().fold(OwnedHeaders::new(), |hs, (k, v)| {
+                    hs.insert(Header {
+                        key: k,
+                        value: Some(*v),
+                    })
+                }));
+            }
             if let Some(k) = key {
                 rec = rec.key(k);
             }
@@ -258,15 +313,18 @@ impl TopicProducer {
 }
 
 /// Dead letters to the dead-letter topic, keyed by the original topic, partition and offset.
-pub struct KafkaDeadLetters(TopicProducer);
+pub struct KafkaDeadLetters {
+    producer: TopicProducer,
+    metrics: KafkaMetrics,
+}
 
 impl KafkaDeadLetters {
     /// A producer to the dead-letter topic of `cfg`.
     pub fn new(cfg: &KafkaConfig) -> Result<Self, KafkaFailure> {
-        Ok(Self(TopicProducer::new(
-            &cfg.brokers,
-            cfg.topic(Topic::Deadletter),
-        )?))
+        Ok(Self {
+            producer: TopicProducer::counted(cfg, Topic::Deadletter)?,
+            metrics: cfg.metrics.clone(),
+        })
     }
 }
 
@@ -274,7 +332,11 @@ impl DeadLetterSink for KafkaDeadLetters {
     fn send(&mut self, dead: DeadLetter) -> std::io::Result<()> {
         let key = format!("{}/{}/{}", dead.topic, dead.partition, dead.offset);
         let payload = serde_json::to_vec(&dead)?;
-        self.0
+        self.metrics
+            .dead_letters
+            .with_label_values(&[dead.code.as_str()])
+            .inc();
+        self.producer
             .send(
                 Some(key.as_bytes()),
                 &payload,
@@ -284,7 +346,7 @@ impl DeadLetterSink for KafkaDeadLetters {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush().map_err(std::io::Error::other)
+        self.producer.flush().map_err(std::io::Error::other)
     }
 }
 
@@ -294,10 +356,7 @@ pub struct KafkaAlerts(TopicProducer);
 impl KafkaAlerts {
     /// A producer to the alert topic of `cfg`.
     pub fn new(cfg: &KafkaConfig) -> Result<Self, KafkaFailure> {
-        Ok(Self(TopicProducer::new(
-            &cfg.brokers,
-            cfg.topic(Topic::Alerts),
-        )?))
+        Ok(Self(TopicProducer::counted(cfg, Topic::Alerts)?))
     }
 
     /// Queues one change.
@@ -319,11 +378,45 @@ impl KafkaAlerts {
     }
 }
 
+/// High watermarks per partition of one topic, as librdkafka's statistics last reported them.
+#[derive(Default)]
+struct HighWatermarks(Mutex<HashMap<i32, i64>>);
+
+impl HighWatermarks {
+    fn get(&self, partition: i32) -> Option<i64> {
+        self.0.lock().ok()?.get(&partition).copied()
+    }
+}
+
+/// A consumer context that keeps the high watermarks from the statistics (for the lag metric).
+#[derive(Clone, Default)]
+struct LagContext(Arc<HighWatermarks>);
+
+impl ClientContext for LagContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Ok(mut highs) = (self.0).0.lock() else {
+            return;
+        };
+        for topic in statistics.topics.values() {
+            for (id, p) in &topic.partitions {
+                // -1 is librdkafka's internal "unassigned" partition; -1001 an unknown offset.
+                if *id >= 0 && p.hi_offset >= 0 {
+                    highs.insert(*id, p.hi_offset);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for LagContext {}
+
 /// One input topic's consumer.
 struct TopicReader {
     topic: Topic,
     name: String,
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<LagContext>,
+    highs: Arc<HighWatermarks>,
+    records_in: IntCounter,
 }
 
 /// State of one partition.
@@ -341,6 +434,8 @@ struct Partition {
     end_at_start: i64,
     /// Next offset to read.
     position: i64,
+    /// The consumer-lag gauge of this partition.
+    lag: Option<IntGauge>,
 }
 
 /// The input topics as a source.
@@ -354,16 +449,43 @@ pub struct KafkaSource {
     read: u64,
     /// End (instead of idling) once caught up on every partition.
     stop_when_caught_up: bool,
+    metrics: KafkaMetrics,
+    /// When the lag gauges were last updated.
+    lag_updated: Option<Instant>,
 }
 
+/// How often the consumer-lag gauges are recomputed (the statistics come once a second).
+const LAG_EVERY: Duration = Duration::from_secs(1);
+
+/// How long [`KafkaSource::open`] keeps trying while the broker does not answer.
+const OPEN_PATIENCE: Duration = Duration::from_secs(120);
+
 impl KafkaSource {
-    /// Assigns every partition of every input topic from the beginning.
+    /// Assigns every partition of every input topic from the beginning. A broker that is
+    /// away (restarting, not yet up) is waited for, with a warning per attempt, for up to
+    /// two minutes; then the last error is returned.
     pub fn open(cfg: &KafkaConfig) -> Result<Self, KafkaFailure> {
+        let started = Instant::now();
+        loop {
+            match Self::open_once(cfg) {
+                Ok(source) => return Ok(source),
+                Err(e) if started.elapsed() < OPEN_PATIENCE => {
+                    tracing::warn!(error = %e, "cannot open the input topics yet; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn open_once(cfg: &KafkaConfig) -> Result<Self, KafkaFailure> {
         let mut readers = Vec::new();
         let mut partitions = BTreeMap::new();
         for topic in Topic::INPUTS {
             let name = cfg.topic(topic);
-            let consumer: BaseConsumer = ClientConfig::new()
+            let context = LagContext::default();
+            let highs = Arc::clone(&context.0);
+            let consumer: BaseConsumer<LagContext> = ClientConfig::new()
                 .set("bootstrap.servers", &cfg.brokers)
                 // Offsets are committed per partition for the whole fusion center.
                 .set("group.id", &cfg.group_id)
@@ -377,7 +499,9 @@ impl KafkaSource {
                 .set("auto.offset.reset", "earliest")
                 // Short fetch waits keep live latency low once caught up.
                 .set("fetch.wait.max.ms", "50")
-                .create()
+                // The statistics carry each partition's high watermark: the lag metric.
+                .set("statistics.interval.ms", "1000")
+                .create_with_context(context)
                 .map_err(|e| client(&cfg.brokers, e))?;
             let metadata = consumer
                 .fetch_metadata(Some(&name), Duration::from_secs(10))
@@ -412,10 +536,16 @@ impl KafkaSource {
                 let (low, high) = consumer
                     .fetch_watermarks(&name, *id, Duration::from_secs(10))
                     .map_err(|e| client(&cfg.brokers, e))?;
+                let partition = id.to_string();
                 partitions.insert(
                     (topic, *id),
                     Partition {
                         committed_at_start: at,
+                        lag: Some(
+                            cfg.metrics
+                                .consumer_lag
+                                .with_label_values(&[name.as_str(), partition.as_str()]),
+                        ),
                         // An emptied partition (everything deleted) has nothing to wait for.
                         end_at_start: if low >= high { 0 } else { high },
                         ..Partition::default()
@@ -425,12 +555,16 @@ impl KafkaSource {
                     .map_err(|e| client(&cfg.brokers, e))?;
             }
             consumer.assign(&tpl).map_err(|e| client(&cfg.brokers, e))?;
+            let records_in = cfg.metrics.records_in.with_label_values(&[name.as_str()]);
             readers.push(TopicReader {
                 topic,
                 name,
                 consumer,
+                highs,
+                records_in,
             });
         }
+        cfg.metrics.rehydrating.set(1);
         Ok(Self {
             readers,
             partitions,
@@ -439,6 +573,8 @@ impl KafkaSource {
             rehydrated_after: None,
             read: 0,
             stop_when_caught_up: false,
+            metrics: cfg.metrics.clone(),
+            lag_updated: None,
         })
     }
 
@@ -490,10 +626,21 @@ impl KafkaSource {
                             timestamp_ms: msg.timestamp().to_millis().unwrap_or(0),
                             key: msg.key().map(<[u8]>::to_vec),
                             payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                            headers: msg.headers().map_or_else(Vec::new, |hs| {
+                                hs.iter()
+                                    .map(|h| {
+                                        (
+                                            h.key.to_string(),
+                                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                                        )
+                                    })
+                                    .collect()
+                            }),
                         });
                         fetched += 1;
                         taken += 1;
                         self.read += 1;
+                        reader.records_in.inc();
                     }
                     Err(KafkaError::PartitionEOF(p)) => {
                         let part = self.partitions.entry((reader.topic, p)).or_default();
@@ -557,11 +704,41 @@ impl KafkaSource {
         if done {
             let took = self.started.elapsed();
             self.rehydrated_after = Some(took);
+            self.metrics.rehydrating.set(0);
             tracing::info!(
                 records = self.read,
                 seconds = took.as_secs_f64(),
                 "rehydrated from the retained history"
             );
+        }
+    }
+}
+
+impl KafkaSource {
+    /// Recomputes the consumer-lag gauges, at most once per [`LAG_EVERY`].
+    fn update_lag(&mut self) {
+        if self.lag_updated.is_some_and(|t| t.elapsed() < LAG_EVERY) {
+            return;
+        }
+        self.lag_updated = Some(Instant::now());
+        for reader in &self.readers {
+            for ((topic, id), p) in &self.partitions {
+                if *topic != reader.topic {
+                    continue;
+                }
+                let Some(gauge) = &p.lag else { continue };
+                // Records read but still buffered here are not handed on yet.
+                let released = p.position - p.queue.len() as i64;
+                let lag = if p.at_end && p.queue.is_empty() {
+                    0
+                } else {
+                    reader
+                        .highs
+                        .get(*id)
+                        .map_or(0, |high| (high - released).max(0))
+                };
+                gauge.set(lag);
+            }
         }
     }
 }
@@ -578,6 +755,7 @@ impl Source for KafkaSource {
             let fetched = self.fetch(max)?;
             let out = self.release(max);
             self.check_rehydrated();
+            self.update_lag();
             if !out.is_empty() {
                 return Ok(Poll::Records(out));
             }
@@ -637,7 +815,11 @@ impl Source for KafkaSource {
                 continue;
             }
             let started = Instant::now();
-            match reader.consumer.commit(&tpl, CommitMode::Sync) {
+            let result = reader.consumer.commit(&tpl, CommitMode::Sync);
+            self.metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            match result {
                 Ok(()) => {
                     for ((topic, _), p) in &mut self.partitions {
                         if *topic == reader.topic {
@@ -650,6 +832,7 @@ impl Source for KafkaSource {
                 }
                 // The broker may be away for a while: the same offsets are committed next time.
                 Err(e) => {
+                    self.metrics.commit_failures.inc();
                     tracing::warn!(topic = %reader.name, error = %e, "cannot commit offsets yet; will retry");
                 }
             }

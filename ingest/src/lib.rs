@@ -2,7 +2,7 @@
 //!
 //! A [`Source`] yields raw records ([`RawRecord`]: topic, partition, offset,
 //! timestamp, bytes): the embedded scenario generator ([`embedded`]) and JSON-lines
-//! files ([`files`]) today, Kafka next. The [`Ingestor`] decodes and validates each
+//! files ([`files`]) and Kafka ([`kafka`], with its [`metrics`]). The [`Ingestor`] decodes and validates each
 //! record; what fails becomes a [`schemas::DeadLetter`] with the reason and the
 //! original bytes, sent to a [`DeadLetterSink`], and the pipeline goes on. What
 //! passes is stamped with its logical time — the record's timestamp rounded up to
@@ -15,8 +15,10 @@ pub mod embedded;
 pub mod files;
 pub mod ingestor;
 pub mod kafka;
+pub mod metrics;
 pub mod record;
 pub mod router;
+pub mod stix;
 
 pub use deadletter::{DeadLetterSink, JsonLinesDeadLetters, MemoryDeadLetters};
 pub use ingestor::{IngestConfig, IngestStats, Ingestor};

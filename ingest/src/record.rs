@@ -17,6 +17,18 @@ pub struct RawRecord {
     pub key: Option<Vec<u8>>,
     /// The payload bytes.
     pub payload: Vec<u8>,
+    /// Record headers (name, value), in the order they came; empty for most records.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl RawRecord {
+    /// The value of the first header called `name` (ASCII case-insensitive), if any.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
 }
 
 /// What a poll of a source gave.

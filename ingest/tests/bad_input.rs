@@ -65,6 +65,7 @@ fn bad_records_are_dead_lettered_with_their_code_and_good_ones_pass() {
                 timestamp_ms: 1_790_000_000_000 + n as i64,
                 key: None,
                 payload: payload.clone(),
+                headers: Vec::new(),
             })
             .unwrap();
     }
@@ -171,4 +172,112 @@ fn a_missing_directory_is_a_clear_error() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("sensor.events.jsonl"));
+}
+
+/// A bundle with one usable indicator and one whose pattern Fusion does not evaluate.
+fn mixed_bundle() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/mixed-bundle.json"
+    ))
+    .unwrap()
+}
+
+fn stix_record(offset: i64, payload: &[u8], headers: &[(&str, &str)]) -> RawRecord {
+    RawRecord {
+        topic: Topic::PartnerIndicators,
+        partition: 0,
+        offset,
+        timestamp_ms: 1_790_000_000_000 + offset,
+        key: None,
+        payload: payload.to_vec(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect(),
+    }
+}
+
+#[test]
+fn stix_bundles_on_the_indicator_topic_pass_object_by_object() {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let dead = MemoryDeadLetters::with_limit(100);
+    let stats = Arc::new(IngestStats::default());
+    let mut ingestor = Ingestor::new(
+        IngestConfig::default(),
+        Router::new(vec![tx], 10),
+        dead.clone(),
+        Arc::clone(&stats),
+    );
+    let marked = [
+        (ingest::stix::CONTENT_TYPE, ingest::stix::STIX_CONTENT_TYPE),
+        (ingest::stix::OWNER, "acme-cti"),
+        (ingest::stix::DEFAULT_TLP, "AMBER+STRICT"),
+        (ingest::stix::SHARING, "FR, DE"),
+    ];
+    let poisonivy = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/stix/poisonivy.json"
+    ))
+    .unwrap();
+    let bundle = mixed_bundle();
+    let records = [
+        stix_record(0, &bundle, &marked),
+        // The owner is agreed outside STIX: without it the bundle cannot be attributed.
+        stix_record(1, &bundle, &marked[..1]),
+        // A bundle published without its content type is explained, not parsed as garbage.
+        stix_record(2, &bundle, &[]),
+        stix_record(3, b"{\"type\":\"bundle\",\"objects\":[", &marked),
+        stix_record(4, &poisonivy, &marked),
+    ];
+    for rec in records {
+        ingestor.ingest(rec).unwrap();
+    }
+    drop(ingestor);
+    let indicators: Vec<schemas::Indicator> = rx
+        .try_iter()
+        .filter_map(|f| match f {
+            Feed::Record {
+                input: Input::Indicator(i),
+                ..
+            } => Some(i),
+            _ => None,
+        })
+        .collect();
+    let first = &indicators[0];
+    assert_eq!(first.value, "c2.stix-test.example");
+    assert_eq!(first.owner, "acme-cti");
+    assert_eq!(first.tlp, schemas::Tlp::AmberStrict);
+    assert_eq!(first.sharing, vec!["FR".to_string(), "DE".to_string()]);
+    assert!(
+        indicators.len() > 1 && indicators[1..].iter().all(|i| i.owner == "acme-cti"),
+        "the real Poison Ivy bundle gave indicators too"
+    );
+    let got: Vec<(i64, ErrorCode)> = dead
+        .kept()
+        .iter()
+        .map(|d| (d.offset, d.code))
+        .filter(|(offset, _)| *offset < 4)
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, ErrorCode::UnsupportedPattern),
+            (1, ErrorCode::MissingField),
+            (2, ErrorCode::UnsupportedFormat),
+            (3, ErrorCode::MalformedJson),
+        ]
+    );
+    let unsupported = &dead.kept()[0];
+    assert!(
+        unsupported
+            .detail
+            .contains("indicator--d81f86b9-975b-4c0b-875e-810c5ad45a4f"),
+        "the dead letter names the object: {}",
+        unsupported.detail
+    );
+    assert_eq!(
+        stats.indicators.load(Ordering::Relaxed),
+        indicators.len() as u64
+    );
 }
