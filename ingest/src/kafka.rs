@@ -457,6 +457,9 @@ pub struct KafkaSource {
 /// How often the consumer-lag gauges are recomputed (the statistics come once a second).
 const LAG_EVERY: Duration = Duration::from_secs(1);
 
+/// One opened input topic: its reader and its partitions.
+type OpenedTopic = (TopicReader, Vec<((Topic, i32), Partition)>);
+
 /// How long [`KafkaSource::open`] keeps trying while the broker does not answer.
 const OPEN_PATIENCE: Duration = Duration::from_secs(120);
 
@@ -479,90 +482,31 @@ impl KafkaSource {
     }
 
     fn open_once(cfg: &KafkaConfig) -> Result<Self, KafkaFailure> {
+        // The topics are opened side by side: each takes several round trips to the broker
+        // (metadata, committed offsets, a watermark per partition).
+        let opened: Vec<Result<OpenedTopic, KafkaFailure>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = Topic::INPUTS
+                .into_iter()
+                .map(|topic| scope.spawn(move || Self::open_topic(cfg, topic)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(KafkaFailure::Delivery {
+                            topic: "(input topics)".into(),
+                            reason: "opening a topic panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        });
         let mut readers = Vec::new();
         let mut partitions = BTreeMap::new();
-        for topic in Topic::INPUTS {
-            let name = cfg.topic(topic);
-            let context = LagContext::default();
-            let highs = Arc::clone(&context.0);
-            let consumer: BaseConsumer<LagContext> = ClientConfig::new()
-                .set("bootstrap.servers", &cfg.brokers)
-                // Offsets are committed per partition for the whole fusion center.
-                .set("group.id", &cfg.group_id)
-                // Offsets are committed by hand, only once what a record produced is durable.
-                .set("enable.auto.commit", "false")
-                .set("enable.auto.offset.store", "false")
-                // Report the end of each partition: records are released in timestamp order
-                // across partitions, and a partition at its end must not hold the others back.
-                .set("enable.partition.eof", "true")
-                // Rehydration reads from the start; this only matters if an offset is out of range.
-                .set("auto.offset.reset", "earliest")
-                // Short fetch waits keep live latency low once caught up.
-                .set("fetch.wait.max.ms", "50")
-                // The statistics carry each partition's high watermark: the lag metric.
-                .set("statistics.interval.ms", "1000")
-                .create_with_context(context)
-                .map_err(|e| client(&cfg.brokers, e))?;
-            let metadata = consumer
-                .fetch_metadata(Some(&name), Duration::from_secs(10))
-                .map_err(|e| client(&cfg.brokers, e))?;
-            let ids: Vec<i32> = metadata
-                .topics()
-                .iter()
-                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                .collect();
-            if ids.is_empty() {
-                return Err(KafkaFailure::Delivery {
-                    topic: name,
-                    reason:
-                        "the topic has no partitions; create the topics with `fusion topics create`"
-                            .into(),
-                });
-            }
-            let mut tpl = TopicPartitionList::new();
-            for id in &ids {
-                tpl.add_partition(&name, *id);
-            }
-            let committed = consumer
-                .committed_offsets(tpl.clone(), Duration::from_secs(10))
-                .map_err(|e| client(&cfg.brokers, e))?;
-            for id in &ids {
-                let at = committed
-                    .find_partition(&name, *id)
-                    .and_then(|e| match e.offset() {
-                        Offset::Offset(o) => Some(o),
-                        _ => None,
-                    });
-                let (low, high) = consumer
-                    .fetch_watermarks(&name, *id, Duration::from_secs(10))
-                    .map_err(|e| client(&cfg.brokers, e))?;
-                let partition = id.to_string();
-                partitions.insert(
-                    (topic, *id),
-                    Partition {
-                        committed_at_start: at,
-                        lag: Some(
-                            cfg.metrics
-                                .consumer_lag
-                                .with_label_values(&[name.as_str(), partition.as_str()]),
-                        ),
-                        // An emptied partition (everything deleted) has nothing to wait for.
-                        end_at_start: if low >= high { 0 } else { high },
-                        ..Partition::default()
-                    },
-                );
-                tpl.set_partition_offset(&name, *id, Offset::Beginning)
-                    .map_err(|e| client(&cfg.brokers, e))?;
-            }
-            consumer.assign(&tpl).map_err(|e| client(&cfg.brokers, e))?;
-            let records_in = cfg.metrics.records_in.with_label_values(&[name.as_str()]);
-            readers.push(TopicReader {
-                topic,
-                name,
-                consumer,
-                highs,
-                records_in,
-            });
+        for result in opened {
+            let (reader, parts) = result?;
+            readers.push(reader);
+            partitions.extend(parts);
         }
         cfg.metrics.rehydrating.set(1);
         Ok(Self {
@@ -576,6 +520,99 @@ impl KafkaSource {
             metrics: cfg.metrics.clone(),
             lag_updated: None,
         })
+    }
+
+    /// Assigns every partition of `topic` from the beginning, with what an earlier run committed.
+    fn open_topic(cfg: &KafkaConfig, topic: Topic) -> Result<OpenedTopic, KafkaFailure> {
+        let mut partitions = Vec::new();
+        let name = cfg.topic(topic);
+        let context = LagContext::default();
+        let highs = Arc::clone(&context.0);
+        let consumer: BaseConsumer<LagContext> = ClientConfig::new()
+            .set("bootstrap.servers", &cfg.brokers)
+            // Offsets are committed per partition for the whole fusion center.
+            .set("group.id", &cfg.group_id)
+            // Offsets are committed by hand, only once what a record produced is durable.
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            // Report the end of each partition: records are released in timestamp order
+            // across partitions, and a partition at its end must not hold the others back.
+            .set("enable.partition.eof", "true")
+            // Rehydration reads from the start; this only matters if an offset is out of range.
+            .set("auto.offset.reset", "earliest")
+            // Short fetch waits keep live latency low once caught up.
+            .set("fetch.wait.max.ms", "50")
+            // Partitions run ahead of others in the local queue while records are released
+            // in time order; the default 1 s pause before fetching such a partition again
+            // would stall the partition the merge waits for.
+            .set("fetch.queue.backoff.ms", "10")
+            // The statistics carry each partition's high watermark: the lag metric.
+            .set("statistics.interval.ms", "1000")
+            .create_with_context(context)
+            .map_err(|e| client(&cfg.brokers, e))?;
+        let metadata = consumer
+            .fetch_metadata(Some(&name), Duration::from_secs(10))
+            .map_err(|e| client(&cfg.brokers, e))?;
+        let ids: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if ids.is_empty() {
+            return Err(KafkaFailure::Delivery {
+                topic: name,
+                reason:
+                    "the topic has no partitions; create the topics with `fusion topics create`"
+                        .into(),
+            });
+        }
+        let mut tpl = TopicPartitionList::new();
+        for id in &ids {
+            tpl.add_partition(&name, *id);
+        }
+        let committed = consumer
+            .committed_offsets(tpl.clone(), Duration::from_secs(10))
+            .map_err(|e| client(&cfg.brokers, e))?;
+        for id in &ids {
+            let at = committed
+                .find_partition(&name, *id)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            let (low, high) = consumer
+                .fetch_watermarks(&name, *id, Duration::from_secs(10))
+                .map_err(|e| client(&cfg.brokers, e))?;
+            let partition = id.to_string();
+            partitions.push((
+                (topic, *id),
+                Partition {
+                    committed_at_start: at,
+                    lag: Some(
+                        cfg.metrics
+                            .consumer_lag
+                            .with_label_values(&[name.as_str(), partition.as_str()]),
+                    ),
+                    // An emptied partition (everything deleted) has nothing to wait for.
+                    end_at_start: if low >= high { 0 } else { high },
+                    ..Partition::default()
+                },
+            ));
+            tpl.set_partition_offset(&name, *id, Offset::Beginning)
+                .map_err(|e| client(&cfg.brokers, e))?;
+        }
+        consumer.assign(&tpl).map_err(|e| client(&cfg.brokers, e))?;
+        let records_in = cfg.metrics.records_in.with_label_values(&[name.as_str()]);
+        Ok((
+            TopicReader {
+                topic,
+                name,
+                consumer,
+                highs,
+                records_in,
+            },
+            partitions,
+        ))
     }
 
     /// Makes the source end once it has read everything there is (batch runs, tests, benchmarks).
