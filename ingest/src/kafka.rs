@@ -438,6 +438,59 @@ struct Partition {
     lag: Option<IntGauge>,
 }
 
+impl Partition {
+    /// Buffers the next record read. Returns false, and drops it, if its offset is below
+    /// the position: the client went back (an offset reset, a broker restart) and this
+    /// record was already handed on in this run; a second copy would count twice and
+    /// arrive out of time order.
+    fn accept(&mut self, rec: RawRecord) -> bool {
+        if rec.offset < self.position {
+            return false;
+        }
+        self.at_end = false;
+        self.position = rec.offset + 1;
+        self.queue.push_back(rec);
+        true
+    }
+
+    /// The client reported the end of the partition. Believed (and true is returned)
+    /// only from the end known at start on: before it, records known to exist are still
+    /// to come, and releasing the other partitions past them would break time order (a
+    /// batch run would even stop short). The client keeps fetching either way.
+    fn reached_end(&mut self) -> bool {
+        if self.position >= self.end_at_start {
+            self.at_end = true;
+        }
+        self.at_end
+    }
+}
+
+/// Releases up to `max` buffered records across `partitions` in timestamp order (ties by
+/// topic and partition), as far as every partition allows: one with nothing buffered that
+/// is not at its end holds the others back. Raises `watermark` to the last time released.
+fn release_in_order(
+    partitions: &mut BTreeMap<(Topic, i32), Partition>,
+    watermark: &mut Option<i64>,
+    max: usize,
+) -> Vec<RawRecord> {
+    let mut out = Vec::new();
+    while out.len() < max {
+        if partitions.values().any(|p| p.queue.is_empty() && !p.at_end) {
+            break;
+        }
+        let next = partitions
+            .iter_mut()
+            .filter(|(_, p)| !p.queue.is_empty())
+            .min_by_key(|(k, p)| (p.queue.front().map(|r| r.timestamp_ms), **k));
+        let Some(rec) = next.and_then(|(_, p)| p.queue.pop_front()) else {
+            break;
+        };
+        *watermark = Some(watermark.unwrap_or(i64::MIN).max(rec.timestamp_ms));
+        out.push(rec);
+    }
+    out
+}
+
 /// The input topics as a source.
 pub struct KafkaSource {
     readers: Vec<TopicReader>,
@@ -647,16 +700,8 @@ impl KafkaSource {
                             .partitions
                             .entry((reader.topic, msg.partition()))
                             .or_default();
-                        if msg.offset() < part.position {
-                            // The client went back (an offset reset, a broker restart): this
-                            // record was already handed on in this run; a second copy would
-                            // count twice and arrive out of time order.
-                            tracing::warn!(topic = %reader.name, partition = msg.partition(), offset = msg.offset(), expected = part.position, "a record read again; skipped");
-                            continue;
-                        }
-                        part.at_end = false;
-                        part.position = msg.offset() + 1;
-                        part.queue.push_back(RawRecord {
+                        let expected = part.position;
+                        let accepted = part.accept(RawRecord {
                             topic: reader.topic,
                             partition: msg.partition(),
                             offset: msg.offset(),
@@ -674,6 +719,10 @@ impl KafkaSource {
                                     .collect()
                             }),
                         });
+                        if !accepted {
+                            tracing::warn!(topic = %reader.name, partition = msg.partition(), offset = msg.offset(), expected, "a record read again; skipped");
+                            continue;
+                        }
                         fetched += 1;
                         taken += 1;
                         self.read += 1;
@@ -681,12 +730,7 @@ impl KafkaSource {
                     }
                     Err(KafkaError::PartitionEOF(p)) => {
                         let part = self.partitions.entry((reader.topic, p)).or_default();
-                        if part.position >= part.end_at_start {
-                            part.at_end = true;
-                        } else {
-                            // Records known to exist are still to come: releasing the other
-                            // partitions past them would break time order, and a batch run
-                            // would stop short. The client keeps fetching.
+                        if !part.reached_end() {
                             tracing::warn!(topic = %reader.name, partition = p, position = part.position, end = part.end_at_start, "end of partition reported before its known end; ignored");
                         }
                     }
@@ -703,28 +747,7 @@ impl KafkaSource {
 
     /// Releases up to `max` buffered records in timestamp order, as far as every partition allows.
     fn release(&mut self, max: usize) -> Vec<RawRecord> {
-        let mut out = Vec::new();
-        while out.len() < max {
-            // Every partition must have a record buffered or be at its end.
-            if self
-                .partitions
-                .values()
-                .any(|p| p.queue.is_empty() && !p.at_end)
-            {
-                break;
-            }
-            let next = self
-                .partitions
-                .iter_mut()
-                .filter(|(_, p)| !p.queue.is_empty())
-                .min_by_key(|(k, p)| (p.queue.front().map(|r| r.timestamp_ms), **k));
-            let Some(rec) = next.and_then(|(_, p)| p.queue.pop_front()) else {
-                break;
-            };
-            self.watermark = Some(self.watermark.unwrap_or(i64::MIN).max(rec.timestamp_ms));
-            out.push(rec);
-        }
-        out
+        release_in_order(&mut self.partitions, &mut self.watermark, max)
     }
 
     fn check_rehydrated(&mut self) {
@@ -875,5 +898,159 @@ impl Source for KafkaSource {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
+
+    use super::*;
+
+    fn rec(topic: Topic, partition: i32, offset: i64, timestamp_ms: i64) -> RawRecord {
+        RawRecord {
+            topic,
+            partition,
+            offset,
+            timestamp_ms,
+            key: None,
+            payload: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Two partitions of the event topic, each known to hold `end` records at start.
+    fn two_partitions(end: i64) -> BTreeMap<(Topic, i32), Partition> {
+        (0..2)
+            .map(|p| {
+                (
+                    (Topic::SensorEvents, p),
+                    Partition {
+                        end_at_start: end,
+                        ..Partition::default()
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn released(parts: &mut BTreeMap<(Topic, i32), Partition>) -> Vec<(i32, i64)> {
+        release_in_order(parts, &mut None, usize::MAX)
+            .into_iter()
+            .map(|r| (r.partition, r.offset))
+            .collect()
+    }
+
+    #[test]
+    fn records_leave_in_time_order_and_an_empty_partition_holds_the_others_back() {
+        let mut parts = two_partitions(2);
+        let p0 = (Topic::SensorEvents, 0);
+        let p1 = (Topic::SensorEvents, 1);
+        assert!(
+            parts
+                .get_mut(&p0)
+                .unwrap()
+                .accept(rec(Topic::SensorEvents, 0, 0, 30))
+        );
+        assert!(
+            parts
+                .get_mut(&p0)
+                .unwrap()
+                .accept(rec(Topic::SensorEvents, 0, 1, 40))
+        );
+        assert_eq!(
+            released(&mut parts),
+            vec![],
+            "partition 1 has not spoken yet"
+        );
+        assert!(
+            parts
+                .get_mut(&p1)
+                .unwrap()
+                .accept(rec(Topic::SensorEvents, 1, 0, 10))
+        );
+        assert!(
+            parts
+                .get_mut(&p1)
+                .unwrap()
+                .accept(rec(Topic::SensorEvents, 1, 1, 35))
+        );
+        let mut watermark = None;
+        let out: Vec<i64> = release_in_order(&mut parts, &mut watermark, usize::MAX)
+            .iter()
+            .map(|r| r.timestamp_ms)
+            .collect();
+        assert_eq!(
+            out,
+            vec![10, 30, 35],
+            "40 waits: partition 1 may still send older records"
+        );
+        assert_eq!(watermark, Some(35));
+        assert!(parts.get_mut(&p1).unwrap().reached_end());
+        assert_eq!(released(&mut parts), vec![(0, 1)]);
+    }
+
+    #[test]
+    fn an_end_of_partition_before_the_end_known_at_start_is_not_believed() {
+        let mut parts = two_partitions(2);
+        let p0 = (Topic::SensorEvents, 0);
+        let p1 = (Topic::SensorEvents, 1);
+        assert!(
+            parts
+                .get_mut(&p0)
+                .unwrap()
+                .accept(rec(Topic::SensorEvents, 0, 0, 50))
+        );
+        assert!(
+            parts
+                .get_mut(&p1)
+                .unwrap()
+                .accept(rec(Topic::SensorEvents, 1, 0, 10))
+        );
+        assert_eq!(released(&mut parts), vec![(1, 0)]);
+        // Partition 1 holds 2 records; an end reported after the first is spurious.
+        assert!(!parts.get_mut(&p1).unwrap().reached_end());
+        assert_eq!(
+            released(&mut parts),
+            vec![],
+            "partition 0's record must wait"
+        );
+        assert!(
+            parts
+                .get_mut(&p1)
+                .unwrap()
+                .accept(rec(Topic::SensorEvents, 1, 1, 20))
+        );
+        assert_eq!(released(&mut parts), vec![(1, 1)]);
+        assert!(
+            parts.get_mut(&p1).unwrap().reached_end(),
+            "now it is the end"
+        );
+        assert_eq!(released(&mut parts), vec![(0, 0)]);
+    }
+
+    #[test]
+    fn a_record_read_again_after_the_client_went_back_is_dropped() {
+        let mut parts = two_partitions(0);
+        let p0 = parts.get_mut(&(Topic::SensorEvents, 0)).unwrap();
+        assert!(p0.accept(rec(Topic::SensorEvents, 0, 0, 10)));
+        assert!(p0.accept(rec(Topic::SensorEvents, 0, 1, 20)));
+        assert!(
+            !p0.accept(rec(Topic::SensorEvents, 0, 0, 10)),
+            "offset 0 again"
+        );
+        assert!(
+            !p0.accept(rec(Topic::SensorEvents, 0, 1, 20)),
+            "offset 1 again"
+        );
+        assert!(p0.accept(rec(Topic::SensorEvents, 0, 2, 30)));
+        assert!(
+            parts
+                .get_mut(&(Topic::SensorEvents, 1))
+                .unwrap()
+                .reached_end()
+        );
+        let out: Vec<(i32, i64)> = released(&mut parts);
+        assert_eq!(out, vec![(0, 0), (0, 1), (0, 2)], "each record once");
     }
 }
