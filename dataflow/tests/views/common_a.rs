@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use dataflow::Time;
@@ -304,13 +304,20 @@ pub fn golden_dir(view: &str) -> PathBuf {
         .join(view)
 }
 
-/// Reads a JSON-lines file of `view`'s golden directory (blank and `//` lines skipped).
+/// Reads a JSON-lines file of `view`'s golden directory.
 pub fn read_lines<T: DeserializeOwned>(view: &str, file: &str) -> Vec<T> {
-    let path = golden_dir(view).join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
+    read_json_lines(&golden_dir(view).join(file))
+}
+
+/// Reads JSON lines; blank lines and comments (lines starting with `//` or `#`) are skipped.
+pub fn read_json_lines<T: DeserializeOwned>(path: &Path) -> Vec<T> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with("//"))
+        .filter(|(_, l)| {
+            let l = l.trim_start();
+            !l.is_empty() && !l.starts_with("//") && !l.starts_with('#')
+        })
         .map(|(n, l)| {
             serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), n + 1))
         })

@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use dataflow::Time;
@@ -18,6 +17,8 @@ use schemas::{Indicator, SensorEvent};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::ProbeHandle;
+
+use crate::common_a::{golden_dir, read_json_lines};
 
 /// One input record of a view.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -216,26 +217,6 @@ pub fn check_against<D: Ord + Clone + Debug>(
     Ok(())
 }
 
-/// The path of a golden file of `view`.
-pub fn golden_path(view: &str, file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(view)
-        .join(file)
-}
-
-/// Reads JSON lines; blank lines and lines starting with `#` (comments) are skipped.
-pub fn read_json_lines<T: DeserializeOwned>(path: &Path) -> Vec<T> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        .map(|(n, l)| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), n + 1))
-        })
-        .collect()
-}
-
 /// One consolidated output change at a closed time, as golden files hold them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -268,8 +249,8 @@ where
     V::Out: Serialize + DeserializeOwned,
     F: Fn() -> V,
 {
-    let updates: Vec<Update> = read_json_lines(&golden_path(name, "input.jsonl"));
-    let expected: Vec<Change<V::Out>> = read_json_lines(&golden_path(name, "expected.jsonl"));
+    let updates: Vec<Update> = read_json_lines(&golden_dir(name).join("input.jsonl"));
+    let expected: Vec<Change<V::Out>> = read_json_lines(&golden_dir(name).join("expected.jsonl"));
     for workers in [1, 2] {
         let got = changes(&run(make(), &updates, workers));
         if got != expected {

@@ -385,7 +385,7 @@ struct AllRules(RuleSet);
 impl AllRules {
     fn load(view: &str) -> Self {
         let text =
-            std::fs::read_to_string(crate::common_b::golden_path(view, "rules.toml")).unwrap();
+            std::fs::read_to_string(crate::common_a::golden_dir(view).join("rules.toml")).unwrap();
         AllRules(RuleSet::from_toml(&text).unwrap())
     }
 }
