@@ -120,8 +120,8 @@ fn wait_success(mut run: Run) {
     }
 }
 
-/// Creates the topics of `prefix` and publishes the scenario in `dir` there.
-fn publish_scenario(broker: &str, prefix: &str, dir: &Path) {
+/// Creates the topics of `prefix`, `partitions` partitions each.
+fn create_topics(broker: &str, prefix: &str, partitions: u32) {
     fusion(&[
         "topics",
         "create",
@@ -130,8 +130,42 @@ fn publish_scenario(broker: &str, prefix: &str, dir: &Path) {
         "--topic-prefix",
         prefix,
         "--partitions",
-        "3",
+        &partitions.to_string(),
     ]);
+}
+
+/// A producer of hand-made test records.
+fn producer(broker: &str) -> ThreadedProducer<DefaultProducerContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        // The bad-input corpus holds a 2 MiB record: the client must let it through.
+        .set("message.max.bytes", "4000000")
+        .create()
+        .unwrap()
+}
+
+/// Sends `(topic without prefix, payload)` records, the n-th at time 1_795_000_000_000 + n ms.
+fn send_numbered<'a>(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    prefix: &str,
+    records: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) {
+    for (n, (topic, payload)) in records.into_iter().enumerate() {
+        let name = format!("{prefix}{topic}");
+        producer
+            .send(
+                BaseRecord::<(), [u8]>::to(&name)
+                    .payload(payload)
+                    .timestamp(1_795_000_000_000 + n as i64),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+}
+
+/// Creates the topics of `prefix` and publishes the scenario in `dir` there.
+fn publish_scenario(broker: &str, prefix: &str, dir: &Path) {
+    create_topics(broker, prefix, 3);
     for topic in INPUTS {
         let file = dir.join(format!("{topic}.jsonl"));
         fusion(&[
@@ -365,22 +399,8 @@ fn crash_and_restart_derive_the_same_alerts_as_an_uninterrupted_run() {
 fn a_bad_input_corpus_lands_in_the_dead_letters_and_valid_records_pass() {
     let broker = bootstrap();
     let prefix = unique("bad");
-    fusion(&[
-        "topics",
-        "create",
-        "--kafka",
-        &broker,
-        "--topic-prefix",
-        &prefix,
-        "--partitions",
-        "1",
-    ]);
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &broker)
-        // The corpus holds a 2 MiB record: the client must let it through to the broker.
-        .set("message.max.bytes", "4000000")
-        .create()
-        .unwrap();
+    create_topics(&broker, &prefix, 1);
+    let producer = producer(&broker);
     let event = |id: &str, domain: &str| {
         format!(
             r#"{{"schema_version":1,"event_id":"{id}","sensor_id":"fr-ids-1","country":"FR","observed_at":"2026-11-20T10:00:00Z","kind":"dns","domain":"{domain}"}}"#
@@ -408,17 +428,11 @@ fn a_bad_input_corpus_lands_in_the_dead_letters_and_valid_records_pass() {
         ("desk.actions", b"{\"schema_version\":1,\"action_id\":\"a1\"".to_vec(), Some(ErrorCode::MalformedJson)),
         ("sensor.events", event("ok-3", "c.evil.example").into_bytes(), None),
     ];
-    for (n, (topic, payload, _)) in corpus.iter().enumerate() {
-        let name = format!("{prefix}{topic}");
-        producer
-            .send(
-                BaseRecord::<(), [u8]>::to(&name)
-                    .payload(payload)
-                    .timestamp(1_795_000_000_000 + n as i64),
-            )
-            .map_err(|(e, _)| e)
-            .unwrap();
-    }
+    send_numbered(
+        &producer,
+        &prefix,
+        corpus.iter().map(|(t, p, _)| (*t, p.as_slice())),
+    );
     // Raw STIX: a bundle whose owner is not named cannot be attributed; a named one passes
     // object by object (its unsupported pattern is dead-lettered, its usable indicator
     // counts, and an event after it matches).
@@ -641,20 +655,8 @@ fn metric_sum(text: &str, name: &str) -> f64 {
 fn a_live_run_serves_metrics_of_what_it_read_wrote_and_committed() {
     let broker = bootstrap();
     let prefix = unique("metrics");
-    fusion(&[
-        "topics",
-        "create",
-        "--kafka",
-        &broker,
-        "--topic-prefix",
-        &prefix,
-        "--partitions",
-        "2",
-    ]);
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &broker)
-        .create()
-        .unwrap();
+    create_topics(&broker, &prefix, 2);
+    let producer = producer(&broker);
     let indicator = r#"{"schema_version":1,"id":"ind-metrics","kind":"domain","value":"evil.example","owner":"p1","source_kind":"partner","source_id":"p1","tlp":"GREEN","sharing":[],"confidence":80,"created":"2026-11-20T09:00:00Z","modified":"2026-11-20T09:00:00Z","valid_from":"2026-11-01T00:00:00Z"}"#;
     let event = |id: &str| {
         format!(
@@ -669,17 +671,11 @@ fn a_live_run_serves_metrics_of_what_it_read_wrote_and_committed() {
         ("osint.items", b"[]".to_vec()),
         ("sensor.events", event("m-3").into_bytes()),
     ];
-    for (n, (topic, payload)) in records.iter().enumerate() {
-        let name = format!("{prefix}{topic}");
-        producer
-            .send(
-                BaseRecord::<(), [u8]>::to(&name)
-                    .payload(payload)
-                    .timestamp(1_795_000_000_000 + n as i64),
-            )
-            .map_err(|(e, _)| e)
-            .unwrap();
-    }
+    send_numbered(
+        &producer,
+        &prefix,
+        records.iter().map(|(t, p)| (*t, p.as_slice())),
+    );
     producer.flush(Duration::from_secs(30)).unwrap();
     drop(producer);
 

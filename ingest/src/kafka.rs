@@ -934,6 +934,19 @@ mod tests {
             .collect()
     }
 
+    /// Offers the record at `offset` (time `ts`) of event partition `partition`.
+    fn feed(
+        parts: &mut BTreeMap<(Topic, i32), Partition>,
+        partition: i32,
+        offset: i64,
+        ts: i64,
+    ) -> bool {
+        parts
+            .get_mut(&(Topic::SensorEvents, partition))
+            .unwrap()
+            .accept(rec(Topic::SensorEvents, partition, offset, ts))
+    }
+
     fn released(parts: &mut BTreeMap<(Topic, i32), Partition>) -> Vec<(i32, i64)> {
         release_in_order(parts, &mut None, usize::MAX)
             .into_iter()
@@ -944,37 +957,16 @@ mod tests {
     #[test]
     fn records_leave_in_time_order_and_an_empty_partition_holds_the_others_back() {
         let mut parts = two_partitions(2);
-        let p0 = (Topic::SensorEvents, 0);
         let p1 = (Topic::SensorEvents, 1);
-        assert!(
-            parts
-                .get_mut(&p0)
-                .unwrap()
-                .accept(rec(Topic::SensorEvents, 0, 0, 30))
-        );
-        assert!(
-            parts
-                .get_mut(&p0)
-                .unwrap()
-                .accept(rec(Topic::SensorEvents, 0, 1, 40))
-        );
+        assert!(feed(&mut parts, 0, 0, 30));
+        assert!(feed(&mut parts, 0, 1, 40));
         assert_eq!(
             released(&mut parts),
             vec![],
             "partition 1 has not spoken yet"
         );
-        assert!(
-            parts
-                .get_mut(&p1)
-                .unwrap()
-                .accept(rec(Topic::SensorEvents, 1, 0, 10))
-        );
-        assert!(
-            parts
-                .get_mut(&p1)
-                .unwrap()
-                .accept(rec(Topic::SensorEvents, 1, 1, 35))
-        );
+        assert!(feed(&mut parts, 1, 0, 10));
+        assert!(feed(&mut parts, 1, 1, 35));
         let mut watermark = None;
         let out: Vec<i64> = release_in_order(&mut parts, &mut watermark, usize::MAX)
             .iter()
@@ -993,20 +985,9 @@ mod tests {
     #[test]
     fn an_end_of_partition_before_the_end_known_at_start_is_not_believed() {
         let mut parts = two_partitions(2);
-        let p0 = (Topic::SensorEvents, 0);
         let p1 = (Topic::SensorEvents, 1);
-        assert!(
-            parts
-                .get_mut(&p0)
-                .unwrap()
-                .accept(rec(Topic::SensorEvents, 0, 0, 50))
-        );
-        assert!(
-            parts
-                .get_mut(&p1)
-                .unwrap()
-                .accept(rec(Topic::SensorEvents, 1, 0, 10))
-        );
+        assert!(feed(&mut parts, 0, 0, 50));
+        assert!(feed(&mut parts, 1, 0, 10));
         assert_eq!(released(&mut parts), vec![(1, 0)]);
         // Partition 1 holds 2 records; an end reported after the first is spurious.
         assert!(!parts.get_mut(&p1).unwrap().reached_end());
@@ -1015,12 +996,7 @@ mod tests {
             vec![],
             "partition 0's record must wait"
         );
-        assert!(
-            parts
-                .get_mut(&p1)
-                .unwrap()
-                .accept(rec(Topic::SensorEvents, 1, 1, 20))
-        );
+        assert!(feed(&mut parts, 1, 1, 20));
         assert_eq!(released(&mut parts), vec![(1, 1)]);
         assert!(
             parts.get_mut(&p1).unwrap().reached_end(),

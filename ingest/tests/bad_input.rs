@@ -44,29 +44,32 @@ fn corpus() -> Vec<(Topic, Vec<u8>, Option<ErrorCode>)> {
     ]
 }
 
-#[test]
-fn bad_records_are_dead_lettered_with_their_code_and_good_ones_pass() {
+/// An ingestor on one worker channel, with the dead letters and counters it reports to.
+fn ingestor() -> (
+    Ingestor<MemoryDeadLetters>,
+    crossbeam_channel::Receiver<Feed>,
+    MemoryDeadLetters,
+    Arc<IngestStats>,
+) {
     let (tx, rx) = crossbeam_channel::unbounded();
     let dead = MemoryDeadLetters::with_limit(1000);
     let stats = Arc::new(IngestStats::default());
-    let mut ingestor = Ingestor::new(
+    let ingestor = Ingestor::new(
         IngestConfig::default(),
         Router::new(vec![tx], 10),
         dead.clone(),
         Arc::clone(&stats),
     );
+    (ingestor, rx, dead, stats)
+}
+
+#[test]
+fn bad_records_are_dead_lettered_with_their_code_and_good_ones_pass() {
+    let (mut ingestor, rx, dead, stats) = ingestor();
     let corpus = corpus();
     for (n, (topic, payload, _)) in corpus.iter().enumerate() {
         ingestor
-            .ingest(RawRecord {
-                topic: *topic,
-                partition: 3,
-                offset: n as i64,
-                timestamp_ms: 1_790_000_000_000 + n as i64,
-                key: None,
-                payload: payload.clone(),
-                headers: Vec::new(),
-            })
+            .ingest(record(*topic, 3, n as i64, payload, &[]))
             .unwrap();
     }
     drop(ingestor);
@@ -183,10 +186,17 @@ fn mixed_bundle() -> Vec<u8> {
     .unwrap()
 }
 
-fn stix_record(offset: i64, payload: &[u8], headers: &[(&str, &str)]) -> RawRecord {
+/// A record of `topic` at `partition`/`offset`, timed by its offset.
+fn record(
+    topic: Topic,
+    partition: i32,
+    offset: i64,
+    payload: &[u8],
+    headers: &[(&str, &str)],
+) -> RawRecord {
     RawRecord {
-        topic: Topic::PartnerIndicators,
-        partition: 0,
+        topic,
+        partition,
         offset,
         timestamp_ms: 1_790_000_000_000 + offset,
         key: None,
@@ -200,15 +210,7 @@ fn stix_record(offset: i64, payload: &[u8], headers: &[(&str, &str)]) -> RawReco
 
 #[test]
 fn stix_bundles_on_the_indicator_topic_pass_object_by_object() {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let dead = MemoryDeadLetters::with_limit(100);
-    let stats = Arc::new(IngestStats::default());
-    let mut ingestor = Ingestor::new(
-        IngestConfig::default(),
-        Router::new(vec![tx], 10),
-        dead.clone(),
-        Arc::clone(&stats),
-    );
+    let (mut ingestor, rx, dead, stats) = ingestor();
     let marked = [
         (ingest::stix::CONTENT_TYPE, ingest::stix::STIX_CONTENT_TYPE),
         (ingest::stix::OWNER, "acme-cti"),
@@ -222,13 +224,19 @@ fn stix_bundles_on_the_indicator_topic_pass_object_by_object() {
     .unwrap();
     let bundle = mixed_bundle();
     let records = [
-        stix_record(0, &bundle, &marked),
+        record(Topic::PartnerIndicators, 0, 0, &bundle, &marked),
         // The owner is agreed outside STIX: without it the bundle cannot be attributed.
-        stix_record(1, &bundle, &marked[..1]),
+        record(Topic::PartnerIndicators, 0, 1, &bundle, &marked[..1]),
         // A bundle published without its content type is explained, not parsed as garbage.
-        stix_record(2, &bundle, &[]),
-        stix_record(3, b"{\"type\":\"bundle\",\"objects\":[", &marked),
-        stix_record(4, &poisonivy, &marked),
+        record(Topic::PartnerIndicators, 0, 2, &bundle, &[]),
+        record(
+            Topic::PartnerIndicators,
+            0,
+            3,
+            b"{\"type\":\"bundle\",\"objects\":[",
+            &marked,
+        ),
+        record(Topic::PartnerIndicators, 0, 4, &poisonivy, &marked),
     ];
     for rec in records {
         ingestor.ingest(rec).unwrap();
