@@ -120,7 +120,10 @@ fn wait_success(mut run: Run) {
     }
 }
 
-/// Creates the topics of `prefix`, `partitions` partitions each.
+/// Creates the topics of `prefix`, `partitions` partitions each. The indicator topic keeps
+/// every version: these tests compare whole alert histories, and the broker's compaction
+/// (tansu compacts in the background, at times no test controls) would drop the
+/// intermediate versions some alerts were opened under, in one run and not the other.
 fn create_topics(broker: &str, prefix: &str, partitions: u32) {
     fusion(&[
         "topics",
@@ -131,6 +134,7 @@ fn create_topics(broker: &str, prefix: &str, partitions: u32) {
         prefix,
         "--partitions",
         &partitions.to_string(),
+        "--keep-every-version",
     ]);
 }
 

@@ -60,6 +60,10 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// Partitions of topics created by [`create_topics`].
     pub partitions: i32,
+    /// Topics created by [`create_topics`] keep only the latest version of each indicator
+    /// (`cleanup.policy=compact`). Off keeps every version: a replay then sees each
+    /// intermediate version, so it re-derives the same alert history (drills, tests).
+    pub compact_indicators: bool,
     /// Where the Kafka path counts what it does.
     pub metrics: KafkaMetrics,
 }
@@ -72,6 +76,7 @@ impl KafkaConfig {
             prefix: "fusion.".to_string(),
             group_id: "fusion".to_string(),
             partitions: 4,
+            compact_indicators: true,
             metrics: KafkaMetrics::new(),
         }
     }
@@ -127,7 +132,7 @@ pub async fn create_topics(cfg: &KafkaConfig) -> Result<Vec<(String, bool)>, Kaf
         .map(|(t, name)| {
             let topic = NewTopic::new(name, cfg.partitions, TopicReplication::Fixed(1));
             // Indicators are keyed by id: only the latest version of each matters on rehydration.
-            if *t == Topic::PartnerIndicators {
+            if *t == Topic::PartnerIndicators && cfg.compact_indicators {
                 topic.set("cleanup.policy", "compact")
             } else {
                 topic
