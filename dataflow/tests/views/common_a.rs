@@ -16,6 +16,7 @@ use dataflow::matching::{Match, Retention, Sighting, matches};
 use differential_dataflow::input::Input as _;
 use differential_dataflow::{ExchangeData, VecCollection};
 use jiff::Timestamp;
+use proptest::prelude::{TestCaseError, prop_assert_eq};
 use schemas::{EventKind, Indicator, IndicatorKind, SensorEvent, SourceKind, Tlp};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -103,6 +104,45 @@ where
     })
     .unwrap();
     rx.try_iter().filter(|(_, t, _)| *t < end).collect()
+}
+
+/// Two inputs' updates as one script in time order: the first input's as [`Update::A`],
+/// the second's as [`Update::B`].
+pub fn merged<A: Clone, B: Clone>(
+    a: &[(Time, A, isize)],
+    b: &[(Time, B, isize)],
+) -> Vec<(Time, Update<A, B, ()>)> {
+    let mut script: Vec<(Time, Update<A, B, ()>)> = a
+        .iter()
+        .map(|(t, x, d)| (*t, Update::A(x.clone(), *d)))
+        .chain(b.iter().map(|(t, x, d)| (*t, Update::B(x.clone(), *d))))
+        .collect();
+    script.sort_by_key(|(t, _)| *t);
+    script
+}
+
+/// The first time after the script's last update.
+pub fn end_of<A, B, C>(script: &[(Time, Update<A, B, C>)]) -> Time {
+    script.last().map_or(1, |(t, _)| t + 1)
+}
+
+/// Fails unless the output `out` equals `oracle(t)` at every time `t` of `script`.
+pub fn check_oracle<A, B, C, O: Ord + Clone + Debug>(
+    script: &[(Time, Update<A, B, C>)],
+    out: &Outputs<O>,
+    workers: usize,
+    oracle: impl Fn(Time) -> BTreeSet<O>,
+) -> Result<(), TestCaseError> {
+    for (t, _) in script {
+        prop_assert_eq!(
+            state_at(out, *t),
+            oracle(*t),
+            "at time {} on {} worker(s)",
+            t,
+            workers
+        );
+    }
+    Ok(())
 }
 
 /// The contents of the output at `time` (every update at or before it, consolidated);
@@ -368,6 +408,60 @@ pub fn states_json<O: Ord + Clone + Debug + Serialize>(
         map.insert(t.to_string(), serde_json::Value::Array(records));
     }
     serde_json::Value::Object(map)
+}
+
+/// Runs `view` over `script` on 1 and 2 workers and compares its states at `times` with
+/// `expected.json` of the golden directory `name`.
+pub fn check_golden_at<C, O, F>(
+    name: &str,
+    script: &[(Time, Update<(u64, SensorEvent), Indicator, C>)],
+    times: &[Time],
+    end: Time,
+    view: F,
+) where
+    C: ExchangeData + Sync,
+    O: ExchangeData + Ord + Debug + Serialize,
+    F: for<'s> Fn(
+            VecCollection<'s, Time, (u64, SensorEvent)>,
+            VecCollection<'s, Time, Indicator>,
+            VecCollection<'s, Time, C>,
+        ) -> VecCollection<'s, Time, O>
+        + Send
+        + Sync
+        + Clone
+        + 'static,
+{
+    for workers in [1, 2] {
+        let out = run(script, end, workers, view.clone());
+        assert_golden(name, &states_json(&out, times), workers);
+    }
+}
+
+/// [`check_golden_at`] over `input.jsonl` of the golden directory `name`, at every time
+/// of the input.
+pub fn check_golden<O, F>(name: &str, view: F)
+where
+    O: ExchangeData + Ord + Debug + Serialize,
+    F: for<'s> Fn(
+            VecCollection<'s, Time, (u64, SensorEvent)>,
+            VecCollection<'s, Time, Indicator>,
+            VecCollection<'s, Time, ()>,
+        ) -> VecCollection<'s, Time, O>
+        + Send
+        + Sync
+        + Clone
+        + 'static,
+{
+    let lines: Vec<GoldenLine> = read_lines(name, "input.jsonl");
+    let script = golden_script::<()>(&lines);
+    let times: Vec<Time> = lines
+        .iter()
+        .map(|l| l.time)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let end = times.last().map_or(1, |t| t + 1);
+    check_golden_at(name, &script, &times, end, view);
 }
 
 /// Compares the view's states with `expected.json` of its golden directory, records

@@ -5,9 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::common_a::{
-    BASE_MS, GoldenLine, Update, a_match, indicator, input_at, run, script_from_set, state_at,
-};
+use crate::common_a::{BASE_MS, a_match, indicator, input_at, run, script_from_set};
+use crate::common_a::{check_golden, check_oracle, end_of, merged};
 use dataflow::Time;
 use dataflow::matching::{Match, Retention};
 use dataflow::observables::{indicator_key, key_hash};
@@ -96,30 +95,13 @@ fn check(
     config: CorroborationConfig,
     workers: usize,
 ) -> Result<(), TestCaseError> {
-    let mut script: Vec<(Time, Update<Indicator, Match, ()>)> = indicators
-        .iter()
-        .map(|(t, i, d)| (*t, Update::A(i.clone(), *d)))
-        .chain(
-            matches
-                .iter()
-                .map(|(t, m, d)| (*t, Update::B(m.clone(), *d))),
-        )
-        .collect();
-    script.sort_by_key(|(t, _)| *t);
-    let end = script.last().map_or(1, |(t, _)| t + 1);
-    let out = run(&script, end, workers, move |i, m, _| {
+    let script = merged(indicators, matches);
+    let out = run(&script, end_of(&script), workers, move |i, m, _| {
         corroboration(i, m, config)
     });
-    for (t, _) in &script {
-        prop_assert_eq!(
-            state_at(&out, *t),
-            oracle(indicators, matches, *t, config),
-            "at time {} on {} worker(s)",
-            t,
-            workers
-        );
-    }
-    Ok(())
+    check_oracle(&script, &out, workers, |t| {
+        oracle(indicators, matches, t, config)
+    })
 }
 
 /// Indicators: (value, source, confidence, modified offset).
@@ -183,40 +165,22 @@ proptest! {
 
 #[test]
 fn golden_corroboration_from_events_and_indicators() {
-    let lines: Vec<GoldenLine> = crate::common_a::read_lines("corroboration", "input.jsonl");
-    let script = crate::common_a::golden_script::<()>(&lines);
-    let times: Vec<Time> = lines
-        .iter()
-        .map(|l| l.time)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let end = times.last().unwrap() + 1;
-    for workers in [1, 2] {
-        let out = run(
-            &script,
-            end,
-            workers,
-            |events, indicators, _: VecCollection<'_, Time, ()>| {
-                let current = dataflow::indicators::current(indicators);
-                let matches =
-                    dataflow::matching::matches(events, current.clone(), Retention::Unbounded);
-                // Keys are hashes: the expected file names them by their match key.
-                corroboration(current, matches, CorroborationConfig::default()).map(|c| {
-                    let name = KEYS
-                        .iter()
-                        .find(|k| key_hash(k) == c.key)
-                        .map_or_else(|| c.key.to_string(), |k| (*k).to_string());
-                    (name, c.sources, c.count, c.confidence)
-                })
-            },
-        );
-        crate::common_a::assert_golden(
-            "corroboration",
-            &crate::common_a::states_json(&out, &times),
-            workers,
-        );
-    }
+    check_golden(
+        "corroboration",
+        |events, indicators, _: VecCollection<'_, Time, ()>| {
+            let current = dataflow::indicators::current(indicators);
+            let matches =
+                dataflow::matching::matches(events, current.clone(), Retention::Unbounded);
+            // Keys are hashes: the expected file names them by their match key.
+            corroboration(current, matches, CorroborationConfig::default()).map(|c| {
+                let name = KEYS
+                    .iter()
+                    .find(|k| key_hash(k) == c.key)
+                    .map_or_else(|| c.key.to_string(), |k| (*k).to_string());
+                (name, c.sources, c.count, c.confidence)
+            })
+        },
+    );
 }
 
 /// The match keys of the golden input.

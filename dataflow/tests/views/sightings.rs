@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::common_a::{BASE_MS, Update, a_match, indicator, input_at, run, script_from, state_at};
+use crate::common_a::{BASE_MS, Update, a_match, indicator, input_at, run, script_from};
+use crate::common_a::{check_oracle, end_of};
 use dataflow::Time;
 use dataflow::matching::Match;
 use dataflow::views::sightings::{HOUR_MS, HourCount, SightingSummary, Victim, sightings};
@@ -63,18 +64,8 @@ fn check(updates: &[(Time, Match, isize)], workers: usize) -> Result<(), TestCas
         .iter()
         .map(|(t, m, d)| (*t, Update::A(m.clone(), *d)))
         .collect();
-    let end = updates.last().map_or(1, |(t, _, _)| t + 1);
-    let out = run(&script, end, workers, |m, _, _| sightings(m));
-    for (t, _, _) in updates {
-        prop_assert_eq!(
-            state_at(&out, *t),
-            oracle(updates, *t),
-            "at time {} on {} worker(s)",
-            t,
-            workers
-        );
-    }
-    Ok(())
+    let out = run(&script, end_of(&script), workers, |m, _, _| sightings(m));
+    check_oracle(&script, &out, workers, |t| oracle(updates, t))
 }
 
 /// The pool of possible matches: `events` are (sensor, country, event time offset),
@@ -137,28 +128,7 @@ proptest! {
 
 #[test]
 fn golden_sightings_from_events_and_indicators() {
-    let lines = crate::common_a::read_lines("sightings", "input.jsonl");
-    let script = crate::common_a::golden_script::<()>(&lines);
-    let times: Vec<Time> = lines
-        .iter()
-        .map(|l: &crate::common_a::GoldenLine| l.time)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let end = times.last().unwrap() + 1;
-    for workers in [1, 2] {
-        let out = run(
-            &script,
-            end,
-            workers,
-            |events, indicators, _: differential_dataflow::VecCollection<'_, Time, ()>| {
-                sightings(crate::common_a::golden_matches(events, indicators))
-            },
-        );
-        crate::common_a::assert_golden(
-            "sightings",
-            &crate::common_a::states_json(&out, &times),
-            workers,
-        );
-    }
+    crate::common_a::check_golden("sightings", |events, indicators, _| {
+        sightings(crate::common_a::golden_matches(events, indicators))
+    });
 }

@@ -304,19 +304,13 @@ fn golden_summary_hits_with_retention() {
     let script = crate::common_a::golden_script::<()>(&lines);
     let retention = Retention::Ms(1_000);
     let (times, end) = check_times(lines.iter().map(|l| l.time), retention);
-    for workers in [1, 2] {
-        let out = run(
-            &script,
-            end,
-            workers,
-            move |ev, ind, _: VecCollection<'_, Time, ()>| {
-                summary_hits(history(ev, retention), dataflow::indicators::current(ind))
-            },
-        );
-        crate::common_a::assert_golden(
-            "summaries",
-            &crate::common_a::states_json(&out, &times),
-            workers,
-        );
-    }
+    crate::common_a::check_golden_at(
+        "summaries",
+        &script,
+        &times,
+        end,
+        move |ev, ind, _: VecCollection<'_, Time, ()>| {
+            summary_hits(history(ev, retention), dataflow::indicators::current(ind))
+        },
+    );
 }

@@ -7,13 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::common_a::{
-    BASE_MS, GoldenLine, Update, event, indicator, input_at, run, script_from_set, state_at,
-};
+use crate::common_a::{BASE_MS, event, indicator, input_at, run, script_from_set};
+use crate::common_a::{check_golden, check_oracle, end_of, merged};
 use dataflow::Time;
 use dataflow::matching::{Match, Sighting};
 use dataflow::views::victims::{C2Victims, is_c2, victims};
-use differential_dataflow::VecCollection;
 use proptest::prelude::*;
 use schemas::{EventKind, IndicatorKind, SensorEvent, SourceKind};
 
@@ -121,28 +119,9 @@ fn check(
     events: &[(Time, Event, isize)],
     workers: usize,
 ) -> Result<(), TestCaseError> {
-    let mut script: Vec<(Time, Update<Match, Event, ()>)> = matches
-        .iter()
-        .map(|(t, m, d)| (*t, Update::A(m.clone(), *d)))
-        .chain(
-            events
-                .iter()
-                .map(|(t, e, d)| (*t, Update::B(e.clone(), *d))),
-        )
-        .collect();
-    script.sort_by_key(|(t, _)| *t);
-    let end = script.last().map_or(1, |(t, _)| t + 1);
-    let out = run(&script, end, workers, |m, e, _| victims(m, e));
-    for (t, _) in &script {
-        prop_assert_eq!(
-            state_at(&out, *t),
-            oracle(matches, events, *t),
-            "at time {} on {} worker(s)",
-            t,
-            workers
-        );
-    }
-    Ok(())
+    let script = merged(matches, events);
+    let out = run(&script, end_of(&script), workers, |m, e, _| victims(m, e));
+    check_oracle(&script, &out, workers, |t| oracle(matches, events, t))
 }
 
 proptest! {
@@ -168,31 +147,10 @@ proptest! {
 
 #[test]
 fn golden_victims_from_events_and_indicators() {
-    let lines: Vec<GoldenLine> = crate::common_a::read_lines("victims", "input.jsonl");
-    let script = crate::common_a::golden_script::<()>(&lines);
-    let times: Vec<Time> = lines
-        .iter()
-        .map(|l| l.time)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let end = times.last().unwrap() + 1;
-    for workers in [1, 2] {
-        let out = run(
-            &script,
-            end,
-            workers,
-            |events, indicators, _: VecCollection<'_, Time, ()>| {
-                victims(
-                    crate::common_a::golden_matches(events.clone(), indicators),
-                    events,
-                )
-            },
-        );
-        crate::common_a::assert_golden(
-            "victims",
-            &crate::common_a::states_json(&out, &times),
-            workers,
-        );
-    }
+    check_golden("victims", |events, indicators, _| {
+        victims(
+            crate::common_a::golden_matches(events.clone(), indicators),
+            events,
+        )
+    });
 }

@@ -9,8 +9,9 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use crate::common_a::{
-    BASE_MS, GoldenLine, Update, a_match, indicator, input_at, run, script_from_set, state_at,
+    BASE_MS, GoldenLine, Update, a_match, indicator, input_at, run, script_from_set,
 };
+use crate::common_a::{check_golden_at, check_oracle, end_of, merged};
 use dataflow::Time;
 use dataflow::matching::Match;
 use dataflow::views::warning_lists::{WarningEntry, parse, suppress};
@@ -170,28 +171,9 @@ fn check(
     entries: &[(Time, WarningEntry, isize)],
     workers: usize,
 ) -> Result<(), TestCaseError> {
-    let mut script: Vec<(Time, Update<Match, WarningEntry, ()>)> = matches
-        .iter()
-        .map(|(t, m, d)| (*t, Update::A(m.clone(), *d)))
-        .chain(
-            entries
-                .iter()
-                .map(|(t, e, d)| (*t, Update::B(e.clone(), *d))),
-        )
-        .collect();
-    script.sort_by_key(|(t, _)| *t);
-    let end = script.last().map_or(1, |(t, _)| t + 1);
-    let out = run(&script, end, workers, |m, e, _| split(m, e));
-    for (t, _) in &script {
-        prop_assert_eq!(
-            state_at(&out, *t),
-            oracle(matches, entries, *t),
-            "at time {} on {} worker(s)",
-            t,
-            workers
-        );
-    }
-    Ok(())
+    let script = merged(matches, entries);
+    let out = run(&script, end_of(&script), workers, |m, e, _| split(m, e));
+    check_oracle(&script, &out, workers, |t| oracle(matches, entries, t))
 }
 
 proptest! {
@@ -301,9 +283,12 @@ fn golden_suppression_with_a_reload_of_the_lists() {
     script.extend(v1.iter().map(|e| (3000, Update::C(e.clone(), -1))));
     script.extend(v2.iter().map(|e| (3000, Update::C(e.clone(), 1))));
     script.sort_by_key(|(t, _)| *t);
-    let times = [1000, 2000, 3000];
-    for workers in [1, 2] {
-        let out = run(&script, 3001, workers, |events, indicators, entries| {
+    check_golden_at(
+        "warning_lists",
+        &script,
+        &[1000, 2000, 3000],
+        3001,
+        |events, indicators, entries| {
             split(crate::common_a::golden_matches(events, indicators), entries).map(|o| match o {
                 Out::Kept(m) => Golden {
                     indicator: m.indicator.id,
@@ -316,11 +301,6 @@ fn golden_suppression_with_a_reload_of_the_lists() {
                     suppressed_by: lists,
                 },
             })
-        });
-        crate::common_a::assert_golden(
-            "warning_lists",
-            &crate::common_a::states_json(&out, &times),
-            workers,
-        );
-    }
+        },
+    );
 }
