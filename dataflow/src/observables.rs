@@ -84,24 +84,24 @@ pub fn event_keys(ev: &SensorEvent) -> Vec<String> {
             }
         }
     }
-    if let Some(u) = &ev.url {
-        keys.push(format!("url:{u}"));
-    }
-    let h = &ev.file_hashes;
-    for (kind, v) in [("md5", &h.md5), ("sha1", &h.sha1), ("sha256", &h.sha256)] {
-        if let Some(v) = v {
-            keys.push(format!("{kind}:{v}"));
-        }
-    }
+    keys.extend(artifact_keys(ev));
     if let Some(e) = &ev.email {
         keys.push(format!("email:{e}"));
-    }
-    if let Some(w) = &ev.wallet {
-        keys.push(format!("wallet:{w}"));
     }
     keys.sort_unstable();
     keys.dedup();
     keys
+}
+
+/// The match keys of the event's artifacts: its URL, file hashes and wallet.
+pub fn artifact_keys(ev: &SensorEvent) -> impl Iterator<Item = String> + '_ {
+    let h = &ev.file_hashes;
+    let url = ev.url.iter().map(|u| format!("url:{u}"));
+    let hashes = [("md5", &h.md5), ("sha1", &h.sha1), ("sha256", &h.sha256)]
+        .into_iter()
+        .filter_map(|(kind, v)| v.as_ref().map(|v| format!("{kind}:{v}")));
+    let wallet = ev.wallet.iter().map(|w| format!("wallet:{w}"));
+    url.chain(hashes).chain(wallet)
 }
 
 /// The host of a normalized URL (lower case, without port or credentials).

@@ -58,7 +58,7 @@ use schemas::{EventKind, Indicator, IndicatorKind, SensorEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::Time;
-use crate::observables::{cidr_key, indicator_key, key_hash, url_host};
+use crate::observables::{artifact_keys, cidr_key, indicator_key, key_hash, url_host};
 
 /// The degree above which an observable is a hub, by default.
 pub const DEFAULT_MAX_DEGREE: u64 = 1_000;
@@ -151,21 +151,15 @@ pub fn infrastructure_keys(ev: &SensorEvent) -> Vec<String> {
     if let Some(d) = &ev.domain {
         keys.push(format!("domain:{d}"));
     }
-    if let Some(u) = &ev.url {
-        if let Some(host) = url_host(u).filter(|h| h.parse::<IpAddr>().is_err()) {
-            keys.push(format!("domain:{host}"));
-        }
-        keys.push(format!("url:{u}"));
+    if let Some(host) = ev
+        .url
+        .as_deref()
+        .and_then(url_host)
+        .filter(|h| h.parse::<IpAddr>().is_err())
+    {
+        keys.push(format!("domain:{host}"));
     }
-    let h = &ev.file_hashes;
-    for (kind, v) in [("md5", &h.md5), ("sha1", &h.sha1), ("sha256", &h.sha256)] {
-        if let Some(v) = v {
-            keys.push(format!("{kind}:{v}"));
-        }
-    }
-    if let Some(w) = &ev.wallet {
-        keys.push(format!("wallet:{w}"));
-    }
+    keys.extend(artifact_keys(ev));
     keys.sort_unstable();
     keys.dedup();
     keys
