@@ -196,7 +196,7 @@ pub fn matches<'s>(
 }
 
 /// For a CIDR indicator, its (is IPv6, prefix length).
-fn cidr_prefix(i: &Indicator) -> Option<(bool, u8)> {
+pub(crate) fn cidr_prefix(i: &Indicator) -> Option<(bool, u8)> {
     if i.kind != IndicatorKind::Cidr {
         return None;
     }

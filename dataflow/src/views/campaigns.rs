@@ -54,7 +54,7 @@ use std::net::IpAddr;
 
 use differential_dataflow::VecCollection;
 use differential_dataflow::algorithms::graphs::propagate::propagate;
-use schemas::{EventKind, Indicator, IndicatorKind, SensorEvent};
+use schemas::{EventKind, Indicator, SensorEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::Time;
@@ -173,16 +173,6 @@ fn parent_domains(domain: &str) -> impl Iterator<Item = &str> {
     .filter(|p| !p.is_empty())
 }
 
-/// For a CIDR indicator, its (is IPv6, prefix length).
-fn cidr_prefix(i: &Indicator) -> Option<(bool, u8)> {
-    if i.kind != IndicatorKind::Cidr {
-        return None;
-    }
-    let (net, len) = i.value.split_once('/')?;
-    let net: IpAddr = net.parse().ok()?;
-    Some((net.is_ipv6(), len.parse().ok()?))
-}
-
 /// The campaigns among `events` and the current `indicators`: one record per member.
 pub fn campaigns<'s>(
     events: VecCollection<'s, Time, SensorEvent>,
@@ -258,7 +248,10 @@ pub fn campaigns<'s>(
         }
         out
     });
-    let prefixes = indicators.clone().flat_map(|i| cidr_prefix(&i)).distinct();
+    let prefixes = indicators
+        .clone()
+        .flat_map(|i| crate::matching::cidr_prefix(&i))
+        .distinct();
     let networks = sets
         .clone()
         .flat_map(|keys| {
