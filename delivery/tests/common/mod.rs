@@ -108,6 +108,9 @@ pub enum Behaviour {
     Always(u16),
     /// Never answer.
     Hang,
+    /// This status to everything but retractions, which get 204: a bureau that is down
+    /// for alerts whatever the timing of the test, yet takes the retraction.
+    RetractionsOnly(u16),
 }
 
 #[derive(Default, Debug)]
@@ -158,6 +161,8 @@ async fn handle(
             Behaviour::FailFirst(..) => Some(204),
             Behaviour::Always(s) => Some(*s),
             Behaviour::Hang => None,
+            Behaviour::RetractionsOnly(_) if text.contains("alert.retracted") => Some(204),
+            Behaviour::RetractionsOnly(s) => Some(*s),
         }
     };
     let Some(status) = status else {
