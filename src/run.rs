@@ -15,6 +15,7 @@ use dataflow::matching::Retention;
 use dataflow::roster::{Roster, RosterSpec};
 use dataflow::runtime::Output;
 use dataflow::snapshot::Snapshots;
+use dataflow::views::warning_lists::{self, WarningEntry};
 use ingest::embedded::{EmbeddedSource, wall_clock};
 use ingest::files::JsonLinesDir;
 use ingest::kafka::{KafkaAlerts, KafkaConfig, KafkaDeadLetters, KafkaSource};
@@ -73,6 +74,10 @@ pub struct RunArgs {
     /// escalated. Default: deploy/config/roster.toml when present.
     #[arg(long)]
     roster: Option<PathBuf>,
+    /// Warning lists of known-benign values whose matches are suppressed; the file is
+    /// re-read whenever it changes. Default: deploy/config/warning-lists.toml when present.
+    #[arg(long)]
+    warning_lists: Option<PathBuf>,
     /// Write routing changes (owner and state per alert, escalations, handover digests,
     /// duty changes, rejected officer actions) as JSON lines to this file.
     #[arg(long)]
@@ -136,12 +141,81 @@ fn load_roster(path: Option<&std::path::Path>) -> anyhow::Result<Option<RosterSp
     Ok(Some(dataflow::roster::parse(&text)?))
 }
 
+/// How often the warning-list file is checked for changes.
+const WARNING_LISTS_POLL: Duration = Duration::from_secs(2);
+
+/// The warning lists at `path`, or at deploy/config/warning-lists.toml when none is named
+/// and it exists, with the file they came from.
+fn load_warning_lists(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Option<(PathBuf, Vec<WarningEntry>)>> {
+    let default = std::path::Path::new("deploy/config/warning-lists.toml");
+    let path = match path {
+        Some(p) => p,
+        None if default.exists() => default,
+        None => {
+            tracing::info!("no warning lists: no match is suppressed (give --warning-lists FILE)");
+            return Ok(None);
+        }
+    };
+    let entries = read_warning_lists(path)?;
+    tracing::info!(lists = %path.display(), entries = entries.len(), "suppressing matches on warning lists");
+    Ok(Some((path.to_path_buf(), entries)))
+}
+
+fn read_warning_lists(path: &std::path::Path) -> anyhow::Result<Vec<WarningEntry>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the warning lists {}", path.display()))?;
+    warning_lists::parse(&text)
+        .with_context(|| format!("the warning lists {} are not valid", path.display()))
+}
+
+/// Watches the warning-list file and sends its entries each time it changes; a
+/// changed file that does not parse is reported and the lists in force stay.
+fn watch_warning_lists(
+    path: PathBuf,
+    reloads: crossbeam_channel::Sender<Vec<WarningEntry>>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let stamp = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .and_then(|m| Ok((m.modified()?, m.len())))
+            .ok()
+    };
+    let mut seen = stamp(&path);
+    std::thread::Builder::new()
+        .name("warning-lists".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(WARNING_LISTS_POLL);
+                let now = stamp(&path);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                match read_warning_lists(&path) {
+                    Ok(entries) => {
+                        tracing::info!(lists = %path.display(), entries = entries.len(), "warning lists reloaded");
+                        if reloads.send(entries).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::error!(
+                        "{e:#}; the warning lists in force stay until the file is corrected"
+                    ),
+                }
+            }
+        })
+        .map(|_| ())
+}
+
 /// What the output side has seen.
 #[derive(Default)]
 struct OutputStats {
     on_duty: std::sync::Mutex<String>,
     rejected_actions: AtomicU64,
     matches: AtomicI64,
+    suppressed: AtomicI64,
     open_alerts: AtomicUsize,
     alert_changes: AtomicU64,
     retroactive_alerts: AtomicU64,
@@ -271,9 +345,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             Duration::from_secs(30 * 86_400)
         });
     let retention = Retention::Ms(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX));
+    let mut config = dataflow::runtime::Config::new(retention);
+    config.roster = roster;
+    if let Some((path, entries)) = load_warning_lists(args.warning_lists.as_deref())? {
+        let (reload_tx, reload_rx) = crossbeam_channel::unbounded();
+        watch_warning_lists(path, reload_tx, Arc::clone(&stop))?;
+        config.warning_lists = entries;
+        config.warning_reloads = Some(reload_rx);
+    }
     let dataflow = std::thread::Builder::new()
         .name("dataflow".into())
-        .spawn(move || dataflow::runtime::run(receivers, retention, roster, out_tx))?;
+        .spawn(move || dataflow::runtime::run(receivers, config, out_tx))?;
 
     let ingest_stats = Arc::new(IngestStats::default());
     let ingest = {
@@ -324,6 +406,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                         Output::Alert(alert, time, diff) => snaps.update(*alert, time, diff),
                         Output::Matches(_, diff) => {
                             stats.matches.fetch_add(diff as i64, Ordering::Relaxed);
+                        }
+                        Output::Suppressed(_, diff) => {
+                            stats.suppressed.fetch_add(diff as i64, Ordering::Relaxed);
                         }
                         Output::InputEnd(time) => snaps.input_ended(time),
                         Output::Routing(r, time, diff) => routing
@@ -456,10 +541,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             ""
         };
         println!(
-            "[{elapsed:6.1}s]{status} events/s {rate:>9.0} | events {:>9} | indicators {:>6} | matches {:>7} | open alerts {:>5} ({} retroactive) | dead letters {:>5}{}",
+            "[{elapsed:6.1}s]{status} events/s {rate:>9.0} | events {:>9} | indicators {:>6} | matches {:>7} (suppressed {}) | open alerts {:>5} ({} retroactive) | dead letters {:>5}{}",
             i.events.load(Ordering::Relaxed),
             i.indicators.load(Ordering::Relaxed),
             o.matches.load(Ordering::Relaxed),
+            o.suppressed.load(Ordering::Relaxed),
             o.open_alerts.load(Ordering::Relaxed),
             o.retroactive_alerts.load(Ordering::Relaxed),
             i.dead_letters.load(Ordering::Relaxed),

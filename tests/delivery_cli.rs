@@ -64,6 +64,7 @@ fn alert(i: usize, tlp: Tlp, sharing: &[&str]) -> Alert {
         retroactive_sightings: 0,
         event_ids: vec!["ev-1".to_string()],
         drill: false,
+        provenance: Default::default(),
     }
 }
 

@@ -5,20 +5,40 @@
 //! start) — so a restart or a replay re-derives the same id, and later sightings in
 //! the same window update the alert instead of opening a new one.
 //!
-//! Severity: the indicator's confidence sets the base (≥ 80 high, ≥ 50 medium,
-//! else low); a spread to 3 or more sensors or 3 or more countries raises it one
-//! level (high becomes critical). The marking is the indicator's: events carry no
-//! marking of their own, so the indicator's is the strictest.
+//! Alerts derive from the matches and from the corroboration view
+//! ([`crate::views::corroboration`]): every source vouching for the indicator's
+//! observable (each partner and OSINT feed with a current indicator on it, and the
+//! sensors) is listed in the alert's [`Provenance`] with its confidence and marking.
+//!
+//! - **Confidence**: the larger of the indicator's own confidence and the corroborated
+//!   confidence of its observable (independent sources add up; see the corroboration
+//!   view for the formula). A corroborating report older than the freshest one weighs
+//!   less, but never lowers the alert below what its own indicator says.
+//! - **Severity** ([`severity`]): the confidence sets the base (≥ 80 high, ≥ 50 medium,
+//!   else low); a spread to [`SPREAD`] or more sensors or countries raises it one level,
+//!   and [`VICTIMS_RAISE`] or more distinct victims one more (critical at most).
+//! - **Marking**: the strictest of every contributing indicator's marking
+//!   ([`schemas::Marking::strictest`]); the egress rule also checks each contributing marking.
+//!   Events carry no marking of their own.
+//!
+//! The enrichment is one reduce per observable over its alerts, its current indicators
+//! and its corroboration, so an alert is never dropped for want of a partner record: an
+//! alert whose observable has no corroboration yet keeps its own indicator's figures.
 
 use std::collections::BTreeSet;
 
 use differential_dataflow::VecCollection;
 use jiff::Timestamp;
-use schemas::{Alert, IndicatorRef, Severity};
+use schemas::{
+    Alert, Contributor, ContributorKind, Indicator, IndicatorRef, Provenance, Severity, SourceKind,
+};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::Time;
 use crate::matching::Match;
+use crate::observables::{indicator_key, key_hash};
+use crate::views::corroboration::{CorroborationConfig, corroboration};
 
 /// Name of the rule.
 pub const RULE: &str = "indicator-match";
@@ -30,6 +50,10 @@ pub const WINDOW_MS: i64 = 86_400_000;
 pub const MAX_EVENT_IDS: usize = 20;
 /// Most victim addresses and accounts listed in one alert.
 pub const MAX_PERSONAL: usize = 50;
+/// Sensors or countries that make a spread (raises the severity one level).
+pub const SPREAD: usize = 3;
+/// Distinct victims that raise the severity one more level.
+pub const VICTIMS_RAISE: usize = 10;
 
 /// The deterministic id of the alert of `rule` on `key` in the window starting at `window_start_ms`.
 pub fn alert_id(rule: &str, key: &str, window_start_ms: i64) -> String {
@@ -47,8 +71,144 @@ pub fn window_start(ms: i64) -> i64 {
     ms.div_euclid(WINDOW_MS) * WINDOW_MS
 }
 
-/// The alerts raised by `matches`.
-pub fn alerts<'s>(matches: VecCollection<'s, Time, Match>) -> VecCollection<'s, Time, Alert> {
+/// The alerts raised by `matches`, corroborated by the `current` indicators (see the
+/// module documentation).
+pub fn alerts<'s>(
+    matches: VecCollection<'s, Time, Match>,
+    current: VecCollection<'s, Time, Indicator>,
+    config: CorroborationConfig,
+) -> VecCollection<'s, Time, Alert> {
+    let corroborated = corroboration(current.clone(), matches.clone(), config);
+    let sensor_confidence = config.sensor_confidence;
+    base_alerts(matches)
+        .map(|a| {
+            let key = indicator_key(a.indicator.kind, &a.indicator.value);
+            (key_hash(&key), Part::Alert(Box::new(a)))
+        })
+        .concat(current.map(|i| {
+            let key = indicator_key(i.kind, &i.value);
+            (key_hash(&key), Part::Feed(key, contributor(&i)))
+        }))
+        .concat(corroborated.map(|c| (c.key, Part::Corroborated(c.confidence))))
+        .reduce_named(
+            "CorroboratedAlert",
+            move |_key, group: &[(&Part, isize)], out: &mut Vec<(Alert, isize)>| {
+                let present = group.iter().filter(|(_, n)| *n > 0).map(|(p, _)| *p);
+                let mut feeds: Vec<(&str, &Contributor)> = Vec::new();
+                let mut confidence = None;
+                let mut bases = Vec::new();
+                for part in present {
+                    match part {
+                        Part::Alert(a) => bases.push(&**a),
+                        Part::Feed(key, c) => feeds.push((key, c)),
+                        Part::Corroborated(c) => confidence = Some(*c),
+                    }
+                }
+                for base in bases {
+                    // A hash shared by two observables must not mix their sources.
+                    let key = indicator_key(base.indicator.kind, &base.indicator.value);
+                    let own: Vec<&Contributor> = feeds
+                        .iter()
+                        .filter(|(k, _)| *k == key)
+                        .map(|(_, c)| *c)
+                        .collect();
+                    out.push((
+                        corroborate(base, key, &own, confidence, sensor_confidence),
+                        1,
+                    ));
+                }
+            },
+        )
+        .map(|(_, alert)| alert)
+}
+
+/// What the corroboration reduce sees of one observable.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum Part {
+    /// An alert on it, before corroboration.
+    Alert(Box<Alert>),
+    /// A current indicator on it (its match key, and the indicator as a source).
+    Feed(String, Contributor),
+    /// Its corroborated confidence.
+    Corroborated(u8),
+}
+
+/// A current indicator as a source vouching for its observable.
+pub fn contributor(i: &Indicator) -> Contributor {
+    Contributor {
+        kind: match i.source_kind {
+            SourceKind::Partner => ContributorKind::Partner,
+            SourceKind::Osint => ContributorKind::Osint,
+        },
+        id: i.source_id.clone(),
+        indicator_id: Some(i.id.clone()),
+        confidence: i.confidence,
+        marking: Some(i.marking()),
+    }
+}
+
+/// The alert `base` (from [`build_alert`]) with its provenance: the match key `key`, the
+/// current indicators on it as `feeds`, the sensors (at `sensor_confidence`), and the
+/// observable's corroborated `confidence` when the view has one; severity and marking
+/// follow (pure; also the oracle's definition).
+pub fn corroborate(
+    base: &Alert,
+    key: String,
+    feeds: &[&Contributor],
+    confidence: Option<u8>,
+    sensor_confidence: u8,
+) -> Alert {
+    let mut sources: Vec<Contributor> = feeds.iter().map(|c| (*c).clone()).collect();
+    sources.sort();
+    sources.dedup();
+    sources.push(Contributor {
+        kind: ContributorKind::Sensors,
+        id: "sensors".to_string(),
+        indicator_id: None,
+        confidence: sensor_confidence,
+        marking: None,
+    });
+    let marking = sources
+        .iter()
+        .filter_map(|c| c.marking.as_ref())
+        .fold(base.marking.clone(), |m, c| m.strictest(c));
+    let corroborated = confidence.unwrap_or(base.indicator.confidence);
+    let mut alert = base.clone();
+    alert.severity = severity(
+        base.indicator.confidence.max(corroborated),
+        alert.sensors as usize,
+        alert.countries.len(),
+        alert.victims as usize,
+    );
+    alert.marking = marking;
+    alert.provenance = Provenance {
+        input_keys: vec![key],
+        sources,
+        corroborated_confidence: corroborated,
+    };
+    alert
+}
+
+/// The severity of an alert with `confidence` (0 to 100) seen by `sensors` sensors in
+/// `countries` countries with `victims` distinct victims (see the module documentation).
+pub fn severity(confidence: u8, sensors: usize, countries: usize, victims: usize) -> Severity {
+    let base = match confidence {
+        80.. => Severity::High,
+        50..=79 => Severity::Medium,
+        _ => Severity::Low,
+    };
+    let raises = usize::from(sensors >= SPREAD || countries >= SPREAD)
+        + usize::from(victims >= VICTIMS_RAISE);
+    (0..raises).fold(base, |s, _| match s {
+        Severity::Low => Severity::Medium,
+        Severity::Medium => Severity::High,
+        Severity::High | Severity::Critical => Severity::Critical,
+    })
+}
+
+/// The alerts of `matches` before corroboration: one per (indicator, window), with the
+/// indicator's own confidence and marking.
+pub fn base_alerts<'s>(matches: VecCollection<'s, Time, Match>) -> VecCollection<'s, Time, Alert> {
     matches
         .map(|m| {
             (
@@ -72,8 +232,8 @@ pub fn alerts<'s>(matches: VecCollection<'s, Time, Match>) -> VecCollection<'s, 
         .map(|(_, alert)| alert)
 }
 
-/// The alert for the matches of one indicator in the window starting at `window_ms`
-/// (pure; also the oracle's definition).
+/// The alert for the matches of one indicator in the window starting at `window_ms`,
+/// before corroboration (pure; also the oracle's definition).
 pub fn build_alert(window_ms: i64, matches: &[&Match]) -> Option<Alert> {
     let first = matches.first()?;
     let ind = &first.indicator;
@@ -101,18 +261,12 @@ pub fn build_alert(window_ms: i64, matches: &[&Match]) -> Option<Alert> {
         first_ms = first_ms.min(s.observed_ms);
         last_ms = last_ms.max(s.observed_ms);
     }
-    let base = match ind.confidence {
-        80.. => Severity::High,
-        50..=79 => Severity::Medium,
-        _ => Severity::Low,
-    };
-    let spread = sensors.len() >= 3 || countries.len() >= 3;
-    let severity = match (base, spread) {
-        (Severity::Low, true) => Severity::Medium,
-        (Severity::Medium, true) => Severity::High,
-        (Severity::High, true) => Severity::Critical,
-        (s, _) => s,
-    };
+    let severity = severity(
+        ind.confidence,
+        sensors.len(),
+        countries.len(),
+        victims.len(),
+    );
     let ts = |ms: i64| Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH);
     Some(Alert {
         schema_version: schemas::SCHEMA_VERSION,
@@ -160,6 +314,7 @@ pub fn build_alert(window_ms: i64, matches: &[&Match]) -> Option<Alert> {
             .map(str::to_string)
             .collect(),
         drill: false,
+        provenance: Provenance::default(),
     })
 }
 
@@ -175,6 +330,19 @@ mod tests {
         assert_ne!(a, alert_id(RULE, "ind-1", WINDOW_MS));
         assert_ne!(a, alert_id("other", "ind-1", 0));
         assert_eq!(a.len(), 32);
+    }
+
+    #[test]
+    fn severity_rises_with_confidence_spread_and_victims() {
+        assert_eq!(severity(30, 1, 1, 0), Severity::Low);
+        assert_eq!(severity(50, 1, 1, 0), Severity::Medium);
+        assert_eq!(severity(80, 1, 1, 0), Severity::High);
+        assert_eq!(severity(30, 3, 1, 0), Severity::Medium);
+        assert_eq!(severity(30, 1, 3, 9), Severity::Medium);
+        assert_eq!(severity(30, 1, 1, 10), Severity::Medium);
+        assert_eq!(severity(30, 3, 1, 10), Severity::High);
+        assert_eq!(severity(79, 3, 3, 10), Severity::Critical);
+        assert_eq!(severity(100, 5, 5, 500), Severity::Critical);
     }
 
     #[test]

@@ -18,7 +18,38 @@ use timely::dataflow::ProbeHandle;
 use crate::Time;
 use crate::matching::Retention;
 use crate::roster::RosterSpec;
+use crate::views::corroboration::CorroborationConfig;
+use crate::views::warning_lists::{self, WarningEntry};
 use crate::{alerts, indicators, matching, routing};
+
+/// What the dataflow computes besides its inputs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How long observations stay available to retroactive matching.
+    pub retention: Retention,
+    /// With a roster, alerts are also routed (owner, handovers, escalation; see [`routing`]).
+    pub roster: Option<RosterSpec>,
+    /// Parameters of the corroborated confidence of alerts.
+    pub corroboration: CorroborationConfig,
+    /// Warning-list entries in force from the start: matches they cover are suppressed.
+    pub warning_lists: Vec<WarningEntry>,
+    /// Later versions of the warning lists: each set received replaces the one in force
+    /// at the logical time it is read (a reload; see [`warning_lists`]).
+    pub warning_reloads: Option<Receiver<Vec<WarningEntry>>>,
+}
+
+impl Config {
+    /// No roster, no warning lists, default corroboration, and `retention`.
+    pub fn new(retention: Retention) -> Self {
+        Self {
+            retention,
+            roster: None,
+            corroboration: CorroborationConfig::default(),
+            warning_lists: Vec::new(),
+            warning_reloads: None,
+        }
+    }
+}
 
 /// What the workers report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +58,8 @@ pub enum Output {
     Alert(Box<Alert>, Time, isize),
     /// The number of matches changed by `diff` at `time`.
     Matches(Time, isize),
+    /// The number of matches suppressed by warning lists changed by `diff` at `time`.
+    Suppressed(Time, isize),
     /// Every output at times before this one has been sent.
     Closed(Time),
     /// An alert's routing (owner, state, notes) changed by `diff` at `time`.
@@ -50,6 +83,9 @@ struct Inputs {
     events: InputSession<Time, (u64, SensorEvent), isize>,
     indicators: InputSession<Time, Indicator, isize>,
     actions: InputSession<Time, DeskAction, isize>,
+    warnings: InputSession<Time, WarningEntry, isize>,
+    /// The warning-list entries in force (worker 0 holds them).
+    warning_entries: Vec<WarningEntry>,
     roster: Option<InputSession<Time, RosterSpec, isize>>,
     /// The roster, inserted at the first logical time (not at 0: the duty clock would
     /// replay every handover since 1970).
@@ -64,6 +100,7 @@ impl Inputs {
             self.events.advance_to(time);
             self.indicators.advance_to(time);
             self.actions.advance_to(time);
+            self.warnings.advance_to(time);
             if let Some(r) = &mut self.roster {
                 r.advance_to(time);
                 if let Some(spec) = self.pending_roster.take() {
@@ -89,10 +126,31 @@ impl Inputs {
         }
     }
 
+    /// Replaces the warning-list entries in force by `entries`, at the current time.
+    fn reload_warnings(&mut self, mut entries: Vec<WarningEntry>) {
+        entries.sort();
+        entries.dedup();
+        for gone in self
+            .warning_entries
+            .iter()
+            .filter(|e| entries.binary_search(e).is_err())
+        {
+            self.warnings.remove(gone.clone());
+        }
+        for new in entries
+            .iter()
+            .filter(|e| self.warning_entries.binary_search(e).is_err())
+        {
+            self.warnings.insert(new.clone());
+        }
+        self.warning_entries = entries;
+    }
+
     fn flush(&mut self) {
         self.events.flush();
         self.indicators.flush();
         self.actions.flush();
+        self.warnings.flush();
         if let Some(r) = &mut self.roster {
             r.flush();
         }
@@ -104,14 +162,16 @@ const MAX_BATCH: usize = 4096;
 
 /// Runs the dataflow on `feeds.len()` workers until every feed channel is closed and
 /// all outputs are complete; the last message sent is `Closed(u64::MAX)`.
-/// With a roster, alerts are also routed (owner, handovers, escalation; see [`routing`]).
-pub fn run(
-    feeds: Vec<Receiver<Feed>>,
-    retention: Retention,
-    roster: Option<RosterSpec>,
-    out: Sender<Output>,
-) -> Result<(), String> {
+pub fn run(feeds: Vec<Receiver<Feed>>, config: Config, out: Sender<Output>) -> Result<(), String> {
     let workers = feeds.len().max(1);
+    let Config {
+        retention,
+        roster,
+        corroboration,
+        warning_lists,
+        warning_reloads,
+    } = config;
+    let warning_reloads = Arc::new(Mutex::new(warning_reloads));
     let feeds: Arc<Mutex<Vec<Option<Receiver<Feed>>>>> =
         Arc::new(Mutex::new(feeds.into_iter().map(Some).collect()));
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
@@ -122,18 +182,30 @@ pub fn run(
             .and_then(|mut f| f.get_mut(index).and_then(Option::take));
         let out = out.clone();
         let probe = ProbeHandle::new();
+        // Worker 0 holds the warning lists and reads their reloads.
+        let reloads = if index == 0 {
+            warning_reloads.lock().ok().and_then(|mut r| r.take())
+        } else {
+            None
+        };
         let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
             let (events, event_coll) = scope.new_collection();
             let (indicators, indicator_coll) = scope.new_collection();
             let (actions, action_coll) = scope.new_collection::<DeskAction, isize>();
+            let (warnings, warning_coll) = scope.new_collection::<WarningEntry, isize>();
             let current = indicators::current(indicator_coll);
-            let matches = matching::matches(event_coll, current, retention);
+            let matches = matching::matches(event_coll, current.clone(), retention);
             let to_out = out.clone();
             let matches = matches.inspect(move |(_, time, diff)| {
                 let _ = to_out.send(Output::Matches(*time, *diff));
             });
+            let split = warning_lists::suppress(matches, warning_coll);
             let to_out = out.clone();
-            let alerts = alerts::alerts(matches)
+            split.suppressed.inspect(move |(_, time, diff)| {
+                let _ = to_out.send(Output::Suppressed(*time, *diff));
+            });
+            let to_out = out.clone();
+            let alerts = alerts::alerts(split.kept, current, corroboration)
                 .inspect(move |(alert, time, diff)| {
                     let _ = to_out.send(Output::Alert(Box::new(alert.clone()), *time, *diff));
                 })
@@ -184,12 +256,17 @@ pub fn run(
                 events,
                 indicators,
                 actions,
+                warnings,
+                warning_entries: Vec::new(),
                 roster: roster_input,
                 // Worker 0 holds the roster.
                 pending_roster: if index == 0 { roster.clone() } else { None },
                 now: 0,
             }
         });
+        if index == 0 {
+            inputs.reload_warnings(warning_lists.clone());
+        }
 
         let mut reported: Option<Time> = None;
         let mut report = |probe: &ProbeHandle<Time>| {
@@ -214,6 +291,9 @@ pub fn run(
                     }
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => break,
+                }
+                if let Some(lists) = reloads.as_ref().and_then(|r| r.try_iter().last()) {
+                    inputs.reload_warnings(lists);
                 }
                 inputs.flush();
                 worker.step();

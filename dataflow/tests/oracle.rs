@@ -7,10 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use dataflow::Time;
-use dataflow::alerts::{build_alert, window_start};
+use dataflow::alerts::{build_alert, contributor, corroborate, window_start};
 use dataflow::matching::{Match, Retention, Sighting};
-use dataflow::runtime::{Output, run};
+use dataflow::observables::indicator_key;
+use dataflow::runtime::{Config, Output, run};
 use dataflow::snapshot::Snapshots;
+use dataflow::views::corroboration::{CorroborationConfig, Report, confidence};
 use jiff::Timestamp;
 use proptest::prelude::*;
 use schemas::{
@@ -32,6 +34,16 @@ fn run_dataflow(
     workers: usize,
     retention: Retention,
 ) -> Vec<(Time, Vec<AlertChange>)> {
+    run_dataflow_with(records, workers, Config::new(retention)).0
+}
+
+/// [`run_dataflow`] with a full configuration; also returns the net number of
+/// suppressed matches.
+fn run_dataflow_with(
+    records: &[(Time, Input)],
+    workers: usize,
+    config: Config,
+) -> (Vec<(Time, Vec<AlertChange>)>, isize) {
     let (out_tx, out_rx) = crossbeam_channel::unbounded();
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
@@ -54,14 +66,16 @@ fn run_dataflow(
         s.send(Feed::Advance { time_ms: last + 1 }).unwrap();
     }
     drop(senders);
-    let handle = std::thread::spawn(move || run(receivers, retention, None, out_tx));
+    let handle = std::thread::spawn(move || run(receivers, config, out_tx));
     let mut snaps = Snapshots::new();
     let mut changes = Vec::new();
+    let mut suppressed = 0;
     for msg in out_rx {
         match msg {
             Output::Alert(a, t, d) => snaps.update(*a, t, d),
             Output::Closed(t) => changes.extend(snaps.close_before(t)),
             Output::InputEnd(t) => snaps.input_ended(t),
+            Output::Suppressed(_, d) => suppressed += d,
             Output::Matches(..)
             | Output::Routing(..)
             | Output::Escalation(..)
@@ -71,7 +85,7 @@ fn run_dataflow(
         }
     }
     handle.join().unwrap().unwrap();
-    changes
+    (changes, suppressed)
 }
 
 /// The open alerts at `time` according to the changes.
@@ -170,10 +184,53 @@ fn oracle_at(
                 });
         }
     }
+    // Corroboration: the latest report of each feed with a current indicator on the
+    // observable, and the sensors' latest matching event.
+    let config = CorroborationConfig::default();
+    let key_of = |i: &Indicator| indicator_key(i.kind, &i.value);
+    let mut sensors_latest: BTreeMap<String, i64> = BTreeMap::new();
+    for m in groups.values().flatten() {
+        let e = sensors_latest
+            .entry(key_of(&m.indicator))
+            .or_insert(i64::MIN);
+        *e = (*e).max(m.sighting.observed_ms);
+    }
     groups
         .into_iter()
         .filter_map(|((_, w), ms)| build_alert(w, &ms.iter().collect::<Vec<_>>()))
-        .map(|a| (a.id.clone(), a))
+        .map(|base| {
+            let key = indicator_key(base.indicator.kind, &base.indicator.value);
+            let on_key: Vec<&Indicator> = current
+                .values()
+                .copied()
+                .filter(|i| key_of(i) == key)
+                .collect();
+            let mut latest: BTreeMap<(SourceKind, &str), Report> = BTreeMap::new();
+            for i in &on_key {
+                let r = Report {
+                    at_ms: i.modified.as_millisecond(),
+                    confidence: i.confidence,
+                };
+                let e = latest
+                    .entry((i.source_kind, i.source_id.as_str()))
+                    .or_insert(r);
+                *e = (*e).max(r);
+            }
+            let mut reports: Vec<Report> = latest.into_values().collect();
+            reports.push(Report {
+                at_ms: sensors_latest[&key],
+                confidence: config.sensor_confidence,
+            });
+            let feeds: Vec<_> = on_key.iter().map(|i| contributor(i)).collect();
+            let alert = corroborate(
+                &base,
+                key,
+                &feeds.iter().collect::<Vec<_>>(),
+                Some(confidence(&reports, config.half_life_ms)),
+                config.sensor_confidence,
+            );
+            (alert.id.clone(), alert)
+        })
         .collect()
 }
 
@@ -283,15 +340,21 @@ fn indicator(
     confidence: u8,
 ) -> Indicator {
     let (kind, v) = IND_VALUES[value % IND_VALUES.len()];
+    // Three sources, so observables are corroborated; markings vary with the version.
+    let (source_kind, source) = [
+        (SourceKind::Partner, "partner-a"),
+        (SourceKind::Partner, "partner-b"),
+        (SourceKind::Osint, "osint-c"),
+    ][id % 3];
     Indicator {
         schema_version: 1,
         id: format!("ind-{id}"),
         kind,
         value: v.to_string(),
-        owner: "partner-a".into(),
-        source_kind: SourceKind::Partner,
-        source_id: "partner-a".into(),
-        tlp: Tlp::Amber,
+        owner: source.into(),
+        source_kind,
+        source_id: source.into(),
+        tlp: [Tlp::Clear, Tlp::Green, Tlp::Amber, Tlp::Red][version.rem_euclid(4) as usize],
         sharing: vec!["FR".into()],
         confidence,
         created: ts(BASE_MS),
@@ -474,4 +537,94 @@ fn cidr_indicators_match_addresses_inside_the_network() {
     let changes = run_dataflow(&recs, 1, Retention::Unbounded);
     assert_eq!(state_at(&changes, 20).len(), 1);
     assert_eq!(state_at(&changes, 30).len(), 2);
+}
+
+#[test]
+fn a_second_source_corroborates_the_alert_and_its_marking_applies() {
+    let t0 = BASE_MS;
+    // ind-2 is OSINT (osint-c); version 0 makes it TLP:CLEAR, confidence 40: low alone.
+    let osint = indicator(2, 0, 0, t0, None, false, 40); // ipv4 10.0.0.1
+    // ind-0 is partner-a; version 2 makes it TLP:AMBER shared with FR, confidence 90.
+    let partner = indicator(0, 0, 2, t0, None, false, 90);
+    let mut withdrawn = partner.clone();
+    withdrawn.modified = ts(t0 + 10);
+    withdrawn.revoked = true;
+    let recs = vec![
+        (10, Input::Indicator(osint)),
+        (20, Input::Event(event(1, 0, None, false, false, t0 + 1_000))),
+        (30, Input::Indicator(partner)),
+        (40, Input::Indicator(withdrawn)),
+    ];
+    let changes = run_dataflow(&recs, 2, Retention::Unbounded);
+    let osint_alert = |t| {
+        state_at(&changes, t)
+            .into_values()
+            .find(|a| a.indicator.id == "ind-2")
+            .unwrap()
+    };
+
+    // OSINT alone: its indicator (40) and the sighting (50) give 70, a medium alert,
+    // public like its only feed.
+    let alone = osint_alert(20);
+    assert_eq!(alone.provenance.input_keys, vec!["ip:10.0.0.1".to_string()]);
+    let kinds = |a: &Alert| {
+        a.provenance
+            .sources
+            .iter()
+            .map(|c| (c.id.clone(), c.confidence))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        kinds(&alone),
+        vec![("osint-c".to_string(), 40), ("sensors".to_string(), 50)]
+    );
+    assert_eq!(alone.provenance.corroborated_confidence, 70);
+    assert_eq!(alone.severity, schemas::Severity::Medium);
+    assert_eq!(alone.marking.tlp, Tlp::Clear);
+
+    // The partner vouches for the same address: the OSINT alert is corroborated to high
+    // and takes the partner's stricter marking.
+    let corroborated = osint_alert(30);
+    assert_eq!(
+        kinds(&corroborated),
+        vec![
+            ("partner-a".to_string(), 90),
+            ("osint-c".to_string(), 40),
+            ("sensors".to_string(), 50)
+        ]
+    );
+    assert!(corroborated.provenance.corroborated_confidence >= 90);
+    assert_eq!(corroborated.severity, schemas::Severity::High);
+    assert_eq!(corroborated.marking.tlp, Tlp::Amber);
+    assert_eq!(corroborated.marking.sharing, vec!["FR".to_string()]);
+    assert_eq!(corroborated.id, alone.id);
+
+    // The partner withdraws its indicator: back to the OSINT figures and marking.
+    assert_eq!(osint_alert(40), alone);
+}
+
+#[test]
+fn warning_lists_suppress_matches_until_a_reload_lifts_them() {
+    let t0 = BASE_MS;
+    let recs = vec![
+        (10, Input::Indicator(indicator(1, 0, 0, t0, None, false, 90))), // ipv4 10.0.0.1
+        (20, Input::Event(event(1, 0, None, false, false, t0 + 1_000))), // src 10.0.0.1
+    ];
+    let lists = dataflow::views::warning_lists::parse(
+        "[[list]]\nname = \"private\"\nvalues = [\"10.0.0.0/8\"]\n",
+    )
+    .unwrap();
+    let mut config = Config::new(Retention::Unbounded);
+    config.warning_lists = lists;
+    let (changes, suppressed) = run_dataflow_with(&recs, 2, config.clone());
+    assert!(state_at(&changes, 20).is_empty());
+    assert_eq!(suppressed, 1);
+
+    // A reload with no lists, read while the records are applied, lifts the suppression.
+    let (reload, reloads) = crossbeam_channel::unbounded();
+    reload.send(Vec::new()).unwrap();
+    config.warning_reloads = Some(reloads);
+    let (changes, suppressed) = run_dataflow_with(&recs, 2, config);
+    assert_eq!(state_at(&changes, 21).len(), 1);
+    assert_eq!(suppressed, 0);
 }

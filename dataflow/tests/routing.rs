@@ -69,6 +69,7 @@ fn alert(id: &str, severity: Severity) -> Alert {
         retroactive_sightings: 0,
         event_ids: vec!["e1".into()],
         drill: false,
+        provenance: Default::default(),
     }
 }
 

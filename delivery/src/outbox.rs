@@ -171,6 +171,9 @@ struct Queued {
 struct AlertState {
     version: u64,
     marking: Option<Marking>,
+    /// The contributing sources' markings of the latest version (see [`schemas::Alert::markings`]).
+    #[serde(default)]
+    contributing: Vec<Marking>,
     retracted: bool,
     /// Recipients that may have some version (an attempt was started).
     reached: BTreeSet<String>,
@@ -430,6 +433,7 @@ impl Outbox {
             }
             state.version = change.version;
             state.marking = Some(alert.marking.clone());
+            state.contributing = alert.markings().skip(1).cloned().collect();
             state.retracted = change.change == ChangeKind::Retracted;
 
             // Everything already queued, by webhook id, and this alert's queued messages.
@@ -455,7 +459,7 @@ impl Outbox {
                     inner
                         .subs
                         .bureau(&q.recipient)
-                        .and_then(|b| marking_allows(&alert.marking, &b.recipient).err())
+                        .and_then(|b| marking_allows(alert.markings(), &b.recipient).err())
                         .map(|w| format!("the marking changed: {w}"))
                 };
                 if let Some(why) = why {
@@ -509,7 +513,7 @@ impl Outbox {
                     Decision::Withhold(_) => {
                         report.withheld += 1;
                         if state.reached.contains(&r.id)
-                            && marking_allows(&alert.marking, r).is_err()
+                            && marking_allows(alert.markings(), r).is_err()
                         {
                             to_retract.push(r);
                         }
@@ -869,7 +873,10 @@ impl Worker {
                         state
                             .marking
                             .as_ref()
-                            .and_then(|m| marking_allows(m, r).err())
+                            .and_then(|m| {
+                                marking_allows(std::iter::once(m).chain(&state.contributing), r)
+                                    .err()
+                            })
                             .map(|w| format!("the marking changed: {w}"))
                     };
                     if let Some(why) = refused {

@@ -98,6 +98,70 @@ pub struct Alert {
     pub event_ids: Vec<String>,
     /// Set for alerts of an exercise drill.
     pub drill: bool,
+    /// Where the alert comes from: the sources vouching for its observable and how they
+    /// set its severity and marking.
+    #[serde(default)]
+    pub provenance: Provenance,
+}
+
+impl Alert {
+    /// Every marking the egress rule applies: the alert's own (the strictest of its
+    /// inputs), then each contributing source's.
+    pub fn markings(&self) -> impl Iterator<Item = &Marking> {
+        std::iter::once(&self.marking).chain(
+            self.provenance
+                .sources
+                .iter()
+                .filter_map(|c| c.marking.as_ref()),
+        )
+    }
+}
+
+/// Why an alert says what it says: its input keys, every source vouching for its
+/// observable with that source's marking, and the corroborated confidence.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub struct Provenance {
+    /// The observable's match key (such as `ipv4:203.0.113.7`), the rule's input key.
+    pub input_keys: Vec<String>,
+    /// Every source vouching for the observable, sorted: the current indicators of every
+    /// partner and OSINT feed on it, then the sensors.
+    pub sources: Vec<Contributor>,
+    /// Combined confidence of the independent sources, 0 to 100 (formula in Fusion's
+    /// corroboration view: independent sources add up; older reports weigh less).
+    pub corroborated_confidence: u8,
+}
+
+/// One source vouching for an alert's observable.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub struct Contributor {
+    /// Partner, OSINT feed or the member-country sensors.
+    pub kind: ContributorKind,
+    /// The partner or feed id (`sensors` for the sensors).
+    pub id: String,
+    /// Its indicator on the observable (none for the sensors).
+    pub indicator_id: Option<String>,
+    /// Its confidence, 0 to 100.
+    pub confidence: u8,
+    /// Its marking (none for the sensors: events carry no marking of their own).
+    pub marking: Option<Marking>,
+}
+
+/// What kind of source vouches for an observable.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ContributorKind {
+    /// A private-sector partner feed.
+    Partner,
+    /// An open-source feed.
+    Osint,
+    /// The member-country sensors (a matching sensor event).
+    Sensors,
 }
 
 /// How an alert changed at a closed logical time.

@@ -29,7 +29,10 @@ pub mod topic;
 pub mod validate;
 
 pub use action::{ActionKind, DeskAction};
-pub use alert::{Alert, AlertChange, ChangeKind, IndicatorRef, Severity};
+pub use alert::{
+    Alert, AlertChange, ChangeKind, Contributor, ContributorKind, IndicatorRef, Provenance,
+    Severity,
+};
 pub use deadletter::DeadLetter;
 pub use decode::{DecodeError, ErrorCode, decode_record};
 pub use event::{EventKind, FileHashes, Purchase, SensorEvent};

@@ -66,16 +66,35 @@ pub struct Marking {
 }
 
 impl Marking {
-    /// The strictest combination of two markings: the higher TLP, and only the
-    /// recipients both owners allow. Owners that differ are joined with `+`.
+    /// The strictest combination of two markings: the higher TLP, only the recipients
+    /// both sharing lists allow, and both owners (joined with `+`, so neither counts as
+    /// the sole owner).
+    ///
+    /// A list only restricts at the level that uses it: TLP:CLEAR restricts nobody, so
+    /// combining with a CLEAR marking changes nothing; a TLP:GREEN list only widens
+    /// the community, so next to an AMBER or RED marking the stricter marking's list
+    /// stands alone. The result may therefore still name a recipient that a GREEN
+    /// input withholds (a partner on the AMBER list but outside the community): the
+    /// egress rule checks every contributing marking as well
+    /// ([`crate::Alert::markings`]), not only this summary.
     pub fn strictest(&self, other: &Marking) -> Marking {
+        if self.tlp == Tlp::Clear && other.tlp != Tlp::Clear {
+            return other.clone();
+        }
+        if other.tlp == Tlp::Clear && self.tlp != Tlp::Clear {
+            return self.clone();
+        }
         let tlp = self.tlp.max(other.tlp);
-        let sharing = self
-            .sharing
-            .iter()
-            .filter(|r| other.sharing.contains(r))
-            .cloned()
-            .collect();
+        let sharing = match (self.tlp, other.tlp) {
+            (Tlp::Green, o) if o > Tlp::Green => other.sharing.clone(),
+            (s, Tlp::Green) if s > Tlp::Green => self.sharing.clone(),
+            _ => self
+                .sharing
+                .iter()
+                .filter(|r| other.sharing.contains(r))
+                .cloned()
+                .collect(),
+        };
         let owner = if self.owner == other.owner {
             self.owner.clone()
         } else {
@@ -93,5 +112,49 @@ impl Marking {
             owner,
             sharing,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(tlp: Tlp, owner: &str, sharing: &[&str]) -> Marking {
+        Marking {
+            tlp,
+            owner: owner.to_string(),
+            sharing: sharing.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn clear_restricts_nothing() {
+        let amber = m(Tlp::Amber, "p1", &["FR", "ncb-de"]);
+        let clear = m(Tlp::Clear, "osint", &[]);
+        assert_eq!(clear.strictest(&amber), amber);
+        assert_eq!(amber.strictest(&clear), amber);
+        assert_eq!(
+            clear.strictest(&m(Tlp::Clear, "o2", &[])),
+            m(Tlp::Clear, "o2+osint", &[])
+        );
+    }
+
+    #[test]
+    fn a_green_list_does_not_narrow_an_amber_list() {
+        let amber = m(Tlp::Amber, "p1", &["FR", "ncb-de"]);
+        let green = m(Tlp::Green, "p2", &["acme"]);
+        let both = m(Tlp::Amber, "p1+p2", &["FR", "ncb-de"]);
+        assert_eq!(green.strictest(&amber), both);
+        assert_eq!(amber.strictest(&green), both);
+    }
+
+    #[test]
+    fn lists_at_the_same_level_intersect_and_the_higher_tlp_wins() {
+        let a = m(Tlp::Amber, "p1", &["DE", "FR"]);
+        let r = m(Tlp::Red, "p2", &["FR", "IT"]);
+        assert_eq!(a.strictest(&r), m(Tlp::Red, "p1+p2", &["FR"]));
+        let g1 = m(Tlp::Green, "p1", &["acme", "globex"]);
+        let g2 = m(Tlp::Green, "p1", &["acme"]);
+        assert_eq!(g1.strictest(&g2), m(Tlp::Green, "p1", &["acme"]));
     }
 }

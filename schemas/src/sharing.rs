@@ -5,8 +5,9 @@
 //! view). It is pure: the same alert, recipient and policy give the same
 //! decision and byte-identical payload.
 //!
-//! Semantics (TLP 2.0, applied to the alert's marking, which is already the
-//! strictest marking of every contributing input):
+//! Semantics (TLP 2.0, applied to the alert's marking, the strictest of every
+//! contributing input's, and to each contributing source's own marking as listed in
+//! its provenance: a recipient gets the alert only if every one of them allows it):
 //!
 //! - **RED**: only recipients named on the owner's sharing list (by recipient id,
 //!   or for a bureau by its country).
@@ -38,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::Timestamp;
-use crate::alert::{Alert, IndicatorRef, Severity};
+use crate::alert::{Alert, IndicatorRef, Provenance, Severity};
 use crate::indicator::IndicatorKind;
 use crate::marking::{Marking, Tlp};
 
@@ -198,6 +199,8 @@ pub struct SharedAlert {
     pub event_ids: Vec<String>,
     /// Exercise drill.
     pub drill: bool,
+    /// Input keys, contributing sources with their markings, corroborated confidence.
+    pub provenance: Provenance,
 }
 
 impl SharedAlert {
@@ -368,13 +371,34 @@ pub fn decide(alert: &Alert, recipient: &Recipient, policy: &Policy) -> Decision
     explain(alert, recipient, policy).decision
 }
 
-/// Whether the marking alone (TLP, owner, sharing list, clearance) lets `recipient` see the alert.
+/// Whether the markings alone (TLP, owner, sharing list, clearance; every one of them)
+/// let `recipient` see the alert.
 ///
 /// Used to re-check queued deliveries and earlier recipients after the owner
 /// tightens a marking; drill and interest checks are not part of it.
-pub fn marking_allows(marking: &Marking, recipient: &Recipient) -> Result<(), Withheld> {
-    tlp_rule(marking, recipient).map(|_| ())?;
-    clearance_rule(marking, recipient).map(|_| ())
+pub fn marking_allows<'m>(
+    markings: impl IntoIterator<Item = &'m Marking>,
+    recipient: &Recipient,
+) -> Result<(), Withheld> {
+    for marking in markings {
+        tlp_rule(marking, recipient).map(|_| ())?;
+        clearance_rule(marking, recipient).map(|_| ())?;
+    }
+    Ok(())
+}
+
+/// A rule applied to every marking of `alert`: the first refusal, or the alert
+/// marking's reason to allow.
+fn every_marking(
+    alert: &Alert,
+    recipient: &Recipient,
+    rule: fn(&Marking, &Recipient) -> Result<String, Withheld>,
+) -> Result<String, Withheld> {
+    let allowed = rule(&alert.marking, recipient)?;
+    for m in alert.markings().skip(1) {
+        rule(m, recipient)?;
+    }
+    Ok(allowed)
 }
 
 fn sole_owner(marking: &Marking) -> Option<&str> {
@@ -494,8 +518,8 @@ pub fn explain(alert: &Alert, recipient: &Recipient, policy: &Policy) -> Explana
     };
     let results = [
         ("drill", drill),
-        ("tlp", tlp_rule(&alert.marking, recipient)),
-        ("clearance", clearance_rule(&alert.marking, recipient)),
+        ("tlp", every_marking(alert, recipient, tlp_rule)),
+        ("clearance", every_marking(alert, recipient, clearance_rule)),
         ("interest", interest_rule(alert, &recipient.interest)),
     ];
     let mut checks = Vec::with_capacity(results.len());
@@ -567,12 +591,17 @@ fn redact(alert: &Alert, r: &Recipient, policy: &Policy) -> SharedAlert {
     accounts.sort();
     let mut title = alert.title.clone();
     let mut indicator = alert.indicator.clone();
+    let mut provenance = alert.provenance.clone();
     if !clear {
         // Longest first, so a value that contains another is replaced whole.
         let mut values = personal_values(alert);
         values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         for v in &values {
-            title = title.replace(v.as_str(), &policy.pseudonym(&r.id, v));
+            let pseudonym = policy.pseudonym(&r.id, v);
+            title = title.replace(v.as_str(), &pseudonym);
+            for key in &mut provenance.input_keys {
+                *key = key.replace(v.as_str(), &pseudonym);
+            }
         }
         if indicator.kind == IndicatorKind::Email {
             indicator.value = policy.pseudonym(&r.id, &indicator.value);
@@ -606,6 +635,7 @@ fn redact(alert: &Alert, r: &Recipient, policy: &Policy) -> SharedAlert {
         retroactive_sightings: alert.retroactive_sightings,
         event_ids: alert.event_ids.clone(),
         drill: alert.drill,
+        provenance,
     }
 }
 
@@ -631,7 +661,7 @@ fn field_notes(alert: &Alert, r: &Recipient, decision: &Decision) -> Vec<FieldNo
     ];
     if let Decision::Withhold(why) = decision {
         let mut all: Vec<&'static str> = PLAIN.to_vec();
-        all.extend(["title", "indicator", "victim_ips", "accounts"]);
+        all.extend(["title", "indicator", "victim_ips", "accounts", "provenance"]);
         return all
             .into_iter()
             .map(|field| FieldNote {
@@ -695,6 +725,17 @@ fn field_notes(alert: &Alert, r: &Recipient, decision: &Decision) -> Vec<FieldNo
     let (t, why) = personal(!alert.accounts.is_empty(), "accounts");
     notes.push(FieldNote {
         field: "accounts",
+        treatment: t,
+        why,
+    });
+    let keys_have = alert
+        .provenance
+        .input_keys
+        .iter()
+        .any(|k| values.iter().any(|v| k.contains(v.as_str())));
+    let (t, why) = personal(keys_have, "personal data in the input keys");
+    notes.push(FieldNote {
+        field: "provenance",
         treatment: t,
         why,
     });

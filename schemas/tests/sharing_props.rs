@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use schemas::alert::{Alert, IndicatorRef, Severity};
+use schemas::alert::{Alert, Contributor, ContributorKind, IndicatorRef, Provenance, Severity};
 use schemas::indicator::{IndicatorKind, SourceKind};
 use schemas::marking::{Marking, Tlp};
 use schemas::sharing::{
@@ -129,9 +129,31 @@ fn recipient() -> impl Strategy<Value = Recipient> {
         )
 }
 
+/// Contributing sources: none (an alert built by hand), or one to three feeds with
+/// their own markings, in which case the alert's marking is their strictest, as the
+/// dataflow makes it.
+fn contributors() -> impl Strategy<Value = Vec<Contributor>> {
+    proptest::collection::vec((marking(), any::<bool>()), 0..=3).prop_map(|ms| {
+        ms.into_iter()
+            .enumerate()
+            .map(|(i, (marking, partner))| Contributor {
+                kind: if partner {
+                    ContributorKind::Partner
+                } else {
+                    ContributorKind::Osint
+                },
+                id: format!("feed-{i}"),
+                indicator_id: Some(format!("ind-{i}")),
+                confidence: 60,
+                marking: Some(marking),
+            })
+            .collect()
+    })
+}
+
 fn alert() -> impl Strategy<Value = Alert> {
     (
-        marking(),
+        (marking(), contributors()),
         severity(),
         kind(),
         0u8..50,
@@ -142,7 +164,17 @@ fn alert() -> impl Strategy<Value = Alert> {
         proptest::bool::weighted(0.1),
     )
         .prop_map(
-            |(marking, severity, kind, n, victims, accounts, countries, title_mode, drill)| {
+            |(
+                (marking, sources),
+                severity,
+                kind,
+                n,
+                victims,
+                accounts,
+                countries,
+                title_mode,
+                drill,
+            )| {
                 let victim_ips: Vec<IpAddr> = victims
                     .iter()
                     .map(|&(c, d)| IpAddr::V4(Ipv4Addr::new(10, 200, c, d)))
@@ -163,6 +195,16 @@ fn alert() -> impl Strategy<Value = Alert> {
                     _ => format!("{} {value} seen", kind.as_str()),
                 };
                 let t = |s: i64| schemas::Timestamp::from_second(1_790_000_000 + s).unwrap();
+                let marking = sources
+                    .iter()
+                    .filter_map(|c| c.marking.clone())
+                    .reduce(|a, b| a.strictest(&b))
+                    .unwrap_or(marking);
+                let provenance = Provenance {
+                    input_keys: vec![format!("{}:{value}", kind.as_str())],
+                    sources,
+                    corroborated_confidence: 70,
+                };
                 Alert {
                     schema_version: 1,
                     id: format!("{:016x}", u64::from(n) * 7919),
@@ -194,6 +236,7 @@ fn alert() -> impl Strategy<Value = Alert> {
                     retroactive_sightings: 0,
                     event_ids: vec!["ev-1".to_string(), "ev-2".to_string()],
                     drill,
+                    provenance,
                 }
             },
         )
@@ -231,10 +274,11 @@ proptest! {
     #[test]
     fn delivered_exactly_to_the_allowed_set(a in alert(), r in recipient()) {
         let policy = Policy::new(b"test-pseudonym-key".to_vec());
-        let allowed = oracle_allows(&a.marking, &r) && a.drill == r.drill && interested(&a, &r.interest);
+        let every = a.markings().all(|m| oracle_allows(m, &r));
+        let allowed = every && a.drill == r.drill && interested(&a, &r.interest);
         let d = decide(&a, &r, &policy);
         prop_assert_eq!(matches!(d, Decision::Deliver(_)), allowed, "decision {:?}", d);
-        prop_assert_eq!(marking_allows(&a.marking, &r).is_ok(), oracle_allows(&a.marking, &r));
+        prop_assert_eq!(marking_allows(a.markings(), &r).is_ok(), every);
         if let Decision::Deliver(_) = d {
             let owners: Vec<&str> = a.marking.owner.split('+').collect();
             let sole = owners.len() == 1 && owners[0] == r.organisation;
@@ -259,6 +303,11 @@ proptest! {
         let r = Recipient { clearance: Tlp::Red, drill: a.drill, interest: Interest::default(), ..r };
         let mut a = a;
         a.marking.tlp = Tlp::Clear;
+        for c in &mut a.provenance.sources {
+            if let Some(m) = &mut c.marking {
+                m.tlp = Tlp::Clear;
+            }
+        }
         let Decision::Deliver(view) = decide(&a, &r, &policy) else {
             return Err(TestCaseError::fail("CLEAR alert withheld"));
         };

@@ -58,6 +58,7 @@ pub fn alert(id: &str, tlp: Tlp, sharing: &[&str]) -> Alert {
         retroactive_sightings: 0,
         event_ids: vec!["ev-1".to_string()],
         drill: false,
+        provenance: Default::default(),
     }
 }
 
