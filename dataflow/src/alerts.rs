@@ -5,27 +5,27 @@
 //! start) — so a restart or a replay re-derives the same id, and later sightings in
 //! the same window update the alert instead of opening a new one.
 //!
-//! Alerts derive from the matches and from the corroboration view
-//! ([`crate::views::corroboration`]): every source vouching for the indicator's
-//! observable (each partner and OSINT feed with a current indicator on it, and the
-//! sensors) is listed in the alert's [`Provenance`] with its confidence and marking.
+//! Alerts are corroborated: every feed vouching for the indicator's observable (each
+//! partner and OSINT feed with a current indicator on the same match key) is listed in
+//! the alert's [`Provenance`] with its confidence, report time and marking.
 //!
 //! - **Confidence**: the larger of the indicator's own confidence and the corroborated
-//!   confidence of its observable (independent sources add up; see the corroboration
-//!   view for the formula). A corroborating report older than the freshest one weighs
-//!   less, but never lowers the alert below what its own indicator says.
+//!   confidence of the feeds on its observable: [`corroboration::confidence`] over each
+//!   feed's latest report (independent sources add up; a report older than the freshest
+//!   one weighs less, halving every [`CorroborationConfig::half_life_ms`]). The sensors,
+//!   a source of the corroboration view, are left out here: the sighting is what raised
+//!   the alert, and it already counts through the spread and victim raises below.
 //! - **Severity** ([`severity`]): the confidence sets the base (≥ 80 high, ≥ 50 medium,
 //!   else low); a spread to [`SPREAD`] or more sensors or countries raises it one level,
 //!   and [`VICTIMS_RAISE`] or more distinct victims one more (critical at most).
 //! - **Marking**: the strictest of every contributing indicator's marking
-//!   ([`schemas::Marking::strictest`]); the egress rule also checks each contributing marking.
-//!   Events carry no marking of their own.
+//!   ([`schemas::Marking::strictest`]); the egress rule also checks each contributing
+//!   marking. Events carry no marking of their own.
 //!
-//! The enrichment is one reduce per observable over its alerts, its current indicators
-//! and its corroboration, so an alert is never dropped for want of a partner record: an
-//! alert whose observable has no corroboration yet keeps its own indicator's figures.
+//! The enrichment is one reduce per observable over its alerts and its current
+//! indicators, so no alert can be dropped by a join with a missing partner record.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use differential_dataflow::VecCollection;
 use jiff::Timestamp;
@@ -38,12 +38,12 @@ use sha2::{Digest, Sha256};
 use crate::Time;
 use crate::matching::Match;
 use crate::observables::{indicator_key, key_hash};
-use crate::views::corroboration::{CorroborationConfig, corroboration};
+use crate::views::corroboration::{self, CorroborationConfig, Report};
 
 /// Name of the rule.
 pub const RULE: &str = "indicator-match";
 /// Version of the rule's logic; part of every alert's provenance.
-pub const RULE_VERSION: u32 = 1;
+pub const RULE_VERSION: u32 = 2;
 /// Length of an alert's event-time window.
 pub const WINDOW_MS: i64 = 86_400_000;
 /// Most event ids listed in one alert.
@@ -78,8 +78,7 @@ pub fn alerts<'s>(
     current: VecCollection<'s, Time, Indicator>,
     config: CorroborationConfig,
 ) -> VecCollection<'s, Time, Alert> {
-    let corroborated = corroboration(current.clone(), matches.clone(), config);
-    let sensor_confidence = config.sensor_confidence;
+    let half_life_ms = config.half_life_ms;
     base_alerts(matches)
         .map(|a| {
             let key = indicator_key(a.indicator.kind, &a.indicator.value);
@@ -89,19 +88,15 @@ pub fn alerts<'s>(
             let key = indicator_key(i.kind, &i.value);
             (key_hash(&key), Part::Feed(key, contributor(&i)))
         }))
-        .concat(corroborated.map(|c| (c.key, Part::Corroborated(c.confidence))))
         .reduce_named(
             "CorroboratedAlert",
             move |_key, group: &[(&Part, isize)], out: &mut Vec<(Alert, isize)>| {
-                let present = group.iter().filter(|(_, n)| *n > 0).map(|(p, _)| *p);
                 let mut feeds: Vec<(&str, &Contributor)> = Vec::new();
-                let mut confidence = None;
                 let mut bases = Vec::new();
-                for part in present {
+                for (part, _) in group.iter().filter(|(_, n)| *n > 0) {
                     match part {
                         Part::Alert(a) => bases.push(&**a),
                         Part::Feed(key, c) => feeds.push((key, c)),
-                        Part::Corroborated(c) => confidence = Some(*c),
                     }
                 }
                 for base in bases {
@@ -112,10 +107,7 @@ pub fn alerts<'s>(
                         .filter(|(k, _)| *k == key)
                         .map(|(_, c)| *c)
                         .collect();
-                    out.push((
-                        corroborate(base, key, &own, confidence, sensor_confidence),
-                        1,
-                    ));
+                    out.push((corroborate(base, key, &own, half_life_ms), 1));
                 }
             },
         )
@@ -129,8 +121,6 @@ enum Part {
     Alert(Box<Alert>),
     /// A current indicator on it (its match key, and the indicator as a source).
     Feed(String, Contributor),
-    /// Its corroborated confidence.
-    Corroborated(u8),
 }
 
 /// A current indicator as a source vouching for its observable.
@@ -141,38 +131,40 @@ pub fn contributor(i: &Indicator) -> Contributor {
             SourceKind::Osint => ContributorKind::Osint,
         },
         id: i.source_id.clone(),
-        indicator_id: Some(i.id.clone()),
+        indicator_id: i.id.clone(),
         confidence: i.confidence,
-        marking: Some(i.marking()),
+        reported: i.modified,
+        marking: i.marking(),
     }
 }
 
-/// The alert `base` (from [`build_alert`]) with its provenance: the match key `key`, the
-/// current indicators on it as `feeds`, the sensors (at `sensor_confidence`), and the
-/// observable's corroborated `confidence` when the view has one; severity and marking
-/// follow (pure; also the oracle's definition).
-pub fn corroborate(
-    base: &Alert,
-    key: String,
-    feeds: &[&Contributor],
-    confidence: Option<u8>,
-    sensor_confidence: u8,
-) -> Alert {
+/// The alert `base` (from [`build_alert`]) with its provenance: the match key `key` and
+/// the current indicators on it as `feeds`, whose corroborated confidence (with
+/// `half_life_ms`) sets the severity; the marking becomes the strictest of theirs
+/// (pure; also the oracle's definition).
+pub fn corroborate(base: &Alert, key: String, feeds: &[&Contributor], half_life_ms: u64) -> Alert {
     let mut sources: Vec<Contributor> = feeds.iter().map(|c| (*c).clone()).collect();
     sources.sort();
     sources.dedup();
-    sources.push(Contributor {
-        kind: ContributorKind::Sensors,
-        id: "sensors".to_string(),
-        indicator_id: None,
-        confidence: sensor_confidence,
-        marking: None,
-    });
+    // Each feed's latest report: the greatest (time, confidence) of its indicators.
+    let mut latest: BTreeMap<(ContributorKind, &str), Report> = BTreeMap::new();
+    for c in &sources {
+        let r = Report {
+            at_ms: c.reported.as_millisecond(),
+            confidence: c.confidence,
+        };
+        let e = latest.entry((c.kind, c.id.as_str())).or_insert(r);
+        *e = (*e).max(r);
+    }
+    let reports: Vec<Report> = latest.into_values().collect();
+    let corroborated = if reports.is_empty() {
+        base.indicator.confidence
+    } else {
+        corroboration::confidence(&reports, half_life_ms)
+    };
     let marking = sources
         .iter()
-        .filter_map(|c| c.marking.as_ref())
-        .fold(base.marking.clone(), |m, c| m.strictest(c));
-    let corroborated = confidence.unwrap_or(base.indicator.confidence);
+        .fold(base.marking.clone(), |m, c| m.strictest(&c.marking));
     let mut alert = base.clone();
     alert.severity = severity(
         base.indicator.confidence.max(corroborated),

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use dataflow::Time;
-use dataflow::alerts::{build_alert, contributor, corroborate, window_start};
+use dataflow::alerts::{build_alert, contributor, corroborate, severity, window_start};
 use dataflow::matching::{Match, Retention, Sighting};
 use dataflow::observables::indicator_key;
 use dataflow::runtime::{Config, Output, run};
@@ -185,16 +185,9 @@ fn oracle_at(
         }
     }
     // Corroboration: the latest report of each feed with a current indicator on the
-    // observable, and the sensors' latest matching event.
+    // observable.
     let config = CorroborationConfig::default();
     let key_of = |i: &Indicator| indicator_key(i.kind, &i.value);
-    let mut sensors_latest: BTreeMap<String, i64> = BTreeMap::new();
-    for m in groups.values().flatten() {
-        let e = sensors_latest
-            .entry(key_of(&m.indicator))
-            .or_insert(i64::MIN);
-        *e = (*e).max(m.sighting.observed_ms);
-    }
     groups
         .into_iter()
         .filter_map(|((_, w), ms)| build_alert(w, &ms.iter().collect::<Vec<_>>()))
@@ -216,18 +209,27 @@ fn oracle_at(
                     .or_insert(r);
                 *e = (*e).max(r);
             }
-            let mut reports: Vec<Report> = latest.into_values().collect();
-            reports.push(Report {
-                at_ms: sensors_latest[&key],
-                confidence: config.sensor_confidence,
-            });
+            let reports: Vec<Report> = latest.into_values().collect();
             let feeds: Vec<_> = on_key.iter().map(|i| contributor(i)).collect();
-            let alert = corroborate(
+            let mut alert = corroborate(
                 &base,
                 key,
                 &feeds.iter().collect::<Vec<_>>(),
-                Some(confidence(&reports, config.half_life_ms)),
-                config.sensor_confidence,
+                config.half_life_ms,
+            );
+            // Independently of `corroborate`: the figures the formula gives.
+            let expected = confidence(&reports, config.half_life_ms);
+            assert_eq!(alert.provenance.corroborated_confidence, expected);
+            let mut marking = base.marking.clone();
+            for i in &on_key {
+                marking = marking.strictest(&i.marking());
+            }
+            assert_eq!(alert.marking, marking);
+            alert.severity = severity(
+                base.indicator.confidence.max(expected),
+                base.sensors as usize,
+                base.countries.len(),
+                base.victims as usize,
             );
             (alert.id.clone(), alert)
         })
@@ -551,7 +553,10 @@ fn a_second_source_corroborates_the_alert_and_its_marking_applies() {
     withdrawn.revoked = true;
     let recs = vec![
         (10, Input::Indicator(osint)),
-        (20, Input::Event(event(1, 0, None, false, false, t0 + 1_000))),
+        (
+            20,
+            Input::Event(event(1, 0, None, false, false, t0 + 1_000)),
+        ),
         (30, Input::Indicator(partner)),
         (40, Input::Indicator(withdrawn)),
     ];
@@ -563,37 +568,29 @@ fn a_second_source_corroborates_the_alert_and_its_marking_applies() {
             .unwrap()
     };
 
-    // OSINT alone: its indicator (40) and the sighting (50) give 70, a medium alert,
-    // public like its only feed.
+    // OSINT alone: a low alert, public like its only feed.
     let alone = osint_alert(20);
     assert_eq!(alone.provenance.input_keys, vec!["ip:10.0.0.1".to_string()]);
-    let kinds = |a: &Alert| {
+    let sources = |a: &Alert| {
         a.provenance
             .sources
             .iter()
             .map(|c| (c.id.clone(), c.confidence))
             .collect::<Vec<_>>()
     };
-    assert_eq!(
-        kinds(&alone),
-        vec![("osint-c".to_string(), 40), ("sensors".to_string(), 50)]
-    );
-    assert_eq!(alone.provenance.corroborated_confidence, 70);
-    assert_eq!(alone.severity, schemas::Severity::Medium);
+    assert_eq!(sources(&alone), vec![("osint-c".to_string(), 40)]);
+    assert_eq!(alone.provenance.corroborated_confidence, 40);
+    assert_eq!(alone.severity, schemas::Severity::Low);
     assert_eq!(alone.marking.tlp, Tlp::Clear);
 
-    // The partner vouches for the same address: the OSINT alert is corroborated to high
-    // and takes the partner's stricter marking.
+    // The partner vouches for the same address: 1 - 0.6 × 0.1 = 0.94. The OSINT alert
+    // is corroborated to high and takes the partner's stricter marking.
     let corroborated = osint_alert(30);
     assert_eq!(
-        kinds(&corroborated),
-        vec![
-            ("partner-a".to_string(), 90),
-            ("osint-c".to_string(), 40),
-            ("sensors".to_string(), 50)
-        ]
+        sources(&corroborated),
+        vec![("partner-a".to_string(), 90), ("osint-c".to_string(), 40)]
     );
-    assert!(corroborated.provenance.corroborated_confidence >= 90);
+    assert_eq!(corroborated.provenance.corroborated_confidence, 94);
     assert_eq!(corroborated.severity, schemas::Severity::High);
     assert_eq!(corroborated.marking.tlp, Tlp::Amber);
     assert_eq!(corroborated.marking.sharing, vec!["FR".to_string()]);
@@ -607,8 +604,14 @@ fn a_second_source_corroborates_the_alert_and_its_marking_applies() {
 fn warning_lists_suppress_matches_until_a_reload_lifts_them() {
     let t0 = BASE_MS;
     let recs = vec![
-        (10, Input::Indicator(indicator(1, 0, 0, t0, None, false, 90))), // ipv4 10.0.0.1
-        (20, Input::Event(event(1, 0, None, false, false, t0 + 1_000))), // src 10.0.0.1
+        (
+            10,
+            Input::Indicator(indicator(1, 0, 0, t0, None, false, 90)),
+        ), // ipv4 10.0.0.1
+        (
+            20,
+            Input::Event(event(1, 0, None, false, false, t0 + 1_000)),
+        ), // src 10.0.0.1
     ];
     let lists = dataflow::views::warning_lists::parse(
         "[[list]]\nname = \"private\"\nvalues = [\"10.0.0.0/8\"]\n",

@@ -108,49 +108,46 @@ impl Alert {
     /// Every marking the egress rule applies: the alert's own (the strictest of its
     /// inputs), then each contributing source's.
     pub fn markings(&self) -> impl Iterator<Item = &Marking> {
-        std::iter::once(&self.marking).chain(
-            self.provenance
-                .sources
-                .iter()
-                .filter_map(|c| c.marking.as_ref()),
-        )
+        std::iter::once(&self.marking).chain(self.provenance.sources.iter().map(|c| &c.marking))
     }
 }
 
-/// Why an alert says what it says: its input keys, every source vouching for its
-/// observable with that source's marking, and the corroborated confidence.
+/// Why an alert says what it says: its input keys, every feed vouching for its
+/// observable with that feed's marking, and their corroborated confidence. The sensor
+/// evidence is the alert's own sightings (`event_ids`, `sensors`, `countries`).
 #[derive(
     Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
 pub struct Provenance {
-    /// The observable's match key (such as `ipv4:203.0.113.7`), the rule's input key.
+    /// The observable's match key (such as `ip:203.0.113.7`), the rule's input key.
     pub input_keys: Vec<String>,
-    /// Every source vouching for the observable, sorted: the current indicators of every
-    /// partner and OSINT feed on it, then the sensors.
+    /// Every feed with a current indicator on the observable, sorted (partners first).
     pub sources: Vec<Contributor>,
-    /// Combined confidence of the independent sources, 0 to 100 (formula in Fusion's
-    /// corroboration view: independent sources add up; older reports weigh less).
+    /// Combined confidence of those independent feeds, 0 to 100 (Fusion's corroboration
+    /// formula: independent sources add up; older reports weigh less).
     pub corroborated_confidence: u8,
 }
 
-/// One source vouching for an alert's observable.
+/// One feed vouching for an alert's observable.
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
 pub struct Contributor {
-    /// Partner, OSINT feed or the member-country sensors.
+    /// Partner or OSINT feed.
     pub kind: ContributorKind,
-    /// The partner or feed id (`sensors` for the sensors).
+    /// The partner or feed id.
     pub id: String,
-    /// Its indicator on the observable (none for the sensors).
-    pub indicator_id: Option<String>,
-    /// Its confidence, 0 to 100.
+    /// Its indicator on the observable.
+    pub indicator_id: String,
+    /// The indicator's confidence, 0 to 100.
     pub confidence: u8,
-    /// Its marking (none for the sensors: events carry no marking of their own).
-    pub marking: Option<Marking>,
+    /// When the indicator version was made (its `modified` time).
+    pub reported: Timestamp,
+    /// The indicator's marking.
+    pub marking: Marking,
 }
 
-/// What kind of source vouches for an observable.
+/// What kind of feed vouches for an observable.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
@@ -160,8 +157,6 @@ pub enum ContributorKind {
     Partner,
     /// An open-source feed.
     Osint,
-    /// The member-country sensors (a matching sensor event).
-    Sensors,
 }
 
 /// How an alert changed at a closed logical time.

@@ -143,9 +143,10 @@ fn contributors() -> impl Strategy<Value = Vec<Contributor>> {
                     ContributorKind::Osint
                 },
                 id: format!("feed-{i}"),
-                indicator_id: Some(format!("ind-{i}")),
+                indicator_id: format!("ind-{i}"),
                 confidence: 60,
-                marking: Some(marking),
+                reported: schemas::Timestamp::from_second(1_790_000_000).unwrap(),
+                marking,
             })
             .collect()
     })
@@ -197,7 +198,7 @@ fn alert() -> impl Strategy<Value = Alert> {
                 let t = |s: i64| schemas::Timestamp::from_second(1_790_000_000 + s).unwrap();
                 let marking = sources
                     .iter()
-                    .filter_map(|c| c.marking.clone())
+                    .map(|c| c.marking.clone())
                     .reduce(|a, b| a.strictest(&b))
                     .unwrap_or(marking);
                 let provenance = Provenance {
@@ -304,9 +305,7 @@ proptest! {
         let mut a = a;
         a.marking.tlp = Tlp::Clear;
         for c in &mut a.provenance.sources {
-            if let Some(m) = &mut c.marking {
-                m.tlp = Tlp::Clear;
-            }
+            c.marking.tlp = Tlp::Clear;
         }
         let Decision::Deliver(view) = decide(&a, &r, &policy) else {
             return Err(TestCaseError::fail("CLEAR alert withheld"));
