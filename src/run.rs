@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -108,17 +108,17 @@ enum RoutingChange {
     Rejected { diff: isize, action: RejectedAction },
 }
 
+/// The configuration file `given`, or the shipped `default` when none is given and it exists.
+fn config_file<'a>(given: Option<&'a Path>, default: &'static str) -> Option<&'a Path> {
+    given.or_else(|| Some(Path::new(default)).filter(|p| p.exists()))
+}
+
 /// The roster at `path`, or at deploy/config/roster.toml when none is named and it exists;
 /// a roster that fails its check for the next two years is refused.
-fn load_roster(path: Option<&std::path::Path>) -> anyhow::Result<Option<RosterSpec>> {
-    let default = std::path::Path::new("deploy/config/roster.toml");
-    let path = match path {
-        Some(p) => p,
-        None if default.exists() => default,
-        None => {
-            tracing::info!("no roster: alerts are not routed (give --roster FILE)");
-            return Ok(None);
-        }
+fn load_roster(path: Option<&Path>) -> anyhow::Result<Option<RosterSpec>> {
+    let Some(path) = config_file(path, "deploy/config/roster.toml") else {
+        tracing::info!("no roster: alerts are not routed (give --roster FILE)");
+        return Ok(None);
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the roster {}", path.display()))?;
@@ -146,24 +146,17 @@ const WARNING_LISTS_POLL: Duration = Duration::from_secs(2);
 
 /// The warning lists at `path`, or at deploy/config/warning-lists.toml when none is named
 /// and it exists, with the file they came from.
-fn load_warning_lists(
-    path: Option<&std::path::Path>,
-) -> anyhow::Result<Option<(PathBuf, Vec<WarningEntry>)>> {
-    let default = std::path::Path::new("deploy/config/warning-lists.toml");
-    let path = match path {
-        Some(p) => p,
-        None if default.exists() => default,
-        None => {
-            tracing::info!("no warning lists: no match is suppressed (give --warning-lists FILE)");
-            return Ok(None);
-        }
+fn load_warning_lists(path: Option<&Path>) -> anyhow::Result<Option<(PathBuf, Vec<WarningEntry>)>> {
+    let Some(path) = config_file(path, "deploy/config/warning-lists.toml") else {
+        tracing::info!("no warning lists: no match is suppressed (give --warning-lists FILE)");
+        return Ok(None);
     };
     let entries = read_warning_lists(path)?;
     tracing::info!(lists = %path.display(), entries = entries.len(), "suppressing matches on warning lists");
     Ok(Some((path.to_path_buf(), entries)))
 }
 
-fn read_warning_lists(path: &std::path::Path) -> anyhow::Result<Vec<WarningEntry>> {
+fn read_warning_lists(path: &Path) -> anyhow::Result<Vec<WarningEntry>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the warning lists {}", path.display()))?;
     warning_lists::parse(&text)
@@ -177,7 +170,7 @@ fn watch_warning_lists(
     reloads: crossbeam_channel::Sender<Vec<WarningEntry>>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
-    let stamp = |p: &std::path::Path| {
+    let stamp = |p: &Path| {
         std::fs::metadata(p)
             .and_then(|m| Ok((m.modified()?, m.len())))
             .ok()

@@ -387,3 +387,94 @@ fn run_routes_alerts_to_the_center_on_duty_and_rejects_cross_center_actions() {
     });
     assert!(acked, "the owning center's acknowledgement counts");
 }
+
+#[test]
+fn warning_lists_suppress_matches_and_a_broken_list_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let scn = generate(dir.path(), 5, 20_000);
+    let run = |lists: &Path, alerts: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_fusion"))
+            .args(["run", "--input", scn.to_str().unwrap(), "--warning-lists"])
+            .arg(lists)
+            .arg("--alerts-out")
+            .arg(alerts)
+            .output()
+            .unwrap()
+    };
+    let kinds = |alerts: &Path| -> BTreeSet<String> {
+        final_state(&read_changes(alerts))
+            .values()
+            .map(|c| c.alert.indicator.kind.as_str().to_string())
+            .collect()
+    };
+
+    // The shipped lists: the scenario's hostile addresses are on none of them.
+    let shipped = Path::new("deploy/config/warning-lists.toml");
+    let (plain, wide) = (
+        dir.path().join("plain.jsonl"),
+        dir.path().join("wide.jsonl"),
+    );
+    let out = run(shipped, &plain);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(suppressed 0)"));
+    assert!(kinds(&plain).contains("ipv4"), "{:?}", kinds(&plain));
+
+    // A list holding every IPv4 address suppresses every address match, and only those.
+    let all = dir.path().join("all-ipv4.toml");
+    std::fs::write(
+        &all,
+        "[[list]]\nname = \"everything\"\nvalues = [\"0.0.0.0/0\"]\n",
+    )
+    .unwrap();
+    let out = run(&all, &wide);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("(suppressed 0)"), "{stdout}");
+    let left = kinds(&wide);
+    assert!(!left.contains("ipv4") && !left.contains("cidr"), "{left:?}");
+    assert!(!left.is_empty(), "domain and other alerts stay");
+
+    // A list file that does not parse stops the run before it starts, naming the value.
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(
+        &broken,
+        "[[list]]\nname = \"x\"\nvalues = [\"not a value\"]\n",
+    )
+    .unwrap();
+    let out = run(&broken, &dir.path().join("none.jsonl"));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("are not valid") && stderr.contains("not a value"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_changed_warning_list_file_is_reloaded_by_a_running_fusion() {
+    let dir = tempfile::tempdir().unwrap();
+    let lists = dir.path().join("lists.toml");
+    let list = |value: &str| format!("[[list]]\nname = \"local\"\nvalues = [\"{value}\"]\n");
+    std::fs::write(&lists, list("nothing.example.invalid")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_fusion"))
+        .args(["run", "--duration", "10s", "--warning-lists"])
+        .arg(&lists)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    std::fs::write(&lists, list("0.0.0.0/0")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("warning lists reloaded"), "{stderr}");
+    // The last summary line counts the matches suppressed since the reload.
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("suppressed"))
+        .unwrap();
+    assert!(!last.contains("(suppressed 0)"), "{stdout}");
+}
