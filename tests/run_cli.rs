@@ -156,6 +156,24 @@ fn replayed_scenario_alerts_match_the_planted_truth() {
         got.values().any(|(_, r)| *r > 0),
         "retroactive alerts present"
     );
+    // Some partner infrastructure is listed by an OSINT feed too: corroborated alerts,
+    // whose marking is the strictest of their feeds'.
+    let corroborated: Vec<&schemas::Alert> = state
+        .values()
+        .map(|c| &c.alert)
+        .filter(|a| a.provenance.sources.len() >= 2)
+        .collect();
+    assert!(!corroborated.is_empty(), "corroborated alerts present");
+    for a in &corroborated {
+        assert!(
+            a.provenance
+                .sources
+                .iter()
+                .all(|s| s.marking.tlp <= a.marking.tlp)
+        );
+        // The feeds here report milliseconds apart, so each one adds to the confidence.
+        assert!(a.provenance.corroborated_confidence >= a.indicator.confidence);
+    }
     let revoked: BTreeSet<String> = truth["revoked_indicators"]
         .as_array()
         .unwrap()

@@ -505,6 +505,7 @@ impl Generator {
                 kind: it.kind,
                 value: it.value.clone(),
                 indicator_id: None,
+                corroborating_ids: Vec::new(),
                 published: false,
             })
             .collect();
@@ -572,29 +573,13 @@ impl Generator {
                 for (j, &i) in published.iter().enumerate() {
                     let Some(item) = items.get(i) else { continue };
                     let at = t_release + j as i64;
-                    let counter = self.osint_items.get_mut(f);
-                    let n = counter.map_or(0, |c| {
-                        *c += 1;
-                        *c
-                    });
                     let ttl_secs = match ttl_mode {
                         0..3 => Some(((t_until - at).max(1) as u64).div_ceil(1000)),
                         3..7 => Some(30 * 86_400),
                         _ => None,
                     };
-                    let item_rec = OsintItem {
-                        schema_version: schemas::SCHEMA_VERSION,
-                        feed_id: feed.to_string(),
-                        item_id: format!("{n:07}"),
-                        kind: rng.random_bool(0.7).then_some(item.kind),
-                        value: item.value.clone(),
-                        published: ts(at),
-                        valid_from: rng.random_bool(0.8).then(|| ts(valid_from)),
-                        ttl_secs,
-                        confidence: rng.random_range(30..=90),
-                        tags: vec![family.to_string(), role(item.kind).to_string()],
-                        withdrawn: false,
-                    };
+                    let n = next_item_number(&mut self.osint_items, f);
+                    let item_rec = osint_item(rng, feed, n, item, at, valid_from, ttl_secs, family);
                     if let Some(inf) = infrastructure.get_mut(i) {
                         inf.indicator_id = Some(format!("osint:{feed}:{n:07}"));
                     }
@@ -609,6 +594,24 @@ impl Generator {
                     }
                     to_schedule.push((at, osint_version(seq, i, item_rec)));
                 }
+            }
+        }
+        // Open sources often list infrastructure a partner shares: a second, independent
+        // indicator on the same value, published a little later, corroborates it. Its own
+        // random stream leaves the rest of the scenario as it was without it.
+        let mut side = ChaCha8Rng::seed_from_u64(self.truth.seed ^ seq.rotate_left(32));
+        if matches!(publisher, Publisher::Partner(_)) && side.random_bool(0.3) {
+            let f = side.random_range(0..world::OSINT_FEEDS.len());
+            let feed = world::OSINT_FEEDS[f];
+            for (j, &i) in published.iter().take(2).enumerate() {
+                let Some(item) = items.get(i) else { continue };
+                let at = t_release + 500 + j as i64;
+                let n = next_item_number(&mut self.osint_items, f);
+                let item_rec = osint_item(&mut side, feed, n, item, at, valid_from, None, family);
+                if let Some(inf) = infrastructure.get_mut(i) {
+                    inf.corroborating_ids.push(format!("osint:{feed}:{n:07}"));
+                }
+                to_schedule.push((at, osint_version(seq, i, item_rec)));
             }
         }
         for (t, s) in to_schedule {
@@ -1143,6 +1146,41 @@ fn partner_version(campaign: u64, item: usize, indicator: Indicator) -> Schedule
         campaign,
         item,
         indicator: Box::new(indicator),
+    }
+}
+
+/// The next item number of OSINT feed `feed`, from 1.
+fn next_item_number(counters: &mut [u64], feed: usize) -> u64 {
+    counters.get_mut(feed).map_or(0, |c| {
+        *c += 1;
+        *c
+    })
+}
+
+/// OSINT item number `n` of `feed` listing `item`, published at `at`.
+#[allow(clippy::too_many_arguments)] // The item's fields, each from the campaign plan.
+fn osint_item(
+    rng: &mut impl Rng,
+    feed: &str,
+    n: u64,
+    item: &Item,
+    at: i64,
+    valid_from: i64,
+    ttl_secs: Option<u64>,
+    family: &str,
+) -> OsintItem {
+    OsintItem {
+        schema_version: schemas::SCHEMA_VERSION,
+        feed_id: feed.to_string(),
+        item_id: format!("{n:07}"),
+        kind: rng.random_bool(0.7).then_some(item.kind),
+        value: item.value.clone(),
+        published: ts(at),
+        valid_from: rng.random_bool(0.8).then(|| ts(valid_from)),
+        ttl_secs,
+        confidence: rng.random_range(30..=90),
+        tags: vec![family.to_string(), role(item.kind).to_string()],
+        withdrawn: false,
     }
 }
 

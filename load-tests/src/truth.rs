@@ -84,6 +84,8 @@ pub struct Infrastructure {
     pub value: String,
     /// Id of the indicator that publishes it; none if it is never published.
     pub indicator_id: Option<String>,
+    /// Ids of OSINT indicators that list the same value later (corroboration).
+    pub corroborating_ids: Vec<String>,
     /// Whether a version of that indicator has been emitted yet.
     pub published: bool,
 }

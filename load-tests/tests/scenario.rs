@@ -426,7 +426,12 @@ fn truth_has_retroactive_live_expired_and_revoked_cases() {
         .campaigns
         .iter()
         .flat_map(|c| &c.infrastructure)
-        .filter_map(|i| Some((i.indicator_id.as_deref()?, (i.kind, i.value.as_str()))))
+        .flat_map(|i| {
+            i.indicator_id
+                .iter()
+                .chain(&i.corroborating_ids)
+                .map(|id| (id.as_str(), (i.kind, i.value.as_str())))
+        })
         .collect();
     let mut subdomain = 0;
     let mut in_range = 0;
