@@ -239,14 +239,30 @@ pub fn explain_delivery(args: ExplainArgs) -> anyhow::Result<()> {
             ),
         }
     };
+    let m = &change.alert.marking;
     println!(
         "version {} ({:?}), marking TLP:{} owner {} sharing [{}]",
         change.version,
         change.change,
-        change.alert.marking.tlp.as_str(),
-        change.alert.marking.owner,
-        change.alert.marking.sharing.join(", ")
+        m.tlp.as_str(),
+        m.owner,
+        m.sharing.join(", ")
     );
+    // Every contributing source's marking is checked as well.
+    for c in &change.alert.provenance.sources {
+        println!(
+            "  source {} {} (indicator {}): TLP:{} owner {} sharing [{}]",
+            match c.kind {
+                schemas::ContributorKind::Partner => "partner",
+                schemas::ContributorKind::Osint => "osint",
+            },
+            c.id,
+            c.indicator_id,
+            c.marking.tlp.as_str(),
+            c.marking.owner,
+            c.marking.sharing.join(", ")
+        );
+    }
     print!("{}", explain(&change.alert, &recipient, &subs.policy));
     Ok(())
 }

@@ -384,3 +384,59 @@ async fn raised_tlp_cancels_queued_without_attempt_and_no_retraction() {
         vec![("b1".to_string(), 1000, "alert.opened".to_string())]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contributing_sources_marking_withholds_and_cancels_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let de = receiver(Behaviour::Always(204)).await;
+    let subs = subscriptions(dir.path(), &[("ncb-de", &de.url)]);
+    let outbox = Outbox::open(&dir.path().join("outbox"), subs, fast_config()).unwrap();
+    outbox
+        .enqueue(&change(
+            ChangeKind::Opened,
+            1000,
+            alert("a1", Tlp::Green, &[]),
+        ))
+        .unwrap();
+    // Version 2 lists a second source whose TLP:RED indicator names only France. The
+    // alert's own marking still reads GREEN, but every contributing marking must allow.
+    let mut v2 = alert("a1", Tlp::Green, &[]);
+    v2.provenance.sources.push(schemas::Contributor {
+        kind: schemas::ContributorKind::Partner,
+        id: "partner-y".to_string(),
+        indicator_id: "ind-y".to_string(),
+        confidence: 90,
+        reported: v2.first_seen,
+        marking: schemas::Marking {
+            tlp: Tlp::Red,
+            owner: "partner-y".to_string(),
+            sharing: vec!["ncb-fr".to_string()],
+        },
+    });
+    let r = outbox
+        .enqueue(&change(ChangeKind::Updated, 2000, v2))
+        .unwrap();
+    assert_eq!(
+        (r.queued, r.cancelled, r.retractions, r.withheld),
+        (0, 1, 0, 1)
+    );
+    let (stop, shutdown) = watch::channel(false);
+    let workers = outbox.spawn(shutdown);
+    outbox
+        .enqueue(&change(
+            ChangeKind::Opened,
+            1000,
+            alert("b1", Tlp::Green, &[]),
+        ))
+        .unwrap();
+    wait_for("the unrelated alert delivered", || {
+        de.log.lock().unwrap().accepted.len() == 1
+    })
+    .await;
+    stop.send(true).unwrap();
+    workers.join_all().await;
+    assert_eq!(
+        accepted_messages(&de.log.lock().unwrap()),
+        vec![("b1".to_string(), 1000, "alert.opened".to_string())]
+    );
+}
