@@ -59,6 +59,10 @@ fn alert(i: usize, tlp: Tlp, sharing: &[&str]) -> Alert {
         sensors: 2,
         victims: 1,
         victim_ips: vec![IpAddr::V4(Ipv4Addr::new(10, 200, 0, (i % 250) as u8))],
+        victims_by_country: vec![schemas::CountryVictims {
+            country: "FR".to_string(),
+            victim_ips: vec![IpAddr::V4(Ipv4Addr::new(10, 200, 0, (i % 250) as u8))],
+        }],
         accounts: vec![format!("victim{i}@mail.example")],
         countries: vec!["FR".to_string()],
         retroactive_sightings: 0,

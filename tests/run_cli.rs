@@ -294,7 +294,7 @@ fn run_delivers_alerts_to_a_bureau_by_signed_webhook() {
         &subs,
         format!(
             "pseudonym_key = {{ secret_file = \"key\" }}\n\
-             [[bureau]]\nid = \"ncb-fr\"\ncountry = \"FR\"\nendpoint = \"{url}\"\n\
+             [[bureau]]\nid = \"ncb-it\"\ncountry = \"IT\"\nendpoint = \"{url}\"\n\
              secret_file = \"hook.whsec\"\nclearance = \"RED\"\npersonal_data = false\n"
         ),
     )
@@ -328,7 +328,20 @@ fn run_delivers_alerts_to_a_bureau_by_signed_webhook() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(!bodies.is_empty(), "the bureau received alerts");
-    // Nothing the bureau got is outside what the owners allow France (the sharing list or GREEN/CLEAR).
+    // The Italian bureau gets the infected machines Italy's sensors saw, and no other
+    // country's (the scenario has victims in about twenty countries).
+    let mut listed = 0;
+    for b in &bodies {
+        let envelope: Value = serde_json::from_str(b["body"].as_str().unwrap()).unwrap();
+        if let Some(per_country) = envelope["data"]["victims_by_country"].as_array() {
+            for v in per_country {
+                assert_eq!(v["country"], "IT", "{envelope}");
+                listed += 1;
+            }
+        }
+    }
+    assert!(listed > 0, "some alerts list Italian victims");
+    // Nothing the bureau got is outside what the owners allow Italy (the sharing list or GREEN/CLEAR).
     let text = got.to_lowercase();
     assert!(
         !text.contains("amber+strict"),

@@ -30,7 +30,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use differential_dataflow::VecCollection;
 use jiff::Timestamp;
 use schemas::{
-    Alert, Contributor, ContributorKind, Indicator, IndicatorRef, Provenance, Severity, SourceKind,
+    Alert, Contributor, ContributorKind, CountryVictims, Indicator, IndicatorRef, Provenance,
+    Severity, SourceKind,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -234,6 +235,7 @@ pub fn build_alert(window_ms: i64, matches: &[&Match]) -> Option<Alert> {
     let mut sensors = BTreeSet::new();
     let mut countries = BTreeSet::new();
     let mut victims = BTreeSet::new();
+    let mut by_country: BTreeMap<&str, BTreeSet<std::net::IpAddr>> = BTreeMap::new();
     let mut accounts = BTreeSet::new();
     let (mut first_ms, mut last_ms) = (i64::MAX, i64::MIN);
     for m in matches {
@@ -246,6 +248,7 @@ pub fn build_alert(window_ms: i64, matches: &[&Match]) -> Option<Alert> {
         countries.insert(s.country.as_str());
         if let Some(v) = s.victim {
             victims.insert(v);
+            by_country.entry(s.country.as_str()).or_default().insert(v);
         }
         if let Some(a) = &s.account {
             accounts.insert(a.as_str());
@@ -293,6 +296,13 @@ pub fn build_alert(window_ms: i64, matches: &[&Match]) -> Option<Alert> {
         sensors: u32::try_from(sensors.len()).unwrap_or(u32::MAX),
         victims: u32::try_from(victims.len()).unwrap_or(u32::MAX),
         victim_ips: victims.into_iter().take(MAX_PERSONAL).collect(),
+        victims_by_country: by_country
+            .into_iter()
+            .map(|(country, ips)| CountryVictims {
+                country: country.to_string(),
+                victim_ips: ips.into_iter().take(MAX_PERSONAL).collect(),
+            })
+            .collect(),
         accounts: accounts
             .into_iter()
             .take(MAX_PERSONAL)

@@ -64,6 +64,7 @@ fn alert(id: &str, severity: Severity) -> Alert {
         sensors: 1,
         victims: 0,
         victim_ips: Vec::new(),
+        victims_by_country: Vec::new(),
         accounts: Vec::new(),
         countries: vec!["FR".into()],
         retroactive_sightings: 0,

@@ -87,6 +87,11 @@ pub struct Alert {
     /// Victim addresses, sorted (the first 50). Personal data: redacted or
     /// pseudonymised for recipients not entitled to it.
     pub victim_ips: Vec<std::net::IpAddr>,
+    /// The victim addresses per country of the sensors that saw them, sorted by country
+    /// (the first 50 of each). Personal data: a national bureau receives only its own
+    /// country's (the infected machines it must notify), other recipients all of them.
+    #[serde(default)]
+    pub victims_by_country: Vec<CountryVictims>,
     /// E-mail addresses (accounts) seen in the matching events, sorted (the first 50).
     /// Personal data, like `victim_ips`.
     pub accounts: Vec<String>,
@@ -104,7 +109,31 @@ pub struct Alert {
     pub provenance: Provenance,
 }
 
+/// The victim addresses seen by the sensors of one country.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub struct CountryVictims {
+    /// The country (ISO 3166 alpha-2) of the sensors.
+    pub country: String,
+    /// Distinct victim addresses, sorted (the first 50).
+    pub victim_ips: Vec<std::net::IpAddr>,
+}
+
 impl Alert {
+    /// Every victim address of the alert: `victim_ips` and each country's, without repeats.
+    pub fn victim_addresses(&self) -> impl Iterator<Item = std::net::IpAddr> {
+        let mut all: Vec<std::net::IpAddr> = self
+            .victim_ips
+            .iter()
+            .chain(self.victims_by_country.iter().flat_map(|v| &v.victim_ips))
+            .copied()
+            .collect();
+        all.sort();
+        all.dedup();
+        all.into_iter()
+    }
+
     /// Every marking the egress rule applies: the alert's own (the strictest of its
     /// inputs), then each contributing source's.
     pub fn markings(&self) -> impl Iterator<Item = &Marking> {

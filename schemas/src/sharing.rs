@@ -33,13 +33,14 @@
 //! key.
 
 use std::fmt;
+use std::net::IpAddr;
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::Timestamp;
-use crate::alert::{Alert, IndicatorRef, Provenance, Severity};
+use crate::alert::{Alert, CountryVictims, IndicatorRef, Provenance, Severity};
 use crate::indicator::IndicatorKind;
 use crate::marking::{Marking, Tlp};
 
@@ -187,8 +188,11 @@ pub struct SharedAlert {
     pub sensors: u32,
     /// Distinct victims.
     pub victims: u32,
-    /// Victim addresses, or their pseudonyms (sorted).
+    /// Victim addresses, or their pseudonyms (sorted); for a national bureau only those
+    /// its own country's sensors saw.
     pub victim_ips: Vec<String>,
+    /// The same per country of the sensors (a bureau: its own country only).
+    pub victims_by_country: Vec<SharedVictims>,
     /// Accounts, or their pseudonyms (sorted).
     pub accounts: Vec<String>,
     /// Countries of the sensors.
@@ -201,6 +205,15 @@ pub struct SharedAlert {
     pub drill: bool,
     /// Input keys, contributing sources with their markings, corroborated confidence.
     pub provenance: Provenance,
+}
+
+/// The victims of one country as one recipient may see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedVictims {
+    /// The country of the sensors.
+    pub country: String,
+    /// Victim addresses, or their pseudonyms (sorted).
+    pub victim_ips: Vec<String>,
 }
 
 impl SharedAlert {
@@ -558,8 +571,7 @@ pub fn explain(alert: &Alert, recipient: &Recipient, policy: &Policy) -> Explana
 /// Every personal-data value of an alert, as text (victim addresses, accounts, an e-mail indicator's value).
 pub fn personal_values(alert: &Alert) -> Vec<String> {
     let mut values: Vec<String> = alert
-        .victim_ips
-        .iter()
+        .victim_addresses()
         .map(|ip| ip.to_string())
         .chain(alert.accounts.iter().cloned())
         .collect();
@@ -581,31 +593,60 @@ fn redact(alert: &Alert, r: &Recipient, policy: &Policy) -> SharedAlert {
             policy.pseudonym(&r.id, v)
         }
     };
-    let mut victim_ips: Vec<String> = alert
-        .victim_ips
+    // A national bureau gets the infected machines of its own country only.
+    let by_country: Vec<&CountryVictims> = alert
+        .victims_by_country
         .iter()
-        .map(|ip| p(&ip.to_string()))
+        .filter(|v| r.kind != RecipientKind::Bureau || r.country.as_deref() == Some(&v.country))
         .collect();
+    let shown: Vec<IpAddr> = if r.kind == RecipientKind::Bureau {
+        let mut ips: Vec<IpAddr> = by_country
+            .iter()
+            .flat_map(|v| v.victim_ips.iter().copied())
+            .collect();
+        ips.sort();
+        ips.dedup();
+        ips
+    } else {
+        alert.victim_ips.clone()
+    };
+    let mut victim_ips: Vec<String> = shown.iter().map(|ip| p(&ip.to_string())).collect();
     let mut accounts: Vec<String> = alert.accounts.iter().map(|a| p(a)).collect();
     victim_ips.sort();
     accounts.sort();
+    let victims_by_country = by_country
+        .iter()
+        .map(|v| {
+            let mut ips: Vec<String> = v.victim_ips.iter().map(|ip| p(&ip.to_string())).collect();
+            ips.sort();
+            SharedVictims {
+                country: v.country.clone(),
+                victim_ips: ips,
+            }
+        })
+        .collect();
     let mut title = alert.title.clone();
     let mut indicator = alert.indicator.clone();
     let mut provenance = alert.provenance.clone();
-    if !clear {
-        // Longest first, so a value that contains another is replaced whole.
-        let mut values = personal_values(alert);
-        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        for v in &values {
-            let pseudonym = policy.pseudonym(&r.id, v);
-            title = title.replace(v.as_str(), &pseudonym);
-            for key in &mut provenance.input_keys {
-                *key = key.replace(v.as_str(), &pseudonym);
-            }
+    // Longest first, so a value that contains another is replaced whole. Without the
+    // right to personal data every value is replaced; with it, the victims of other
+    // countries still are for a bureau.
+    let mut values = personal_values(alert);
+    if clear {
+        let own: Vec<String> = shown.iter().map(ToString::to_string).collect();
+        let victims: Vec<String> = alert.victim_addresses().map(|ip| ip.to_string()).collect();
+        values.retain(|v| victims.contains(v) && !own.contains(v));
+    }
+    values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    for v in &values {
+        let pseudonym = policy.pseudonym(&r.id, v);
+        title = title.replace(v.as_str(), &pseudonym);
+        for key in &mut provenance.input_keys {
+            *key = key.replace(v.as_str(), &pseudonym);
         }
-        if indicator.kind == IndicatorKind::Email {
-            indicator.value = policy.pseudonym(&r.id, &indicator.value);
-        }
+    }
+    if !clear && indicator.kind == IndicatorKind::Email {
+        indicator.value = policy.pseudonym(&r.id, &indicator.value);
     }
     SharedAlert {
         recipient: r.id.clone(),
@@ -630,6 +671,7 @@ fn redact(alert: &Alert, r: &Recipient, policy: &Policy) -> SharedAlert {
         sensors: alert.sensors,
         victims: alert.victims,
         victim_ips,
+        victims_by_country,
         accounts,
         countries: alert.countries.clone(),
         retroactive_sightings: alert.retroactive_sightings,
@@ -661,7 +703,14 @@ fn field_notes(alert: &Alert, r: &Recipient, decision: &Decision) -> Vec<FieldNo
     ];
     if let Decision::Withhold(why) = decision {
         let mut all: Vec<&'static str> = PLAIN.to_vec();
-        all.extend(["title", "indicator", "victim_ips", "accounts", "provenance"]);
+        all.extend([
+            "title",
+            "indicator",
+            "victim_ips",
+            "victims_by_country",
+            "accounts",
+            "provenance",
+        ]);
         return all
             .into_iter()
             .map(|field| FieldNote {
@@ -716,12 +765,25 @@ fn field_notes(alert: &Alert, r: &Recipient, decision: &Decision) -> Vec<FieldNo
         treatment: t,
         why,
     });
-    let (t, why) = personal(!alert.victim_ips.is_empty(), "victim addresses");
-    notes.push(FieldNote {
-        field: "victim_ips",
-        treatment: t,
-        why,
-    });
+    let (t, mut why) = personal(
+        alert.victim_addresses().next().is_some(),
+        "victim addresses",
+    );
+    if r.kind == RecipientKind::Bureau {
+        why.push_str(&format!(
+            "; a national bureau gets only those its own country's sensors saw ({})",
+            r.country
+                .as_deref()
+                .unwrap_or("no country configured: none")
+        ));
+    }
+    for field in ["victim_ips", "victims_by_country"] {
+        notes.push(FieldNote {
+            field,
+            treatment: t,
+            why: why.clone(),
+        });
+    }
     let (t, why) = personal(!alert.accounts.is_empty(), "accounts");
     notes.push(FieldNote {
         field: "accounts",

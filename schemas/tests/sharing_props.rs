@@ -9,7 +9,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use schemas::alert::{Alert, Contributor, ContributorKind, IndicatorRef, Provenance, Severity};
+use schemas::alert::{
+    Alert, Contributor, ContributorKind, CountryVictims, IndicatorRef, Provenance, Severity,
+};
 use schemas::indicator::{IndicatorKind, SourceKind};
 use schemas::marking::{Marking, Tlp};
 use schemas::sharing::{
@@ -180,6 +182,20 @@ fn alert() -> impl Strategy<Value = Alert> {
                     .iter()
                     .map(|&(c, d)| IpAddr::V4(Ipv4Addr::new(10, 200, c, d)))
                     .collect();
+                // Each victim was seen by the sensors of one of the alert's countries.
+                let mut per_country: std::collections::BTreeMap<&str, Vec<IpAddr>> =
+                    std::collections::BTreeMap::new();
+                for (&(c, _), ip) in victims.iter().zip(&victim_ips) {
+                    let country = countries[usize::from(c) % countries.len()];
+                    per_country.entry(country).or_default().push(*ip);
+                }
+                let victims_by_country = per_country
+                    .into_iter()
+                    .map(|(country, victim_ips)| CountryVictims {
+                        country: country.to_string(),
+                        victim_ips,
+                    })
+                    .collect();
                 let accounts: Vec<String> = accounts
                     .iter()
                     .map(|a| format!("victim{a}@mail.example"))
@@ -231,6 +247,7 @@ fn alert() -> impl Strategy<Value = Alert> {
                     sightings: 3,
                     sensors: 2,
                     victims: victim_ips.len() as u32,
+                    victims_by_country,
                     victim_ips,
                     accounts,
                     countries: countries.into_iter().map(String::from).collect(),
@@ -312,10 +329,33 @@ proptest! {
         };
         let text = String::from_utf8(view.to_bytes()).unwrap();
         let personal = personal_values(&a);
+        // A national bureau gets the victims its own country's sensors saw, and no other.
+        let own: Vec<String> = a
+            .victims_by_country
+            .iter()
+            .filter(|v| r.kind != RecipientKind::Bureau || r.country.as_deref() == Some(&v.country))
+            .flat_map(|v| v.victim_ips.iter().map(|ip| ip.to_string()))
+            .collect();
+        let foreign: Vec<String> = a
+            .victim_ips
+            .iter()
+            .map(|ip| ip.to_string())
+            .filter(|ip| !own.contains(ip))
+            .collect();
         if r.personal_data {
             prop_assert_eq!(view.personal_data, PersonalData::Clear);
-            for v in &personal {
+            for v in personal.iter().filter(|v| !foreign.contains(v)) {
                 prop_assert!(text.contains(v.as_str()), "{} missing for an entitled recipient", v);
+            }
+            let mut shown = view.victim_ips.clone();
+            shown.sort();
+            let mut expected = own.clone();
+            expected.sort();
+            expected.dedup();
+            prop_assert_eq!(shown, expected);
+            for v in &foreign {
+                prop_assert!(!view.title.split_whitespace().any(|w| w == v), "{} in {}", v, view.title);
+                prop_assert!(view.victims_by_country.iter().all(|c| !c.victim_ips.contains(v)));
             }
         } else {
             prop_assert_eq!(view.personal_data, PersonalData::Pseudonymised);
@@ -323,10 +363,10 @@ proptest! {
                 prop_assert!(!text.contains(v.as_str()), "{} leaked in {}", v, text);
             }
             prop_assert!(view.victim_ips.iter().chain(&view.accounts).all(|p| p.starts_with("pseud:")));
-            prop_assert_eq!(view.victim_ips.len(), a.victim_ips.len());
+            prop_assert_eq!(view.victim_ips.len(), own.len());
             // The same victim gets the same pseudonym in this recipient's view.
-            for ip in &a.victim_ips {
-                prop_assert!(view.victim_ips.contains(&policy.pseudonym(&r.id, &ip.to_string())));
+            for ip in &own {
+                prop_assert!(view.victim_ips.contains(&policy.pseudonym(&r.id, ip)));
             }
         }
     }
@@ -353,7 +393,14 @@ fn explanation_names_every_field() {
     let a = alert().new_tree(&mut runner).unwrap().current();
     let r = recipient().new_tree(&mut runner).unwrap().current();
     let text = explain(&a, &r, &Policy::new(b"k".to_vec())).to_string();
-    for field in ["victim_ips", "accounts", "title", "indicator", "marking"] {
+    for field in [
+        "victim_ips",
+        "victims_by_country",
+        "accounts",
+        "title",
+        "indicator",
+        "marking",
+    ] {
         assert!(text.contains(field), "{field} missing from:\n{text}");
     }
     assert!(text.contains("decision: "));

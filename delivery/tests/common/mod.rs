@@ -53,6 +53,10 @@ pub fn alert(id: &str, tlp: Tlp, sharing: &[&str]) -> Alert {
         sensors: 2,
         victims: 1,
         victim_ips: vec![IpAddr::V4(Ipv4Addr::new(10, 200, 0, 7))],
+        victims_by_country: vec![schemas::CountryVictims {
+            country: "FR".to_string(),
+            victim_ips: vec![IpAddr::V4(Ipv4Addr::new(10, 200, 0, 7))],
+        }],
         accounts: vec!["victim@mail.example".to_string()],
         countries: vec!["FR".to_string()],
         retroactive_sightings: 0,
