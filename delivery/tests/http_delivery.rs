@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::*;
 use delivery::{Outbox, Outcome};
-use schemas::ChangeKind;
 use schemas::Tlp;
+use schemas::{Alert, ChangeKind};
 use tokio::sync::watch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,13 +337,14 @@ async fn narrowed_sharing_cancels_queued_and_retracts_delivered() {
     workers.join_all().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn raised_tlp_cancels_queued_without_attempt_and_no_retraction() {
+/// Queues a1 (GREEN) for DE while no worker runs, then enqueues `v2` of a1, which must
+/// withhold DE: the queued message is cancelled, nothing is retracted, and once the
+/// workers run DE receives only an unrelated alert.
+async fn queued_then_withheld_is_never_attempted(v2: Alert) {
     let dir = tempfile::tempdir().unwrap();
     let de = receiver(Behaviour::Always(204)).await;
     let subs = subscriptions(dir.path(), &[("ncb-de", &de.url)]);
     let outbox = Outbox::open(&dir.path().join("outbox"), subs, fast_config()).unwrap();
-    // Queued while no worker runs: never attempted.
     outbox
         .enqueue(&change(
             ChangeKind::Opened,
@@ -352,11 +353,7 @@ async fn raised_tlp_cancels_queued_without_attempt_and_no_retraction() {
         ))
         .unwrap();
     let r = outbox
-        .enqueue(&change(
-            ChangeKind::Updated,
-            2000,
-            alert("a1", Tlp::Red, &["ncb-fr"]),
-        ))
+        .enqueue(&change(ChangeKind::Updated, 2000, v2))
         .unwrap();
     assert_eq!(
         (r.queued, r.cancelled, r.retractions, r.withheld),
@@ -378,26 +375,19 @@ async fn raised_tlp_cancels_queued_without_attempt_and_no_retraction() {
     .await;
     stop.send(true).unwrap();
     workers.join_all().await;
-    let msgs = accepted_messages(&de.log.lock().unwrap());
     assert_eq!(
-        msgs,
+        accepted_messages(&de.log.lock().unwrap()),
         vec![("b1".to_string(), 1000, "alert.opened".to_string())]
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raised_tlp_cancels_queued_without_attempt_and_no_retraction() {
+    queued_then_withheld_is_never_attempted(alert("a1", Tlp::Red, &["ncb-fr"])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contributing_sources_marking_withholds_and_cancels_queued() {
-    let dir = tempfile::tempdir().unwrap();
-    let de = receiver(Behaviour::Always(204)).await;
-    let subs = subscriptions(dir.path(), &[("ncb-de", &de.url)]);
-    let outbox = Outbox::open(&dir.path().join("outbox"), subs, fast_config()).unwrap();
-    outbox
-        .enqueue(&change(
-            ChangeKind::Opened,
-            1000,
-            alert("a1", Tlp::Green, &[]),
-        ))
-        .unwrap();
     // Version 2 lists a second source whose TLP:RED indicator names only France. The
     // alert's own marking still reads GREEN, but every contributing marking must allow.
     let mut v2 = alert("a1", Tlp::Green, &[]);
@@ -413,30 +403,5 @@ async fn a_contributing_sources_marking_withholds_and_cancels_queued() {
             sharing: vec!["ncb-fr".to_string()],
         },
     });
-    let r = outbox
-        .enqueue(&change(ChangeKind::Updated, 2000, v2))
-        .unwrap();
-    assert_eq!(
-        (r.queued, r.cancelled, r.retractions, r.withheld),
-        (0, 1, 0, 1)
-    );
-    let (stop, shutdown) = watch::channel(false);
-    let workers = outbox.spawn(shutdown);
-    outbox
-        .enqueue(&change(
-            ChangeKind::Opened,
-            1000,
-            alert("b1", Tlp::Green, &[]),
-        ))
-        .unwrap();
-    wait_for("the unrelated alert delivered", || {
-        de.log.lock().unwrap().accepted.len() == 1
-    })
-    .await;
-    stop.send(true).unwrap();
-    workers.join_all().await;
-    assert_eq!(
-        accepted_messages(&de.log.lock().unwrap()),
-        vec![("b1".to_string(), 1000, "alert.opened".to_string())]
-    );
+    queued_then_withheld_is_never_attempted(v2).await;
 }
