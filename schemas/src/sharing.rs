@@ -631,12 +631,15 @@ fn redact(alert: &Alert, r: &Recipient, policy: &Policy) -> SharedAlert {
     // Longest first, so a value that contains another is replaced whole. Without the
     // right to personal data every value is replaced; with it, the victims of other
     // countries still are for a bureau.
-    let mut values = personal_values(alert);
-    if clear {
-        let own: Vec<String> = shown.iter().map(ToString::to_string).collect();
-        let victims: Vec<String> = alert.victim_addresses().map(|ip| ip.to_string()).collect();
-        values.retain(|v| victims.contains(v) && !own.contains(v));
-    }
+    let mut values: Vec<String> = if clear {
+        alert
+            .victim_addresses()
+            .filter(|ip| !shown.contains(ip))
+            .map(|ip| ip.to_string())
+            .collect()
+    } else {
+        personal_values(alert)
+    };
     values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     for v in &values {
         let pseudonym = policy.pseudonym(&r.id, v);
