@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Command;
 
@@ -46,6 +47,17 @@ fn read_changes(path: &Path) -> Vec<AlertChange> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// The summary `fusion run` prints when it ends. A run that lasts over a second also
+/// prints progress lines before it, with the counts so far.
+fn final_summary(stdout: &str) -> String {
+    stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("(suppressed "))
+        .unwrap_or_else(|| panic!("no summary in {stdout}"))
+        .to_string()
 }
 
 /// Open alerts after applying every change, by id.
@@ -264,7 +276,6 @@ fn embedded_run_stops_cleanly_on_ctrl_c() {
 
 #[test]
 fn run_delivers_alerts_to_a_bureau_by_signed_webhook() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let scn = generate(dir.path(), 4, 30_000);
     // A Standard Webhooks secret ("whsec_" + base64 of 24 bytes).
@@ -447,7 +458,7 @@ fn warning_lists_suppress_matches_and_a_broken_list_file_is_refused() {
     );
     let out = run(shipped, &plain);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("(suppressed 0)"));
+    assert!(final_summary(&String::from_utf8_lossy(&out.stdout)).contains("(suppressed 0)"));
     assert!(kinds(&plain).contains("ipv4"), "{:?}", kinds(&plain));
 
     // A list holding every IPv4 address suppresses every address match, and only those.
@@ -459,8 +470,8 @@ fn warning_lists_suppress_matches_and_a_broken_list_file_is_refused() {
     .unwrap();
     let out = run(&all, &wide);
     assert!(out.status.success());
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!stdout.contains("(suppressed 0)"), "{stdout}");
+    let summary = final_summary(&String::from_utf8_lossy(&out.stdout));
+    assert!(!summary.contains("(suppressed 0)"), "{summary}");
     let left = kinds(&wide);
     assert!(!left.contains("ipv4") && !left.contains("cidr"), "{left:?}");
     assert!(!left.is_empty(), "domain and other alerts stay");
@@ -487,25 +498,33 @@ fn a_changed_warning_list_file_is_reloaded_by_a_running_fusion() {
     let lists = dir.path().join("lists.toml");
     let list = |value: &str| format!("[[list]]\nname = \"local\"\nvalues = [\"{value}\"]\n");
     std::fs::write(&lists, list("nothing.example.invalid")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_fusion"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fusion"))
         .args(["run", "--duration", "10s", "--warning-lists"])
         .arg(&lists)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    let stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    // The first progress line comes a second into the run, after the lists were loaded:
+    // only then is the rewrite a change to a running fusion, however slow the machine.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let progress = stdout
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|l| l.contains("events/s"));
+    assert!(
+        progress.is_some(),
+        "fusion ended before its first progress line"
+    );
     std::fs::write(&lists, list("0.0.0.0/0")).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let rest: Vec<String> = stdout.map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success());
+    let stderr = stderr.join().unwrap();
     assert!(stderr.contains("warning lists reloaded"), "{stderr}");
-    // The last summary line counts the matches suppressed since the reload.
-    let last = stdout
-        .lines()
-        .rev()
-        .find(|l| l.contains("suppressed"))
-        .unwrap();
-    assert!(!last.contains("(suppressed 0)"), "{stdout}");
+    // The final summary counts the matches suppressed since the reload.
+    let rest = rest.join("\n");
+    let summary = final_summary(&rest);
+    assert!(!summary.contains("(suppressed 0)"), "{summary}");
 }
