@@ -625,13 +625,11 @@ fn redact(alert: &Alert, r: &Recipient, policy: &Policy) -> SharedAlert {
             }
         })
         .collect();
-    let mut title = alert.title.clone();
     let mut indicator = alert.indicator.clone();
     let mut provenance = alert.provenance.clone();
-    // Longest first, so a value that contains another is replaced whole. Without the
-    // right to personal data every value is replaced; with it, the victims of other
-    // countries still are for a bureau.
-    let mut values: Vec<String> = if clear {
+    // Without the right to personal data every value is replaced; with it, the victims
+    // of other countries still are for a bureau.
+    let values: Vec<String> = if clear {
         alert
             .victim_addresses()
             .filter(|ip| !shown.contains(ip))
@@ -640,13 +638,10 @@ fn redact(alert: &Alert, r: &Recipient, policy: &Policy) -> SharedAlert {
     } else {
         personal_values(alert)
     };
-    values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-    for v in &values {
-        let pseudonym = policy.pseudonym(&r.id, v);
-        title = title.replace(v.as_str(), &pseudonym);
-        for key in &mut provenance.input_keys {
-            *key = key.replace(v.as_str(), &pseudonym);
-        }
+    let pseudonym = |v: &str| policy.pseudonym(&r.id, v);
+    let title = replace_whole(&alert.title, &values, pseudonym);
+    for key in &mut provenance.input_keys {
+        *key = replace_whole(key, &values, pseudonym);
     }
     if !clear && indicator.kind == IndicatorKind::Email {
         indicator.value = policy.pseudonym(&r.id, &indicator.value);
@@ -682,6 +677,46 @@ fn redact(alert: &Alert, r: &Recipient, policy: &Policy) -> SharedAlert {
         drill: alert.drill,
         provenance,
     }
+}
+
+/// `text` with every occurrence of one of `values` that stands whole replaced by `with`
+/// of it. A value stands whole unless a letter or digit touches it, or a '.' joining one
+/// (and a ':' too, for a value with colons: an IPv6 address); so `10.0.1.2` is replaced in
+/// "from 10.0.1.2:443." and "email:10.0.1.2", but not inside `10.0.1.25`. Where matches
+/// overlap, the one starting first wins, then the longest.
+fn replace_whole(text: &str, values: &[String], with: impl Fn(&str) -> String) -> String {
+    let mut found: Vec<(usize, &str)> = values
+        .iter()
+        .filter(|v| !v.is_empty())
+        .flat_map(|v| {
+            text.match_indices(v.as_str())
+                .filter(|&(at, _)| stands_whole(text, at, v))
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.len().cmp(&a.1.len())));
+    let mut out = String::with_capacity(text.len());
+    let mut done = 0;
+    for (at, v) in found {
+        if at >= done {
+            out.push_str(&text[done..at]);
+            out.push_str(&with(v));
+            done = at + v.len();
+        }
+    }
+    out.push_str(&text[done..]);
+    out
+}
+
+fn stands_whole(text: &str, at: usize, value: &str) -> bool {
+    let joins = |c: char| c == '.' || (c == ':' && value.contains(':'));
+    let touches = |next: Option<char>, beyond: Option<char>| match next {
+        Some(c) if c.is_alphanumeric() => true,
+        Some(c) if joins(c) => beyond.is_some_and(char::is_alphanumeric),
+        _ => false,
+    };
+    let mut before = text[..at].chars().rev();
+    let mut after = text[at + value.len()..].chars();
+    !touches(before.next(), before.next()) && !touches(after.next(), after.next())
 }
 
 fn field_notes(alert: &Alert, r: &Recipient, decision: &Decision) -> Vec<FieldNote> {
@@ -805,4 +840,51 @@ fn field_notes(alert: &Alert, r: &Recipient, decision: &Decision) -> Vec<FieldNo
         why,
     });
     notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_whole;
+
+    fn scrub(text: &str, values: &[&str]) -> String {
+        let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        replace_whole(text, &values, |v| format!("<{v}>"))
+    }
+
+    #[test]
+    fn a_value_is_replaced_only_where_it_stands_whole() {
+        // The garbling the substring replacement did: a foreign victim inside an own one.
+        assert_eq!(
+            scrub("from 10.0.1.25 and 10.0.1.2.", &["10.0.1.2"]),
+            "from 10.0.1.25 and <10.0.1.2>."
+        );
+        assert_eq!(
+            scrub("110.0.1.2 1.10.0.1.2 10.0.1.2.5", &["10.0.1.2"]),
+            "110.0.1.2 1.10.0.1.2 10.0.1.2.5"
+        );
+        // Ports, key prefixes and punctuation are not part of the value.
+        assert_eq!(
+            scrub(
+                "10.0.1.2:443 ip:10.0.1.2 (10.0.1.2),bob@mail.example",
+                &["10.0.1.2", "bob@mail.example"]
+            ),
+            "<10.0.1.2>:443 ip:<10.0.1.2> (<10.0.1.2>),<bob@mail.example>"
+        );
+        // An IPv6 address goes on past a colon.
+        assert_eq!(
+            scrub("fe80::1:5 [fe80::1]:443", &["fe80::1"]),
+            "fe80::1:5 [<fe80::1>]:443"
+        );
+    }
+
+    #[test]
+    fn overlapping_values_are_replaced_once_the_longest_first() {
+        assert_eq!(
+            scrub("mail bob@mail.example, bob", &["bob", "bob@mail.example"]),
+            "mail <bob@mail.example>, <bob>"
+        );
+        // A replacement is never searched again.
+        assert_eq!(scrub("a b", &["a", "<a>"]), "<a> b");
+        assert_eq!(scrub("", &["a", ""]), "");
+    }
 }
