@@ -371,7 +371,7 @@ proptest! {
             prop_assert_eq!(shown, expected);
             // Free text keeps the own victims whole, and names no foreign one.
             let words = |t: &str| -> Vec<String> {
-                t.split(|c: char| c == ' ' || c == ',').map(|w| w.trim_end_matches('.').to_string()).collect()
+                t.split([' ', ',']).map(|w| w.trim_end_matches('.').to_string()).collect()
             };
             let (given, seen) = (words(&a.title), words(&view.title));
             for v in own.iter().filter(|v| given.contains(v)) {
