@@ -56,6 +56,7 @@ fn alert(i: usize, tlp: Tlp, sharing: &[&str]) -> Alert {
         first_seen: t(10),
         last_seen: t(20),
         sightings: 3,
+        hourly: Vec::new(),
         sensors: 2,
         victims: 1,
         victim_ips: vec![IpAddr::V4(Ipv4Addr::new(10, 200, 0, (i % 250) as u8))],

@@ -30,8 +30,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use differential_dataflow::VecCollection;
 use jiff::Timestamp;
 use schemas::{
-    Alert, Contributor, ContributorKind, CountryVictims, Indicator, IndicatorRef, Provenance,
-    Severity, SourceKind,
+    Alert, Contributor, ContributorKind, CountryVictims, HourlySightings, Indicator, IndicatorRef,
+    Provenance, Severity, SourceKind,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -40,6 +40,7 @@ use crate::Time;
 use crate::matching::Match;
 use crate::observables::{indicator_key, key_hash};
 use crate::views::corroboration::{self, CorroborationConfig, Report};
+use crate::views::sightings::hour_start;
 
 /// Name of the rule.
 pub const RULE: &str = "indicator-match";
@@ -237,10 +238,15 @@ pub fn build_alert(window_ms: i64, matches: &[&Match]) -> Option<Alert> {
     let mut victims = BTreeSet::new();
     let mut by_country: BTreeMap<&str, BTreeSet<std::net::IpAddr>> = BTreeMap::new();
     let mut accounts = BTreeSet::new();
+    let mut hours: BTreeMap<i64, BTreeSet<&str>> = BTreeMap::new();
     let (mut first_ms, mut last_ms) = (i64::MAX, i64::MIN);
     for m in matches {
         let s = &m.sighting;
         events.insert(s.event_id.as_str());
+        hours
+            .entry(hour_start(s.observed_ms))
+            .or_default()
+            .insert(s.event_id.as_str());
         if m.is_retroactive() {
             retro_events.insert(s.event_id.as_str());
         }
@@ -293,6 +299,13 @@ pub fn build_alert(window_ms: i64, matches: &[&Match]) -> Option<Alert> {
         first_seen: ts(first_ms),
         last_seen: ts(last_ms),
         sightings: events.len() as u64,
+        hourly: hours
+            .into_iter()
+            .map(|(hour, events)| HourlySightings {
+                hour: ts(hour),
+                sightings: events.len() as u64,
+            })
+            .collect(),
         sensors: u32::try_from(sensors.len()).unwrap_or(u32::MAX),
         victims: u32::try_from(victims.len()).unwrap_or(u32::MAX),
         victim_ips: victims.into_iter().take(MAX_PERSONAL).collect(),

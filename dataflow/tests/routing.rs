@@ -61,6 +61,7 @@ fn alert(id: &str, severity: Severity) -> Alert {
         first_seen: t,
         last_seen: t,
         sightings: 1,
+        hourly: Vec::new(),
         sensors: 1,
         victims: 0,
         victim_ips: Vec::new(),

@@ -80,6 +80,10 @@ pub struct Alert {
     pub last_seen: Timestamp,
     /// Number of matching events.
     pub sightings: u64,
+    /// Matching events per UTC hour of event time, for each hour with any, in time
+    /// order: the trend within the window.
+    #[serde(default)]
+    pub hourly: Vec<HourlySightings>,
     /// Distinct sensors that saw it.
     pub sensors: u32,
     /// Number of distinct victim addresses.
@@ -107,6 +111,17 @@ pub struct Alert {
     /// set its severity and marking.
     #[serde(default)]
     pub provenance: Provenance,
+}
+
+/// The matching events of one hour.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub struct HourlySightings {
+    /// Start of the hour.
+    pub hour: Timestamp,
+    /// Matching events with an event time in it.
+    pub sightings: u64,
 }
 
 /// The victim addresses seen by the sensors of one country.

@@ -30,8 +30,8 @@ pub mod validate;
 
 pub use action::{ActionKind, DeskAction};
 pub use alert::{
-    Alert, AlertChange, ChangeKind, Contributor, ContributorKind, CountryVictims, IndicatorRef,
-    Provenance, Severity,
+    Alert, AlertChange, ChangeKind, Contributor, ContributorKind, CountryVictims, HourlySightings,
+    IndicatorRef, Provenance, Severity,
 };
 pub use deadletter::DeadLetter;
 pub use decode::{DecodeError, ErrorCode, decode_record};

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::Timestamp;
-use crate::alert::{Alert, CountryVictims, IndicatorRef, Provenance, Severity};
+use crate::alert::{Alert, CountryVictims, HourlySightings, IndicatorRef, Provenance, Severity};
 use crate::indicator::IndicatorKind;
 use crate::marking::{Marking, Tlp};
 
@@ -184,6 +184,9 @@ pub struct SharedAlert {
     pub last_seen: Timestamp,
     /// Number of matching events.
     pub sightings: u64,
+    /// Matching events per hour of event time.
+    #[serde(default)]
+    pub hourly: Vec<HourlySightings>,
     /// Distinct sensors.
     pub sensors: u32,
     /// Distinct victims.
@@ -666,6 +669,7 @@ fn redact(alert: &Alert, r: &Recipient, policy: &Policy) -> SharedAlert {
         first_seen: alert.first_seen,
         last_seen: alert.last_seen,
         sightings: alert.sightings,
+        hourly: alert.hourly.clone(),
         sensors: alert.sensors,
         victims: alert.victims,
         victim_ips,
@@ -720,7 +724,7 @@ fn stands_whole(text: &str, at: usize, value: &str) -> bool {
 }
 
 fn field_notes(alert: &Alert, r: &Recipient, decision: &Decision) -> Vec<FieldNote> {
-    const PLAIN: [&str; 17] = [
+    const PLAIN: [&str; 18] = [
         "id",
         "rule",
         "rule_version",
@@ -732,6 +736,7 @@ fn field_notes(alert: &Alert, r: &Recipient, decision: &Decision) -> Vec<FieldNo
         "first_seen",
         "last_seen",
         "sightings",
+        "hourly",
         "sensors",
         "victims",
         "countries",

@@ -261,6 +261,10 @@ fn alert() -> impl Strategy<Value = Alert> {
                     first_seen: t(10),
                     last_seen: t(20),
                     sightings: 3,
+                    hourly: vec![schemas::HourlySightings {
+                        hour: t(0),
+                        sightings: 3,
+                    }],
                     sensors: 2,
                     victims: victim_ips.len() as u32,
                     victims_by_country,

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::common_a::{BASE_MS, Update, a_match, indicator, input_at, run, script_from};
 use crate::common_a::{check_oracle, end_of};
 use dataflow::Time;
+use dataflow::alerts::{build_alert, window_start};
 use dataflow::matching::Match;
 use dataflow::views::sightings::{HOUR_MS, HourCount, SightingSummary, Victim, sightings};
 use proptest::prelude::*;
@@ -123,6 +124,46 @@ proptest! {
         let updates = script_from(&steps, &pool(&events, &specs));
         check(&updates, 1)?;
         check(&updates, 2)?;
+    }
+
+    /// The hourly trend an alert carries is this view's per-hour counts of its
+    /// indicator, within the alert's day.
+    #[test]
+    fn an_alerts_hourly_counts_are_the_sightings_per_hour_of_its_day(
+        events in proptest::collection::vec((0..3usize, 0..3usize, 0..30 * HOUR_MS), 1..6),
+        specs in proptest::collection::vec(
+            (0..3usize, 0..6usize, proptest::option::of(0..3usize), proptest::option::of(0..2usize), 0..2u64),
+            1..14,
+        ),
+    ) {
+        let matches = pool(&events, &specs);
+        let updates: Vec<(Time, Match, isize)> = matches.iter().map(|m| (0, m.clone(), 1)).collect();
+        for summary in oracle(&updates, 0) {
+            let own: Vec<&Match> =
+                matches.iter().filter(|m| m.indicator.id == summary.indicator_id).collect();
+            let days: BTreeSet<i64> = own.iter().map(|m| window_start(m.sighting.observed_ms)).collect();
+            for day in days {
+                let in_day: Vec<&Match> = own
+                    .iter()
+                    .copied()
+                    .filter(|m| window_start(m.sighting.observed_ms) == day)
+                    .collect();
+                let alert = build_alert(day, &in_day).unwrap();
+                let hourly: Vec<(i64, u64)> = alert
+                    .hourly
+                    .iter()
+                    .map(|h| (h.hour.as_millisecond(), h.sightings))
+                    .collect();
+                let expected: Vec<(i64, u64)> = summary
+                    .per_hour
+                    .iter()
+                    .filter(|h| window_start(h.hour_ms) == day)
+                    .map(|h| (h.hour_ms, h.events))
+                    .collect();
+                prop_assert_eq!(hourly, expected);
+                prop_assert_eq!(alert.hourly.iter().map(|h| h.sightings).sum::<u64>(), alert.sightings);
+            }
+        }
     }
 }
 

@@ -50,6 +50,10 @@ pub fn alert(id: &str, tlp: Tlp, sharing: &[&str]) -> Alert {
         first_seen: t(10),
         last_seen: t(20),
         sightings: 3,
+        hourly: vec![schemas::HourlySightings {
+            hour: t(0),
+            sightings: 3,
+        }],
         sensors: 2,
         victims: 1,
         victim_ips: vec![IpAddr::V4(Ipv4Addr::new(10, 200, 0, 7))],
