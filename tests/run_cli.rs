@@ -49,6 +49,23 @@ fn read_changes(path: &Path) -> Vec<AlertChange> {
         .collect()
 }
 
+/// The rest of the standard output of a running `fusion run`, once it has printed its
+/// first progress line: a second into the run, when its start-up is over however slow
+/// the machine.
+fn after_first_progress_line(
+    child: &mut std::process::Child,
+) -> impl Iterator<Item = String> + use<> {
+    let mut lines = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(Result::unwrap);
+    let progress = lines.by_ref().find(|l| l.contains("events/s"));
+    assert!(
+        progress.is_some(),
+        "fusion ended before its first progress line"
+    );
+    lines
+}
+
 /// The summary `fusion run` prints when it ends. A run that lasts over a second also
 /// prints progress lines before it, with the counts so far.
 fn final_summary(stdout: &str) -> String {
@@ -253,25 +270,25 @@ fn embedded_run_raises_retroactive_alerts_and_stops_after_its_duration() {
 
 #[test]
 fn embedded_run_stops_cleanly_on_ctrl_c() {
-    let child = Command::new(env!("CARGO_BIN_EXE_fusion"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fusion"))
         .arg("run")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // Then the handler is installed: the signal is a Ctrl-C to a running fusion.
+    let stdout = after_first_progress_line(&mut child);
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "exit status {:?}", out.status);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rest: Vec<String> = stdout.collect();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
     assert!(
-        stdout.contains("events/s"),
-        "a live summary was printed: {stdout}"
+        rest.iter().any(|l| l.contains("done:")),
+        "a final summary was printed: {rest:?}"
     );
-    assert!(stdout.contains("done:"), "a final summary was printed");
 }
 
 #[test]
@@ -507,19 +524,10 @@ fn a_changed_warning_list_file_is_reloaded_by_a_running_fusion() {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
-    // The first progress line comes a second into the run, after the lists were loaded:
-    // only then is the rewrite a change to a running fusion, however slow the machine.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let progress = stdout
-        .by_ref()
-        .map(Result::unwrap)
-        .find(|l| l.contains("events/s"));
-    assert!(
-        progress.is_some(),
-        "fusion ended before its first progress line"
-    );
+    // Then the lists were loaded: the rewrite is a change to a running fusion.
+    let stdout = after_first_progress_line(&mut child);
     std::fs::write(&lists, list("0.0.0.0/0")).unwrap();
-    let rest: Vec<String> = stdout.map(Result::unwrap).collect();
+    let rest: Vec<String> = stdout.collect();
     assert!(child.wait().unwrap().success());
     let stderr = stderr.join().unwrap();
     assert!(stderr.contains("warning lists reloaded"), "{stderr}");
