@@ -109,16 +109,32 @@ fn pool(
         .collect()
 }
 
+/// Events of [`pool`], within `span` ms of event time.
+fn events(span: i64) -> impl Strategy<Value = Vec<(usize, usize, i64)>> {
+    proptest::collection::vec((0..3usize, 0..3usize, 0..span), 1..6)
+}
+
+/// Match specifications of [`pool`].
+fn specs() -> impl Strategy<Value = Vec<(usize, usize, Option<usize>, Option<usize>, u64)>> {
+    proptest::collection::vec(
+        (
+            0..3usize,
+            0..6usize,
+            proptest::option::of(0..3usize),
+            proptest::option::of(0..2usize),
+            0..2u64,
+        ),
+        1..14,
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
     fn sightings_equal_brute_force_at_every_closed_time(
-        events in proptest::collection::vec((0..3usize, 0..3usize, 0..4 * HOUR_MS), 1..6),
-        specs in proptest::collection::vec(
-            (0..3usize, 0..6usize, proptest::option::of(0..3usize), proptest::option::of(0..2usize), 0..2u64),
-            1..14,
-        ),
+        events in events(4 * HOUR_MS),
+        specs in specs(),
         steps in proptest::collection::vec((any::<usize>(), proptest::bool::weighted(0.65), any::<u8>()), 1..30),
     ) {
         let updates = script_from(&steps, &pool(&events, &specs));
@@ -130,11 +146,8 @@ proptest! {
     /// indicator, within the alert's day.
     #[test]
     fn an_alerts_hourly_counts_are_the_sightings_per_hour_of_its_day(
-        events in proptest::collection::vec((0..3usize, 0..3usize, 0..30 * HOUR_MS), 1..6),
-        specs in proptest::collection::vec(
-            (0..3usize, 0..6usize, proptest::option::of(0..3usize), proptest::option::of(0..2usize), 0..2u64),
-            1..14,
-        ),
+        events in events(30 * HOUR_MS),
+        specs in specs(),
     ) {
         let matches = pool(&events, &specs);
         let updates: Vec<(Time, Match, isize)> = matches.iter().map(|m| (0, m.clone(), 1)).collect();
