@@ -23,7 +23,7 @@ use ingest::{
     DeadLetterSink, IngestConfig, IngestStats, Ingestor, JsonLinesDeadLetters, MemoryDeadLetters,
     Router, Source,
 };
-use schemas::routing::{AlertRouting, DutyStatus, Escalation, HandoverDigest, RejectedAction};
+use schemas::routing::RoutingChange;
 
 /// Options of `fusion run`.
 #[derive(Args, Debug)]
@@ -95,17 +95,6 @@ pub struct RunArgs {
     /// port 0 picks a free port, logged at start.
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
-}
-
-/// One change of a routing view, as written to `--routing-out`.
-#[derive(serde::Serialize)]
-#[serde(tag = "view", rename_all = "snake_case")]
-enum RoutingChange {
-    Alert { diff: isize, routing: AlertRouting },
-    Escalation { diff: isize, escalation: Escalation },
-    Handover { diff: isize, digest: HandoverDigest },
-    Duty { diff: isize, duty: DutyStatus },
-    Rejected { diff: isize, action: RejectedAction },
 }
 
 /// The configuration file `given`, or the shipped `default` when none is given and it exists.

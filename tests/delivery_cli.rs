@@ -68,6 +68,7 @@ fn alert(i: usize, tlp: Tlp, sharing: &[&str]) -> Alert {
         countries: vec!["FR".to_string()],
         retroactive_sightings: 0,
         event_ids: vec!["ev-1".to_string()],
+        summarised_sightings: 0,
         drill: false,
         provenance: Default::default(),
     }

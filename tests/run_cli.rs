@@ -85,7 +85,7 @@ fn final_state(changes: &[AlertChange]) -> BTreeMap<String, &AlertChange> {
             ChangeKind::Opened | ChangeKind::Updated => {
                 open.insert(c.alert.id.clone(), c);
             }
-            ChangeKind::Retracted => {
+            ChangeKind::Retracted | ChangeKind::Expired => {
                 open.remove(&c.alert.id);
             }
         }

@@ -328,6 +328,7 @@ pub fn build_alert(window_ms: i64, matches: &[&Match]) -> Option<Alert> {
             .take(MAX_EVENT_IDS)
             .map(str::to_string)
             .collect(),
+        summarised_sightings: 0,
         drill: false,
         provenance: Provenance::default(),
     })

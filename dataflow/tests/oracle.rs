@@ -98,7 +98,7 @@ fn state_at(changes: &[(Time, Vec<AlertChange>)], time: Time) -> BTreeMap<String
                 ChangeKind::Opened | ChangeKind::Updated => {
                     open.insert(c.alert.id.clone(), c.alert.clone());
                 }
-                ChangeKind::Retracted => {
+                ChangeKind::Retracted | ChangeKind::Expired => {
                     assert!(
                         open.remove(&c.alert.id).is_some(),
                         "retracted an alert that was not open"

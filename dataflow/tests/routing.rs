@@ -70,6 +70,7 @@ fn alert(id: &str, severity: Severity) -> Alert {
         countries: vec!["FR".into()],
         retroactive_sightings: 0,
         event_ids: vec!["e1".into()],
+        summarised_sightings: 0,
         drill: false,
         provenance: Default::default(),
     }

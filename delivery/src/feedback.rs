@@ -54,7 +54,7 @@ impl Sightings {
             return;
         }
         match change.change {
-            ChangeKind::Retracted => {
+            ChangeKind::Retracted | ChangeKind::Expired => {
                 self.open.remove(id);
             }
             _ => {

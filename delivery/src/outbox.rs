@@ -412,6 +412,10 @@ impl Outbox {
         let inner = &*self.inner;
         let alert = &change.alert;
         let mut report = EnqueueReport::default();
+        if change.change == ChangeKind::Expired {
+            // An expiry withdraws nothing: recipients keep the last version they got.
+            return Ok(report);
+        }
         let w = store!(inner.db.begin_write())?;
         {
             let mut queue = store!(w.open_table(QUEUE))?;

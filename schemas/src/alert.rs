@@ -103,8 +103,15 @@ pub struct Alert {
     pub countries: Vec<String>,
     /// Matching events that arrived before the indicator was published (found by retroactive matching).
     pub retroactive_sightings: u64,
-    /// Ids of the contributing events (the first 20, sorted).
+    /// Ids of the contributing events (the first 20, sorted); only events still held as
+    /// raw evidence when they matched are listed (see `summarised_sightings`).
     pub event_ids: Vec<String>,
+    /// Of `sightings`, how many are known only from history summaries (per observable,
+    /// sensor and hour: counts, first and last seen) because they had aged out of the
+    /// raw evidence window when the indicator met them: no event ids, victims or
+    /// accounts for those. Zero when all the evidence is raw.
+    #[serde(default)]
+    pub summarised_sightings: u64,
     /// Set for alerts of an exercise drill.
     pub drill: bool,
     /// Where the alert comes from: the sources vouching for its observable and how they
@@ -215,6 +222,10 @@ pub enum ChangeKind {
     Updated,
     /// The alert was withdrawn (for example its indicator was revoked).
     Retracted,
+    /// The alert aged out: its window has passed and it did not change for the grace
+    /// period, so it is closed and its state is dropped everywhere. Unlike a retraction
+    /// it withdraws nothing: its last version stands as it was delivered.
+    Expired,
 }
 
 /// A change of one alert at one closed logical time (one record on `fusion.alerts`).
@@ -222,10 +233,10 @@ pub enum ChangeKind {
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
 pub struct AlertChange {
-    /// Opened, updated or retracted.
+    /// Opened, updated, retracted or expired.
     pub change: ChangeKind,
     /// The logical time (ms) at which this version became true; increases per alert id.
     pub version: u64,
-    /// The alert's content at this version (for a retraction: the last content).
+    /// The alert's content at this version (for a retraction or an expiry: the last content).
     pub alert: Alert,
 }

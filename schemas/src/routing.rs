@@ -243,6 +243,49 @@ pub struct RejectedAction {
     pub owner: Option<String>,
 }
 
+/// One change of a routing view at one logical time, as written to `--routing-out` and
+/// served to the desk: `diff` is +1 when the record appears and -1 when it is replaced
+/// or withdrawn.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "view", rename_all = "snake_case")]
+pub enum RoutingChange {
+    /// An alert's owner, state, notes and escalation.
+    Alert {
+        /// +1 or -1.
+        diff: isize,
+        /// The routing record.
+        routing: AlertRouting,
+    },
+    /// An escalation.
+    Escalation {
+        /// +1 or -1.
+        diff: isize,
+        /// The escalation.
+        escalation: Escalation,
+    },
+    /// A handover digest.
+    Handover {
+        /// +1 or -1.
+        diff: isize,
+        /// The digest.
+        digest: HandoverDigest,
+    },
+    /// The center on duty.
+    Duty {
+        /// +1 or -1.
+        diff: isize,
+        /// The duty status.
+        duty: DutyStatus,
+    },
+    /// An officer action rejected for not owning the alert.
+    Rejected {
+        /// +1 or -1.
+        diff: isize,
+        /// The rejected action.
+        action: RejectedAction,
+    },
+}
+
 impl RejectedAction {
     /// The dead letter for this rejection on `topic` (the full desk-actions topic name);
     /// the original bytes are the action as JSON, since routing sees decoded actions.

@@ -204,6 +204,9 @@ pub struct SharedAlert {
     pub retroactive_sightings: u64,
     /// Contributing event ids.
     pub event_ids: Vec<String>,
+    /// Sightings known only from history summaries (no event ids for those).
+    #[serde(default)]
+    pub summarised_sightings: u64,
     /// Exercise drill.
     pub drill: bool,
     /// Input keys, contributing sources with their markings, corroborated confidence.
@@ -678,6 +681,7 @@ fn redact(alert: &Alert, r: &Recipient, policy: &Policy) -> SharedAlert {
         countries: alert.countries.clone(),
         retroactive_sightings: alert.retroactive_sightings,
         event_ids: alert.event_ids.clone(),
+        summarised_sightings: alert.summarised_sightings,
         drill: alert.drill,
         provenance,
     }
@@ -742,6 +746,7 @@ fn field_notes(alert: &Alert, r: &Recipient, decision: &Decision) -> Vec<FieldNo
         "countries",
         "retroactive_sightings",
         "event_ids",
+        "summarised_sightings",
         "drill",
     ];
     if let Decision::Withhold(why) = decision {

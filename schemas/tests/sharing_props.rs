@@ -273,6 +273,7 @@ fn alert() -> impl Strategy<Value = Alert> {
                     countries: countries.into_iter().map(String::from).collect(),
                     retroactive_sightings: 0,
                     event_ids: vec!["ev-1".to_string(), "ev-2".to_string()],
+                    summarised_sightings: 0,
                     drill,
                     provenance,
                 }
