@@ -728,7 +728,7 @@ fn stands_whole(text: &str, at: usize, value: &str) -> bool {
 }
 
 fn field_notes(alert: &Alert, r: &Recipient, decision: &Decision) -> Vec<FieldNote> {
-    const PLAIN: [&str; 18] = [
+    const PLAIN: [&str; 19] = [
         "id",
         "rule",
         "rule_version",
