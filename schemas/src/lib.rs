@@ -14,6 +14,7 @@ pub mod action;
 pub mod alert;
 pub mod deadletter;
 pub mod decode;
+pub mod desk;
 pub mod eve;
 pub mod event;
 pub mod feedlist;
