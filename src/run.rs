@@ -11,7 +11,7 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 use std::collections::BTreeMap;
 
-use dataflow::matching::Retention;
+use dataflow::history::TierConfig;
 use dataflow::roster::{Roster, RosterSpec};
 use dataflow::runtime::Output;
 use dataflow::snapshot::Snapshots;
@@ -65,11 +65,20 @@ pub struct RunArgs {
     /// Length of a logical-time epoch in milliseconds.
     #[arg(long, default_value_t = 20)]
     epoch_ms: u64,
-    /// How long observations stay available to retroactive matching (logical time after
-    /// ingestion). Default: 30d; 1m on the embedded scenario, which compresses each
-    /// campaign into seconds and would otherwise grow without bound.
+    /// How long events are kept whole as alert evidence (event ids, victims, accounts) for
+    /// retroactive matching, in logical time after ingestion; beyond it, only hourly
+    /// summaries. Default: 1h; 10m on the embedded scenario.
+    #[arg(long, value_parser = crate::parse_duration)]
+    evidence_window: Option<Duration>,
+    /// How long the (observable, sensor, hour) summaries of the history are kept for
+    /// retroactive matching, after the end of their hour. Default: 30d; 6h on the embedded
+    /// scenario, which compresses each campaign into seconds.
     #[arg(long, value_parser = crate::parse_duration)]
     retention: Option<Duration>,
+    /// How long an alert whose window (its UTC day of event time) has passed stays open
+    /// without changing before it closes as expired. Default: 7d; 1h on the embedded scenario.
+    #[arg(long, value_parser = crate::parse_duration)]
+    grace: Option<Duration>,
     /// Follow-the-sun roster: alerts are routed to the center on duty, handed over and
     /// escalated. Default: deploy/config/roster.toml when present.
     #[arg(long)]
@@ -201,10 +210,14 @@ struct OutputStats {
     open_alerts: AtomicUsize,
     alert_changes: AtomicU64,
     retroactive_alerts: AtomicU64,
+    expired_alerts: AtomicU64,
+    late_matches: AtomicU64,
+    history: std::sync::Mutex<Vec<dataflow::history::HistoryReport>>,
 }
 
-/// Bound of each worker's input channel: back-pressure on the source when the dataflow lags.
-const FEED_CAPACITY: usize = 65_536;
+/// Bound of each worker's input channel, in batches of up to [`ingest::router::BATCH`]
+/// records: back-pressure on the source when the dataflow lags.
+const FEED_CAPACITY: usize = 64;
 
 /// Partner feedback is queued once per this much logical time.
 const FEEDBACK_EVERY_MS: u64 = 60_000;
@@ -319,15 +332,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let (out_tx, out_rx) = crossbeam_channel::unbounded::<Output>();
 
     let roster = load_roster(args.roster.as_deref())?;
-    let retention = args
-        .retention
-        .unwrap_or(if args.kafka.is_none() && args.input.is_none() {
-            Duration::from_secs(60)
+    let embedded = args.kafka.is_none() && args.input.is_none();
+    let window = |given: Option<Duration>, live: u64, embedded_default: u64| {
+        let d = given.unwrap_or(Duration::from_secs(if embedded {
+            embedded_default
         } else {
-            Duration::from_secs(30 * 86_400)
-        });
-    let retention = Retention::Ms(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX));
-    let mut config = dataflow::runtime::Config::new(retention);
+            live
+        }));
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    };
+    let tiers = TierConfig {
+        evidence_ms: window(args.evidence_window, 3_600, 600),
+        retention_ms: window(args.retention, 30 * 86_400, 6 * 3_600),
+    };
+    let mut config = dataflow::runtime::Config::new(tiers);
+    config.grace_ms = window(args.grace, 7 * 86_400, 3_600);
     config.roster = roster;
     if let Some((path, entries)) = load_warning_lists(args.warning_lists.as_deref())? {
         let (reload_tx, reload_rx) = crossbeam_channel::unbounded();
@@ -393,6 +412,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                             stats.suppressed.fetch_add(diff as i64, Ordering::Relaxed);
                         }
                         Output::InputEnd(time) => snaps.input_ended(time),
+                        Output::Expired(id, time) => snaps.expired(id, time),
+                        Output::Late(_, n) => {
+                            stats.late_matches.fetch_add(n, Ordering::Relaxed);
+                        }
+                        Output::History(report) => {
+                            if let Ok(mut h) = stats.history.lock() {
+                                let at = report.shard as usize;
+                                if h.len() <= at {
+                                    h.resize(at + 1, Default::default());
+                                }
+                                h[at] = report;
+                            }
+                        }
                         Output::Routing(r, time, diff) => routing
                             .entry(time)
                             .or_default()
@@ -457,6 +489,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                             for (_, changes) in &closed {
                                 for c in changes {
                                     stats.alert_changes.fetch_add(1, Ordering::Relaxed);
+                                    if c.change == schemas::ChangeKind::Expired {
+                                        stats.expired_alerts.fetch_add(1, Ordering::Relaxed);
+                                    }
                                     if let Some(topic) = &alerts_topic {
                                         topic.send(c)?;
                                     }
@@ -522,14 +557,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         } else {
             ""
         };
+        let (raw, summaries) = o.history.lock().map_or((0, 0), |h| {
+            h.iter().fold((0, 0), |(r, s), x| {
+                (r + x.sizes.raw_events, s + x.sizes.summaries)
+            })
+        });
         println!(
-            "[{elapsed:6.1}s]{status} events/s {rate:>9.0} | events {:>9} | indicators {:>6} | matches {:>7} (suppressed {}) | open alerts {:>5} ({} retroactive) | dead letters {:>5}{}",
+            "[{elapsed:6.1}s]{status} events/s {rate:>9.0} | events {:>9} | indicators {:>6} | matches {:>7} (suppressed {}) | open alerts {:>5} ({} retroactive, {} expired) | history {raw} raw, {summaries} summaries | dead letters {:>5}{}",
             i.events.load(Ordering::Relaxed),
             i.indicators.load(Ordering::Relaxed),
             o.matches.load(Ordering::Relaxed),
             o.suppressed.load(Ordering::Relaxed),
             o.open_alerts.load(Ordering::Relaxed),
             o.retroactive_alerts.load(Ordering::Relaxed),
+            o.expired_alerts.load(Ordering::Relaxed),
             i.dead_letters.load(Ordering::Relaxed),
             match o.on_duty.lock().map(|d| d.clone()) {
                 Ok(d) if !d.is_empty() => format!(

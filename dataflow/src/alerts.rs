@@ -1,4 +1,4 @@
-//! Alerts from matches: one alert per (indicator, UTC day of event time).
+//! Alerts from the evidence of matches: one alert per (indicator, UTC day of event time).
 //!
 //! Rule `indicator-match`, version [`RULE_VERSION`]. The alert id is a content
 //! hash of (rule, key, window) — here (`indicator-match`, indicator id, window
@@ -25,7 +25,7 @@
 //! The enrichment is one reduce per observable over its alerts and its current
 //! indicators, so no alert can be dropped by a join with a missing partner record.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use differential_dataflow::VecCollection;
 use jiff::Timestamp;
@@ -37,10 +37,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::Time;
-use crate::matching::Match;
+use crate::evidence::AlertSightings;
+use crate::history::indicator_ref;
 use crate::observables::{indicator_key, key_hash};
 use crate::views::corroboration::{self, CorroborationConfig, Report};
-use crate::views::sightings::hour_start;
 
 /// Name of the rule.
 pub const RULE: &str = "indicator-match";
@@ -73,47 +73,59 @@ pub fn window_start(ms: i64) -> i64 {
     ms.div_euclid(WINDOW_MS) * WINDOW_MS
 }
 
-/// The alerts raised by `matches`, corroborated by the `current` indicators (see the
-/// module documentation).
-pub fn alerts<'s>(
-    matches: VecCollection<'s, Time, Match>,
+/// The alerts of the `sightings` (one per indicator and window, from
+/// [`crate::evidence`]), built with the `current` version of their indicator, before
+/// corroboration.
+pub fn base_alerts<'s>(
+    sightings: VecCollection<'s, Time, AlertSightings>,
+    current: VecCollection<'s, Time, Indicator>,
+) -> VecCollection<'s, Time, Alert> {
+    let by_ref = current.map(|i| (indicator_ref(&i.id), i));
+    sightings
+        .map(|s| (s.indicator, s))
+        .join_map(by_ref, |_, s, i| base_alert(i, s))
+}
+
+/// The `base` alerts corroborated by every `current` indicator on the same observable
+/// (see the module documentation).
+pub fn corroborated<'s>(
+    base: VecCollection<'s, Time, Alert>,
     current: VecCollection<'s, Time, Indicator>,
     config: CorroborationConfig,
 ) -> VecCollection<'s, Time, Alert> {
     let half_life_ms = config.half_life_ms;
-    base_alerts(matches)
-        .map(|a| {
-            let key = indicator_key(a.indicator.kind, &a.indicator.value);
-            (key_hash(&key), Part::Alert(Box::new(a)))
-        })
-        .concat(current.map(|i| {
-            let key = indicator_key(i.kind, &i.value);
-            (key_hash(&key), Part::Feed(key, contributor(&i)))
-        }))
-        .reduce_named(
-            "CorroboratedAlert",
-            move |_key, group: &[(&Part, isize)], out: &mut Vec<(Alert, isize)>| {
-                let mut feeds: Vec<(&str, &Contributor)> = Vec::new();
-                let mut bases = Vec::new();
-                for (part, _) in group.iter().filter(|(_, n)| *n > 0) {
-                    match part {
-                        Part::Alert(a) => bases.push(&**a),
-                        Part::Feed(key, c) => feeds.push((key, c)),
-                    }
+    base.map(|a| {
+        let key = indicator_key(a.indicator.kind, &a.indicator.value);
+        (key_hash(&key), Part::Alert(Box::new(a)))
+    })
+    .concat(current.map(|i| {
+        let key = indicator_key(i.kind, &i.value);
+        (key_hash(&key), Part::Feed(key, contributor(&i)))
+    }))
+    .reduce_named(
+        "CorroboratedAlert",
+        move |_key, group: &[(&Part, isize)], out: &mut Vec<(Alert, isize)>| {
+            let mut feeds: Vec<(&str, &Contributor)> = Vec::new();
+            let mut bases = Vec::new();
+            for (part, _) in group.iter().filter(|(_, n)| *n > 0) {
+                match part {
+                    Part::Alert(a) => bases.push(&**a),
+                    Part::Feed(key, c) => feeds.push((key, c)),
                 }
-                for base in bases {
-                    // A hash shared by two observables must not mix their sources.
-                    let key = indicator_key(base.indicator.kind, &base.indicator.value);
-                    let own: Vec<&Contributor> = feeds
-                        .iter()
-                        .filter(|(k, _)| *k == key)
-                        .map(|(_, c)| *c)
-                        .collect();
-                    out.push((corroborate(base, key, &own, half_life_ms), 1));
-                }
-            },
-        )
-        .map(|(_, alert)| alert)
+            }
+            for base in bases {
+                // A hash shared by two observables must not mix their sources.
+                let key = indicator_key(base.indicator.kind, &base.indicator.value);
+                let own: Vec<&Contributor> = feeds
+                    .iter()
+                    .filter(|(k, _)| *k == key)
+                    .map(|(_, c)| *c)
+                    .collect();
+                out.push((corroborate(base, key, &own, half_life_ms), 1));
+            }
+        },
+    )
+    .map(|(_, alert)| alert)
 }
 
 /// What the corroboration reduce sees of one observable.
@@ -140,7 +152,7 @@ pub fn contributor(i: &Indicator) -> Contributor {
     }
 }
 
-/// The alert `base` (from [`build_alert`]) with its provenance: the match key `key` and
+/// The alert `base` (from [`base_alert`]) with its provenance: the match key `key` and
 /// the current indicators on it as `feeds`, whose corroborated confidence (with
 /// `half_life_ms`) sets the severity; the marking becomes the strictest of theirs
 /// (pure; also the oracle's definition).
@@ -200,91 +212,33 @@ pub fn severity(confidence: u8, sensors: usize, countries: usize, victims: usize
     })
 }
 
-/// The alerts of `matches` before corroboration: one per (indicator, window), with the
-/// indicator's own confidence and marking.
-pub fn base_alerts<'s>(matches: VecCollection<'s, Time, Match>) -> VecCollection<'s, Time, Alert> {
-    matches
-        .map(|m| {
-            (
-                (m.indicator.id.clone(), window_start(m.sighting.observed_ms)),
-                m,
-            )
-        })
-        .reduce_named(
-            "IndicatorMatchAlert",
-            |(_, window), group: &[(&Match, isize)], out: &mut Vec<(Alert, isize)>| {
-                let present: Vec<&Match> = group
-                    .iter()
-                    .filter(|(_, count)| *count > 0)
-                    .map(|(m, _)| *m)
-                    .collect();
-                if let Some(alert) = build_alert(*window, &present) {
-                    out.push((alert, 1));
-                }
-            },
-        )
-        .map(|(_, alert)| alert)
-}
-
-/// The alert for the matches of one indicator in the window starting at `window_ms`,
-/// before corroboration (pure; also the oracle's definition).
-pub fn build_alert(window_ms: i64, matches: &[&Match]) -> Option<Alert> {
-    let first = matches.first()?;
-    let ind = &first.indicator;
-    let mut events = BTreeSet::new();
-    let mut retro_events = BTreeSet::new();
-    let mut sensors = BTreeSet::new();
-    let mut countries = BTreeSet::new();
-    let mut victims = BTreeSet::new();
-    let mut by_country: BTreeMap<&str, BTreeSet<std::net::IpAddr>> = BTreeMap::new();
-    let mut accounts = BTreeSet::new();
-    let mut hours: BTreeMap<i64, BTreeSet<&str>> = BTreeMap::new();
-    let (mut first_ms, mut last_ms) = (i64::MAX, i64::MIN);
-    for m in matches {
-        let s = &m.sighting;
-        events.insert(s.event_id.as_str());
-        hours
-            .entry(hour_start(s.observed_ms))
-            .or_default()
-            .insert(s.event_id.as_str());
-        if m.is_retroactive() {
-            retro_events.insert(s.event_id.as_str());
-        }
-        sensors.insert(s.sensor_id.as_str());
-        countries.insert(s.country.as_str());
-        if let Some(v) = s.victim {
-            victims.insert(v);
-            by_country.entry(s.country.as_str()).or_default().insert(v);
-        }
-        if let Some(a) = &s.account {
-            accounts.insert(a.as_str());
-        }
-        first_ms = first_ms.min(s.observed_ms);
-        last_ms = last_ms.max(s.observed_ms);
-    }
+/// The alert of `indicator` (its current version) with the evidence `s`, before
+/// corroboration (pure; also the oracle's definition).
+pub fn base_alert(ind: &Indicator, s: &AlertSightings) -> Alert {
     let severity = severity(
         ind.confidence,
-        sensors.len(),
-        countries.len(),
-        victims.len(),
+        s.sensors as usize,
+        s.countries.len(),
+        s.victims as usize,
     );
     let ts = |ms: i64| Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH);
-    Some(Alert {
+    let countries: Vec<String> = s.countries.iter().map(|c| c.as_str().to_string()).collect();
+    Alert {
         schema_version: schemas::SCHEMA_VERSION,
-        id: alert_id(RULE, &ind.id, window_ms),
+        id: alert_id(RULE, &ind.id, s.window_ms),
         rule: RULE.to_string(),
         rule_version: RULE_VERSION,
         key: ind.id.clone(),
-        window_start: ts(window_ms),
-        window_end: ts(window_ms.saturating_add(WINDOW_MS)),
+        window_start: ts(s.window_ms),
+        window_end: ts(s.window_ms.saturating_add(WINDOW_MS)),
         severity,
         title: format!(
             "{} {} of {} seen by {} sensor(s) in {}",
             ind.kind.as_str(),
             ind.value,
             ind.source_id,
-            sensors.len(),
-            countries.iter().copied().collect::<Vec<_>>().join(", ")
+            s.sensors,
+            countries.join(", ")
         ),
         indicator: IndicatorRef {
             id: ind.id.clone(),
@@ -296,42 +250,36 @@ pub fn build_alert(window_ms: i64, matches: &[&Match]) -> Option<Alert> {
             created: ind.created,
         },
         marking: ind.marking(),
-        first_seen: ts(first_ms),
-        last_seen: ts(last_ms),
-        sightings: events.len() as u64,
-        hourly: hours
-            .into_iter()
-            .map(|(hour, events)| HourlySightings {
-                hour: ts(hour),
-                sightings: events.len() as u64,
+        first_seen: ts(s.first_ms),
+        last_seen: ts(s.last_ms),
+        sightings: s.sightings,
+        hourly: s
+            .hourly
+            .iter()
+            .map(|(hour, n)| HourlySightings {
+                hour: ts(*hour),
+                sightings: *n,
             })
             .collect(),
-        sensors: u32::try_from(sensors.len()).unwrap_or(u32::MAX),
-        victims: u32::try_from(victims.len()).unwrap_or(u32::MAX),
-        victim_ips: victims.into_iter().take(MAX_PERSONAL).collect(),
-        victims_by_country: by_country
-            .into_iter()
+        sensors: s.sensors,
+        victims: s.victims,
+        victim_ips: s.victim_ips.clone(),
+        victims_by_country: s
+            .victims_by_country
+            .iter()
             .map(|(country, ips)| CountryVictims {
-                country: country.to_string(),
-                victim_ips: ips.into_iter().take(MAX_PERSONAL).collect(),
+                country: country.as_str().to_string(),
+                victim_ips: ips.clone(),
             })
             .collect(),
-        accounts: accounts
-            .into_iter()
-            .take(MAX_PERSONAL)
-            .map(str::to_string)
-            .collect(),
-        countries: countries.into_iter().map(str::to_string).collect(),
-        retroactive_sightings: retro_events.len() as u64,
-        event_ids: events
-            .into_iter()
-            .take(MAX_EVENT_IDS)
-            .map(str::to_string)
-            .collect(),
-        summarised_sightings: 0,
+        accounts: s.accounts.iter().map(|a| a.to_string()).collect(),
+        countries,
+        retroactive_sightings: s.retroactive,
+        event_ids: s.event_ids.iter().map(|e| e.to_string()).collect(),
+        summarised_sightings: s.summarised,
         drill: false,
         provenance: Provenance::default(),
-    })
+    }
 }
 
 #[cfg(test)]

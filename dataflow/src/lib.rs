@@ -9,9 +9,11 @@
 //!
 //! - [`observables`]: what a sensor event can be matched on.
 //! - [`indicators`]: the current version of each indicator (latest wins, revocation retracts).
-//! - [`matching`]: observations meet indicators in one join, live and retroactive alike.
-//! - [`compact`]: the same join over key hashes and small values, for bulk replays (W1).
-//! - [`alerts`]: matches grouped into alerts with content-hash ids.
+//! - [`history`]: the one matching join: events meet indicators live, indicators meet the
+//!   history retained in two tiers (raw evidence, then hourly summaries) retroactively.
+//! - [`evidence`]: the matches kept per alert window, their aggregate, and alert expiry.
+//! - [`matching`]: the raw matches as whole records, for the views.
+//! - [`alerts`]: alerts with content-hash ids from the evidence, corroborated.
 //! - [`snapshot`]: turns output updates into consistent per-time alert changes.
 //! - [`roster`]: the follow-the-sun roster: who is on duty at every instant, and its check.
 //! - [`roster_versions`], [`duty_clock`], [`routing`]: follow-the-sun ownership, officer
@@ -21,8 +23,9 @@
 //! - [`runtime`]: runs the dataflow on timely workers fed by channels of [`schemas::Feed`].
 
 pub mod alerts;
-pub mod compact;
 pub mod duty_clock;
+pub mod evidence;
+pub mod history;
 pub mod indicators;
 pub mod matching;
 pub mod observables;

@@ -1,30 +1,22 @@
-//! Live and retroactive matching as one join.
+//! Matches as whole records ([`Match`]: the indicator and the sighting), for the views
+//! that work on single sightings (sightings, victims, corroboration, campaigns, rules).
 //!
-//! Observations (event keys with the sighting that produced them) are joined with
-//! the current indicators by match key. Because both sides are arranged
-//! collections, a new event meets every indicator already known (live match) and
-//! a new indicator meets every observation already retained (retroactive match);
-//! nothing is special-cased.
-//!
-//! Networks: for every (address family, prefix length) present among CIDR
-//! indicators, each event address is masked to that length and looked up as a
-//! `cidr:` key. The work per event is the number of distinct prefix lengths, not
-//! the number of networks.
-//!
-//! A match is judged at the event's own time: it holds only if
-//! `valid_from <= observed_at < valid_until`, so expiry stops new matches while
-//! earlier sightings stand, and a revoked indicator (absent from the current set)
-//! retracts all its matches.
+//! There is one matching join, [`crate::history::history_matches`]; [`matches`] keeps its
+//! raw matches and joins them with the current version of their indicator. A match is
+//! judged at the event's own time: it holds only if `valid_from <= observed_at <
+//! valid_until`, so expiry stops new matches while earlier sightings stand, and a revoked
+//! indicator (absent from the current set) retracts all its matches.
 
 use std::net::IpAddr;
 
-use differential_dataflow::{AsCollection, VecCollection};
+use differential_dataflow::VecCollection;
 use schemas::{Indicator, IndicatorKind, SensorEvent};
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::Filter;
 
 use crate::Time;
-use crate::observables::{cidr_key, event_ips, event_keys, indicator_key, key_hash};
+use crate::history::{
+    EventIn, Evidence, IndicatorIn, RawSighting, Target, TierConfig, history_matches, indicator_ref,
+};
 
 /// What a matching event contributes: who saw what, where and when.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -90,22 +82,7 @@ pub fn within_validity(indicator: &Indicator, observed_ms: i64) -> bool {
             .is_none_or(|until| observed_ms < until.as_millisecond())
 }
 
-/// A compact reference to a sighting: a fixed hash of what identifies it.
-fn sighting_ref(s: &Sighting) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes.iter().chain(&[0xff]) {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    feed(s.event_id.as_bytes());
-    feed(s.sensor_id.as_bytes());
-    feed(&s.observed_ms.to_be_bytes());
-    feed(&s.ingested_ms.to_be_bytes());
-    h
-}
-
-/// How long observations stay available to retroactive matching.
+/// How long observations stay available to retroactive matching as raw evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retention {
     /// Forever.
@@ -114,84 +91,64 @@ pub enum Retention {
     Ms(u64),
 }
 
-/// Events, each with its ingestion time, matched against the current indicators.
+impl Sighting {
+    /// The sighting of a raw match.
+    pub fn of_raw(r: &RawSighting) -> Self {
+        Self {
+            event_id: r.event_id.to_string(),
+            sensor_id: r.sensor_id.to_string(),
+            country: r.country.as_str().to_string(),
+            observed_ms: r.observed_ms,
+            ingested_ms: r.ingested_ms,
+            victim: r.victim,
+            account: r.account.as_ref().map(|a| a.to_string()),
+        }
+    }
+}
+
+/// Events, each with its ingestion time, matched against the current indicators: the
+/// raw matches of [`crate::history::history_matches`] as whole [`Match`] records, for the
+/// views that work on single sightings.
 ///
-/// Observations are available to new (retroactive) matches for `retention` of
-/// logical time after they were ingested; a match once made stands after its
-/// observation ages out, for as long as the indicator stays current (not revoked,
-/// same value) and the event lies inside the current version's validity.
+/// Observations are available to new (retroactive) matches for `retention` of logical
+/// time after they were ingested (the raw tier; no summaries); a match once made stands
+/// after its observation ages out, for as long as the indicator stays current (matched on
+/// the same value) and the event lies inside the current version's validity.
 pub fn matches<'s>(
     events: VecCollection<'s, Time, (u64, SensorEvent)>,
     indicators: VecCollection<'s, Time, Indicator>,
     retention: Retention,
 ) -> VecCollection<'s, Time, Match> {
-    // Each event is reduced at once to what matching needs (a sighting, its key
-    // hashes, its addresses), so the large event itself is not copied around.
-    let compact = events.map(|(ingested, ev)| {
-        let s = Sighting::of(&ev, ingested);
-        let keys: Vec<u64> = event_keys(&ev).iter().map(|k| key_hash(k)).collect();
-        (sighting_ref(&s), s, keys, event_ips(&ev))
-    });
-    // Each event is retracted again `retention` after it arrived.
-    let events = match retention {
-        Retention::Unbounded => compact,
-        Retention::Ms(ms) => compact
-            .clone()
-            .concat(compact.negate().delay(move |t| t.saturating_add(ms))),
+    let config = TierConfig {
+        evidence_ms: match retention {
+            Retention::Unbounded => u64::MAX / 4,
+            Retention::Ms(ms) => ms,
+        },
+        retention_ms: 0,
     };
-    // One sighting per event; the keys below refer to it by hash, so the
-    // arrangements hold one copy of it rather than one per key.
-    let sightings = events.clone().map(|(r, s, _, _)| (r, s));
-
-    // Exact keys: addresses, domains and parents, URLs, hashes, e-mails, wallets;
-    // arranged by their hash (see `key_hash`), not their text.
-    let exact = events
-        .clone()
-        .flat_map(|(r, _, keys, _)| keys.into_iter().map(move |k| (k, r)));
-
-    // Network keys: each address masked by every prefix length present among CIDR indicators.
-    let prefixes = indicators.clone().flat_map(|i| cidr_prefix(&i)).distinct();
-    let networked = events
-        .flat_map(|(r, _, _, ips)| ips.into_iter().map(move |ip| (ip.is_ipv6(), (ip, r))))
-        .join_map(prefixes, |_family, (ip, r), len| {
-            (key_hash(&cidr_key(*ip, *len).unwrap_or_default()), *r)
+    let events = events.map(|(_ingested, ev)| EventIn::of(ev));
+    let compact = indicators.clone().flat_map(|i| IndicatorIn::of(&i));
+    let made = history_matches(events.inner, compact, config, |_| {});
+    let raw = made
+        .flat_map(|m| match m.evidence {
+            Evidence::Raw(r) => Some((m.indicator, (m.target, r))),
+            Evidence::Summary(_) => None,
         })
-        // Two addresses of one event in the same network are one observation.
         .distinct();
-
-    let keyed_indicators = indicators
-        .clone()
-        .map(|i| (key_hash(&indicator_key(i.kind, &i.value)), i));
-    let observed = exact
-        .concat(networked)
-        .join_map(keyed_indicators, |key, r, i| (*r, (*key, i.clone())))
-        .join_map(sightings, |_r, (key, i), s| (*key, i.clone(), s.clone()))
-        .filter(|(_, i, s)| within_validity(i, s.observed_ms))
-        .map(|(key, i, s)| (i.id, (key, s)));
-    // Matches made while the observation was retained, kept once made: only the
-    // additions of the consolidated raw matches count, so a withdrawn indicator
-    // version or an aged-out observation does not undo them; the join with the
-    // current indicators below does.
-    let made = observed
-        .consolidate()
-        .inner
-        .filter(|(_, _, diff)| *diff > 0)
-        .as_collection()
-        .distinct();
-    let current_by_id = indicators.map(|i| (i.id.clone(), i));
-    made.join_map(current_by_id, |_id, (key, s), i| {
+    let current = indicators.flat_map(|i| {
+        let target = Target::of(&i)?;
+        Some((indicator_ref(&i.id), (target, i)))
+    });
+    raw.join_map(current, |_, (made_on, r), (target, i)| {
         (
-            *key,
+            made_on == target,
             Match {
                 indicator: i.clone(),
-                sighting: s.clone(),
+                sighting: Sighting::of_raw(r),
             },
         )
     })
-    .filter(|(key, m)| {
-        *key == key_hash(&indicator_key(m.indicator.kind, &m.indicator.value))
-            && within_validity(&m.indicator, m.sighting.observed_ms)
-    })
+    .filter(|(same, m)| *same && within_validity(&m.indicator, m.sighting.observed_ms))
     .map(|(_, m)| m)
 }
 

@@ -25,8 +25,13 @@ pub fn key_hash(key: &str) -> u64 {
 /// [`key_hash`] of `prefix` followed by `value`, without building the string:
 /// `key_hash_parts("ip:", v) == key_hash(&format!("ip:{v}"))`.
 pub fn key_hash_parts(prefix: &str, value: &str) -> u64 {
+    hash_bytes(&[prefix.as_bytes(), value.as_bytes()])
+}
+
+/// [`key_hash`] of the concatenation of `parts`, without building it.
+pub fn hash_bytes(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in prefix.as_bytes().iter().chain(value.as_bytes()) {
+    for b in parts.iter().flat_map(|p| p.iter()) {
         h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
     }
     h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -91,6 +96,51 @@ pub fn event_keys(ev: &SensorEvent) -> Vec<String> {
     keys.sort_unstable();
     keys.dedup();
     keys
+}
+
+/// Hashes ([`key_hash`]) of every match key of the event except addresses and networks:
+/// domains and their parents, URL and its host, file hashes, e-mail address, wallet;
+/// sorted, without duplicates. Built without allocating a key string.
+pub fn exact_keys(ev: &SensorEvent) -> Vec<u64> {
+    let mut keys = Vec::with_capacity(4);
+    let url_host = ev
+        .url
+        .as_deref()
+        .and_then(url_host)
+        .filter(|h| h.parse::<IpAddr>().is_err());
+    for d in ev.domain.as_deref().into_iter().chain(url_host.as_deref()) {
+        // The domain and each parent of two labels or more: "a.b.c" -> "a.b.c", "b.c".
+        let mut rest = d;
+        loop {
+            keys.push(key_hash_parts("domain:", rest));
+            match rest.split_once('.') {
+                Some((_, parent)) if parent.contains('.') => rest = parent,
+                _ => break,
+            }
+        }
+    }
+    let h = &ev.file_hashes;
+    let artifacts = [
+        ("url:", &ev.url),
+        ("md5:", &h.md5),
+        ("sha1:", &h.sha1),
+        ("sha256:", &h.sha256),
+        ("email:", &ev.email),
+        ("wallet:", &ev.wallet),
+    ];
+    for (prefix, value) in artifacts {
+        if let Some(v) = value {
+            keys.push(key_hash_parts(prefix, v));
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// A fixed 64-bit hash of any string (an indicator id, a sensor id): [`key_hash`].
+pub fn string_hash(s: &str) -> u64 {
+    key_hash(s)
 }
 
 /// The match keys of the event's artifacts: its URL, file hashes and wallet.
@@ -183,6 +233,18 @@ mod tests {
         );
         let ips = keys.iter().filter(|k| k.starts_with("ip:")).count();
         assert_eq!(ips, 2, "victim and source are the same address: one key");
+    }
+
+    #[test]
+    fn exact_keys_are_the_hashes_of_the_non_address_keys() {
+        let ev = event();
+        let mut expected: Vec<u64> = event_keys(&ev)
+            .iter()
+            .filter(|k| !k.starts_with("ip:"))
+            .map(|k| key_hash(k))
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(exact_keys(&ev), expected);
     }
 
     #[test]

@@ -10,23 +10,32 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use differential_dataflow::AsCollection;
 use differential_dataflow::input::{Input as _, InputSession};
 use schemas::routing::{AlertRouting, DutyStatus, Escalation, HandoverDigest, RejectedAction};
-use schemas::{Alert, DeskAction, Feed, Indicator, Input, SensorEvent};
+use schemas::{Alert, DeskAction, Feed, Indicator, Input};
 use timely::dataflow::ProbeHandle;
+use timely::dataflow::operators::Inspect;
+use timely::dataflow::operators::vec::Map;
 
 use crate::Time;
-use crate::matching::Retention;
+use crate::evidence::{ExpiryConfig, Kept, KeptIndicator, alert_evidence};
+use crate::history::{EventIn, HistoryReport, IndicatorIn, TierConfig, history_matches};
 use crate::roster::RosterSpec;
 use crate::views::corroboration::CorroborationConfig;
 use crate::views::warning_lists::{self, WarningEntry};
-use crate::{alerts, indicators, matching, routing};
+use crate::{alerts, indicators, routing};
+
+/// A week of logical time: the default grace before an alert whose window has passed expires.
+pub const DEFAULT_GRACE_MS: u64 = 7 * 86_400_000;
 
 /// What the dataflow computes besides its inputs.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// How long observations stay available to retroactive matching.
-    pub retention: Retention,
+    /// The windows of the retained history (raw evidence, summaries).
+    pub tiers: TierConfig,
+    /// How long an alert stays open after its window has passed and it last changed.
+    pub grace_ms: u64,
     /// With a roster, alerts are also routed (owner, handovers, escalation; see [`routing`]).
     pub roster: Option<RosterSpec>,
     /// Parameters of the corroborated confidence of alerts.
@@ -39,10 +48,11 @@ pub struct Config {
 }
 
 impl Config {
-    /// No roster, no warning lists, default corroboration, and `retention`.
-    pub fn new(retention: Retention) -> Self {
+    /// No roster, no warning lists, default corroboration and grace, and the history `tiers`.
+    pub fn new(tiers: TierConfig) -> Self {
         Self {
-            retention,
+            tiers,
+            grace_ms: DEFAULT_GRACE_MS,
             roster: None,
             corroboration: CorroborationConfig::default(),
             warning_lists: Vec::new(),
@@ -76,11 +86,17 @@ pub enum Output {
     /// dataflow would do after the last input (such as retention retracting
     /// history) and are not outputs of the run.
     InputEnd(Time),
+    /// The alert with this id expired at `time` (its removal at that time is an expiry).
+    Expired(String, Time),
+    /// Matches arrived at `time` for alerts that had expired, and were ignored.
+    Late(Time, u64),
+    /// A worker's history after a logical time it processed.
+    History(HistoryReport),
 }
 
 /// The input sessions of one worker.
 struct Inputs {
-    events: InputSession<Time, (u64, SensorEvent), isize>,
+    events: InputSession<Time, EventIn, isize>,
     indicators: InputSession<Time, Indicator, isize>,
     actions: InputSession<Time, DeskAction, isize>,
     warnings: InputSession<Time, WarningEntry, isize>,
@@ -114,11 +130,10 @@ impl Inputs {
         match feed {
             Feed::Advance { time_ms } => self.advance_to(time_ms),
             Feed::Record { time_ms, input } => {
-                self.advance_to(time_ms);
                 // A record older than the input frontier counts at the frontier.
-                let ingested = self.now;
+                self.advance_to(time_ms);
                 match input {
-                    Input::Event(ev) => self.events.insert((ingested, ev)),
+                    Input::Event(ev) => self.events.insert(EventIn::of(ev)),
                     Input::Indicator(i) => self.indicators.insert(i),
                     Input::Action(a) => self.actions.insert(a),
                 }
@@ -157,22 +172,27 @@ impl Inputs {
     }
 }
 
-/// Most feed messages applied between two steps of a worker.
-const MAX_BATCH: usize = 4096;
+/// Most feed batches applied between two steps of a worker.
+const MAX_BATCHES: usize = 8;
 
 /// Runs the dataflow on `feeds.len()` workers until every feed channel is closed and
 /// all outputs are complete; the last message sent is `Closed(u64::MAX)`.
-pub fn run(feeds: Vec<Receiver<Feed>>, config: Config, out: Sender<Output>) -> Result<(), String> {
+pub fn run(
+    feeds: Vec<Receiver<Vec<Feed>>>,
+    config: Config,
+    out: Sender<Output>,
+) -> Result<(), String> {
     let workers = feeds.len().max(1);
     let Config {
-        retention,
+        tiers,
+        grace_ms,
         roster,
         corroboration,
         warning_lists,
         warning_reloads,
     } = config;
     let warning_reloads = Arc::new(Mutex::new(warning_reloads));
-    let feeds: Arc<Mutex<Vec<Option<Receiver<Feed>>>>> =
+    let feeds: Arc<Mutex<Vec<Option<Receiver<Vec<Feed>>>>>> =
         Arc::new(Mutex::new(feeds.into_iter().map(Some).collect()));
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let index = worker.index();
@@ -194,18 +214,52 @@ pub fn run(feeds: Vec<Receiver<Feed>>, config: Config, out: Sender<Output>) -> R
             let (actions, action_coll) = scope.new_collection::<DeskAction, isize>();
             let (warnings, warning_coll) = scope.new_collection::<WarningEntry, isize>();
             let current = indicators::current(indicator_coll);
-            let matches = matching::matches(event_coll, current.clone(), retention);
             let to_out = out.clone();
-            let matches = matches.inspect(move |(_, time, diff)| {
+            let made = history_matches(
+                event_coll.inner,
+                current.clone().flat_map(|i| IndicatorIn::of(&i)),
+                tiers,
+                move |report| {
+                    let _ = to_out.send(Output::History(report));
+                },
+            );
+            let to_out = out.clone();
+            let made = made.inspect(move |(_, time, diff)| {
                 let _ = to_out.send(Output::Matches(*time, *diff));
             });
-            let split = warning_lists::suppress(matches, warning_coll);
+            let kept = alert_evidence(
+                made,
+                current.clone().flat_map(|i| KeptIndicator::of(&i)),
+                ExpiryConfig {
+                    grace_ms,
+                    retention_ms: tiers.retention_ms,
+                },
+            );
             let to_out = out.clone();
-            split.suppressed.inspect(move |(_, time, diff)| {
-                let _ = to_out.send(Output::Suppressed(*time, *diff));
+            kept.clone().inspect(move |(k, time, _)| match k {
+                Kept::Expired(id) => {
+                    let _ = to_out.send(Output::Expired(id.clone(), *time));
+                }
+                Kept::Late(n) => {
+                    let _ = to_out.send(Output::Late(*time, *n));
+                }
+                Kept::Sightings(_) => {}
+            });
+            let sightings = kept
+                .flat_map(|(k, t, d)| match k {
+                    Kept::Sightings(s) => Some((*s, t, d)),
+                    Kept::Expired(_) | Kept::Late(_) => None,
+                })
+                .as_collection();
+            let base = alerts::base_alerts(sightings, current.clone());
+            let (kept_alerts, suppressed) = warning_lists::suppress_alerts(base, warning_coll);
+            let to_out = out.clone();
+            suppressed.inspect(move |((a, _), time, diff)| {
+                let n = isize::try_from(a.sightings).unwrap_or(isize::MAX);
+                let _ = to_out.send(Output::Suppressed(*time, diff * n));
             });
             let to_out = out.clone();
-            let alerts = alerts::alerts(split.kept, current, corroboration)
+            let alerts = alerts::corroborated(kept_alerts, current, corroboration)
                 .inspect(move |(alert, time, diff)| {
                     let _ = to_out.send(Output::Alert(Box::new(alert.clone()), *time, *diff));
                 })
@@ -283,10 +337,14 @@ pub fn run(feeds: Vec<Receiver<Feed>>, config: Config, out: Sender<Output>) -> R
         if let Some(feed) = feed {
             loop {
                 match feed.recv_timeout(Duration::from_millis(2)) {
-                    Ok(msg) => {
-                        inputs.apply(msg);
-                        for msg in feed.try_iter().take(MAX_BATCH) {
+                    Ok(batch) => {
+                        for msg in batch {
                             inputs.apply(msg);
+                        }
+                        for batch in feed.try_iter().take(MAX_BATCHES) {
+                            for msg in batch {
+                                inputs.apply(msg);
+                            }
                         }
                     }
                     Err(RecvTimeoutError::Timeout) => {}
@@ -301,6 +359,13 @@ pub fn run(feeds: Vec<Receiver<Feed>>, config: Config, out: Sender<Output>) -> R
             }
         }
         let _ = out.send(Output::InputEnd(inputs.now));
+        // Everything before the last input time happens with the inputs still open (expiries
+        // and ageing are on logical time, and stop once the inputs are closed).
+        inputs.flush();
+        while probe.less_than(&inputs.now) {
+            worker.step_or_park(Some(Duration::from_millis(1)));
+            report(&probe);
+        }
         drop(inputs);
         while !probe.done() {
             worker.step_or_park(Some(Duration::from_millis(5)));

@@ -4,11 +4,13 @@
 //! Updates `(alert, time, diff)` arrive from every worker in any order; a time is
 //! closed once the dataflow's output frontier has passed it. For each closed time,
 //! in order, updates are consolidated and each alert id yields at most one
-//! [`AlertChange`]: `opened` (new id), `updated` (new content for an open id) or
-//! `retracted` (content withdrawn, none added). The version of a change is its
-//! logical time, so a replay of the same inputs gives the same (id, version, content).
+//! [`AlertChange`]: `opened` (new id), `updated` (new content for an open id),
+//! `retracted` (content withdrawn, none added) or `expired` (withdrawn because the alert
+//! aged out: [`Snapshots::expired`] said so for that id and time). The version of a change
+//! is its logical time, so a replay of the same inputs gives the same (id, version,
+//! content). An expired alert leaves the snapshotter's state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use schemas::{Alert, AlertChange, ChangeKind};
 
@@ -18,6 +20,7 @@ use crate::Time;
 #[derive(Debug, Default)]
 pub struct Snapshots {
     pending: BTreeMap<Time, Vec<(Alert, isize)>>,
+    expiring: BTreeMap<Time, BTreeSet<String>>,
     open: BTreeMap<String, Alert>,
     input_end: Option<Time>,
 }
@@ -31,6 +34,11 @@ impl Snapshots {
     /// Records one update of the alert collection at `time`.
     pub fn update(&mut self, alert: Alert, time: Time, diff: isize) {
         self.pending.entry(time).or_default().push((alert, diff));
+    }
+
+    /// The alert `id` expired at `time`: its withdrawal then is an expiry, not a retraction.
+    pub fn expired(&mut self, id: String, time: Time) {
+        self.expiring.entry(time).or_default().insert(id);
     }
 
     /// The input ended at `time` (on one worker): nothing after the latest such time is released.
@@ -52,9 +60,14 @@ impl Snapshots {
         let frontier = self.bound(frontier);
         let still_open = self.pending.split_off(&frontier);
         let closed = std::mem::replace(&mut self.pending, still_open);
+        let still_expiring = self.expiring.split_off(&frontier);
+        let mut expiring = std::mem::replace(&mut self.expiring, still_expiring);
         closed
             .into_iter()
-            .map(|(time, updates)| (time, self.apply(time, updates)))
+            .map(|(time, updates)| {
+                let expired = expiring.remove(&time).unwrap_or_default();
+                (time, self.apply(time, updates, &expired))
+            })
             .filter(|(_, changes)| !changes.is_empty())
             .collect()
     }
@@ -69,7 +82,12 @@ impl Snapshots {
         self.open.len()
     }
 
-    fn apply(&mut self, time: Time, updates: Vec<(Alert, isize)>) -> Vec<AlertChange> {
+    fn apply(
+        &mut self,
+        time: Time,
+        updates: Vec<(Alert, isize)>,
+        expired: &BTreeSet<String>,
+    ) -> Vec<AlertChange> {
         let mut net: BTreeMap<Alert, isize> = BTreeMap::new();
         for (alert, diff) in updates {
             *net.entry(alert).or_default() += diff;
@@ -100,9 +118,14 @@ impl Snapshots {
             });
         }
         for (id, alert) in removed {
+            let change = if expired.contains(&id) {
+                ChangeKind::Expired
+            } else {
+                ChangeKind::Retracted
+            };
             let last = self.open.remove(&id).unwrap_or(alert);
             changes.push(AlertChange {
-                change: ChangeKind::Retracted,
+                change,
                 version: time,
                 alert: last,
             });

@@ -7,8 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use dataflow::Time;
-use dataflow::alerts::{build_alert, contributor, corroborate, severity, window_start};
-use dataflow::matching::{Match, Retention, Sighting};
+use dataflow::alerts::{RULE, alert_id, base_alert, contributor, corroborate, severity};
+use dataflow::evidence::{AlertSightings, KeptIndicator, aggregate, evidence_window};
+use dataflow::history::{
+    Country, Evidence, Made, RawSighting, SummarySighting, Target, TierConfig, indicator_ref,
+};
 use dataflow::observables::indicator_key;
 use dataflow::runtime::{Config, Output, run};
 use dataflow::snapshot::Snapshots;
@@ -32,9 +35,9 @@ fn ts(ms: i64) -> Timestamp {
 fn run_dataflow(
     records: &[(Time, Input)],
     workers: usize,
-    retention: Retention,
+    model: Model,
 ) -> Vec<(Time, Vec<AlertChange>)> {
-    run_dataflow_with(records, workers, Config::new(retention)).0
+    run_dataflow_with(records, workers, model.config()).0
 }
 
 /// [`run_dataflow`] with a full configuration; also returns the net number of
@@ -54,16 +57,16 @@ fn run_dataflow_with(
     }
     for (n, (time, input)) in records.iter().enumerate() {
         senders[n % workers]
-            .send(Feed::Record {
+            .send(vec![Feed::Record {
                 time_ms: *time,
                 input: input.clone(),
-            })
+            }])
             .unwrap();
     }
     // Every worker learns the last time, so all of them close it.
     let last = records.last().map_or(1, |(t, _)| *t);
     for s in &senders {
-        s.send(Feed::Advance { time_ms: last + 1 }).unwrap();
+        s.send(vec![Feed::Advance { time_ms: last + 1 }]).unwrap();
     }
     drop(senders);
     let handle = std::thread::spawn(move || run(receivers, config, out_tx));
@@ -73,10 +76,13 @@ fn run_dataflow_with(
     for msg in out_rx {
         match msg {
             Output::Alert(a, t, d) => snaps.update(*a, t, d),
+            Output::Expired(id, t) => snaps.expired(id, t),
             Output::Closed(t) => changes.extend(snaps.close_before(t)),
             Output::InputEnd(t) => snaps.input_ended(t),
             Output::Suppressed(_, d) => suppressed += d,
             Output::Matches(..)
+            | Output::Late(..)
+            | Output::History(..)
             | Output::Routing(..)
             | Output::Escalation(..)
             | Output::Handover(..)
@@ -132,65 +138,346 @@ fn valid(ind: &Indicator, observed: i64) -> bool {
             .is_none_or(|u| observed < u.as_millisecond())
 }
 
-/// Brute force: the alerts implied by the inputs with time <= `time`. A match is
-/// made at an input time when the event is still retained (ingested less than the
-/// retention ago) and the then-current version matches it; a made match stands
-/// while the current version has the same value and its validity holds the event.
-fn oracle_at(
-    records: &[(Time, Input)],
-    time: Time,
-    retention: Retention,
-) -> BTreeMap<String, Alert> {
-    let times: BTreeSet<Time> = records
+/// The retained history and alert life as the runtime is configured.
+#[derive(Debug, Clone, Copy)]
+struct Model {
+    /// Evidence window, retention, grace (logical ms).
+    evidence: u64,
+    retention: u64,
+    grace: u64,
+}
+
+const HOUR: i64 = 3_600_000;
+
+impl Model {
+    fn unbounded() -> Self {
+        Self {
+            evidence: u64::MAX / 8,
+            retention: u64::MAX / 8,
+            grace: u64::MAX / 8,
+        }
+    }
+
+    fn config(&self) -> Config {
+        let mut c = Config::new(TierConfig {
+            evidence_ms: self.evidence,
+            retention_ms: self.retention,
+        });
+        c.grace_ms = self.grace;
+        c
+    }
+
+    /// The logical time at which an event ingested at `te` stops being raw evidence.
+    fn raw_end(&self, te: Time) -> Time {
+        let chunk = (self.evidence / 60).clamp(1, 60_000);
+        (te - te % chunk)
+            .saturating_add(chunk)
+            .saturating_add(self.evidence)
+    }
+
+    /// The logical time at which the summaries of event time `observed` are dropped.
+    fn summary_end(&self, observed: i64) -> Time {
+        let per = (self.retention / 3_600_000 / 30).clamp(1, 24) as i64;
+        let hour = observed.div_euclid(HOUR);
+        let first = hour - hour.rem_euclid(per);
+        u64::try_from((first + per) * HOUR)
+            .unwrap_or(0)
+            .saturating_add(self.retention)
+    }
+
+    /// Event time `observed` is beyond the retention at `at`.
+    fn too_old(&self, observed: i64, at: Time) -> bool {
+        (observed as i128) + (self.retention as i128) < at as i128
+    }
+}
+
+/// The matching view of an indicator version: what it is matched on and its validity.
+fn compact(i: &Indicator) -> (Target, i64, i64) {
+    let k = KeptIndicator::of(i).unwrap();
+    (k.target, k.valid_from_ms, k.valid_until_ms)
+}
+
+/// Every observable of an event as text (`ip:…`, `domain:…`, …), each once.
+fn observables(ev: &SensorEvent) -> Vec<String> {
+    let mut out: Vec<String> = [ev.src_ip, ev.dst_ip, ev.victim_ip]
+        .into_iter()
+        .flatten()
+        .map(|ip| format!("ip:{ip}"))
+        .collect();
+    let host = ev
+        .url
+        .as_ref()
+        .map(|u| url::Url::parse(u).unwrap().host_str().unwrap().to_string());
+    for d in [ev.domain.clone(), host].into_iter().flatten() {
+        let labels: Vec<&str> = d.split('.').collect();
+        for i in 0..labels.len().saturating_sub(1) {
+            out.push(format!("domain:{}", labels[i..].join(".")));
+        }
+    }
+    if let Some(u) = &ev.url {
+        out.push(format!("url:{u}"));
+    }
+    if let Some(h) = &ev.file_hashes.sha256 {
+        out.push(format!("sha256:{h}"));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether the indicator matches the observable (text, as [`observables`] writes it).
+fn matches_observable(ind: &Indicator, obs: &str) -> bool {
+    match ind.kind {
+        IndicatorKind::Ipv4 | IndicatorKind::Ipv6 => obs == format!("ip:{}", ind.value),
+        IndicatorKind::Cidr => {
+            let Some(ip) = obs.strip_prefix("ip:") else {
+                return false;
+            };
+            let (net, len) = ind.value.split_once('/').unwrap();
+            let (net, len): (IpAddr, u32) = (net.parse().unwrap(), len.parse().unwrap());
+            match (ip.parse::<IpAddr>().unwrap(), net) {
+                (IpAddr::V4(a), IpAddr::V4(n)) => {
+                    len == 0 || (u32::from(a) ^ u32::from(n)) >> (32 - len) == 0
+                }
+                _ => false,
+            }
+        }
+        IndicatorKind::Domain => obs == format!("domain:{}", ind.value),
+        IndicatorKind::Url => obs == format!("url:{}", ind.value),
+        IndicatorKind::Sha256 => obs == format!("sha256:{}", ind.value),
+        _ => false,
+    }
+}
+
+fn raw_made(ind: &Indicator, ev: &SensorEvent, te: Time) -> Made {
+    let victim = ev.victim_ip.or(match ev.kind {
+        EventKind::Sinkhole => ev.src_ip,
+        _ => None,
+    });
+    Made {
+        indicator: indicator_ref(&ind.id),
+        target: compact(ind).0,
+        evidence: Evidence::Raw(RawSighting {
+            event_ref: dataflow::history::event_ref(&ev.sensor_id, &ev.event_id),
+            event_id: ev.event_id.clone().into(),
+            sensor_id: ev.sensor_id.clone().into(),
+            country: Country::new(&ev.country),
+            observed_ms: ev.observed_at.as_millisecond(),
+            ingested_ms: te,
+            victim,
+            account: ev.email.clone().map(Into::into),
+        }),
+    }
+}
+
+/// What the brute force says at one time: the open alerts, and the alerts that expired
+/// (time, id) up to it.
+struct Oracle {
+    open: BTreeMap<String, Alert>,
+    expired: BTreeSet<(Time, String)>,
+}
+
+/// Brute force: the alerts implied by the inputs with time <= `time`, simulated time by
+/// time from scratch. A raw match is made when the event is raw evidence (ingested less
+/// than the evidence window ago, by chunks) and the then-current version matches it;
+/// summaries are taken when a version with that target first becomes current, as the
+/// history summarised them by then (event hours still within the retention); a window's
+/// matches are kept, aggregated with the current (or last) version, and dropped when the
+/// window expires (its end or last change plus the grace), after which its matches are
+/// ignored. Nothing older than the retention in event time matches.
+fn oracle_at(records: &[(Time, Input)], time: Time, m: Model) -> Oracle {
+    let times: Vec<Time> = records
         .iter()
         .map(|(t, _)| *t)
         .filter(|t| *t <= time)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
         .collect();
-    let mut made: BTreeSet<(String, IndicatorKind, String, Sighting)> = BTreeSet::new();
-    for &at in &times {
-        let current = current_at(records, at);
-        for (te, input) in records.iter().filter(|(te, _)| *te <= at) {
-            let Input::Event(ev) = input else { continue };
-            if let Retention::Ms(r) = retention
-                && at >= te + r
-            {
-                continue;
-            }
-            for ind in current.values() {
-                if valid(ind, ev.observed_at.as_millisecond()) && brute_match(ind, ev) {
-                    made.insert((
-                        ind.id.clone(),
-                        ind.kind,
-                        ind.value.clone(),
-                        Sighting::of(ev, *te),
-                    ));
+    let events: Vec<(Time, &SensorEvent)> = records
+        .iter()
+        .filter_map(|(t, i)| match i {
+            Input::Event(ev) => Some((*t, ev)),
+            _ => None,
+        })
+        .collect();
+    type Key = (u64, i64);
+    let mut accepted: BTreeMap<Key, Vec<Made>> = BTreeMap::new();
+    let mut emitted: BTreeMap<Key, (Option<AlertSightings>, Time)> = BTreeMap::new();
+    let mut tombstones: BTreeMap<Key, Time> = BTreeMap::new();
+    let mut first_seen: BTreeMap<(String, Target), Time> = BTreeMap::new();
+    let mut last_version: BTreeMap<String, Indicator> = BTreeMap::new();
+    let mut expired = BTreeSet::new();
+    let mut previous: BTreeMap<&str, &Indicator> = BTreeMap::new();
+    let window_end = |w: i64| u64::try_from(w + DAY_MS).unwrap_or(0);
+    let mut clock: Vec<Time> = times.clone();
+    let mut at_index = 0;
+    let mut now_current: BTreeMap<&str, &Indicator> = BTreeMap::new();
+    loop {
+        // The next time: an input time, or the earliest expiry due before the next input.
+        let next_input = clock.get(at_index).copied();
+        let next_due = emitted
+            .iter()
+            .map(|(k, (_, changed))| window_end(k.1).max(*changed).saturating_add(m.grace))
+            .filter(|d| *d <= time)
+            .min();
+        let Some(t) = [next_input, next_due].into_iter().flatten().min() else {
+            break;
+        };
+        if next_input == Some(t) {
+            at_index += 1;
+            let current = current_at(records, t);
+            let mut made: Vec<Made> = Vec::new();
+            // Versions added at t (what matching sees change), and their first targets.
+            for (id, ind) in &current {
+                let changed = previous.get(id).is_none_or(|p| compact(p) != compact(ind));
+                first_seen
+                    .entry((id.to_string(), compact(ind).0))
+                    .or_insert(t);
+                if changed {
+                    // Retroactive: raw events still held at t.
+                    for (te, ev) in events.iter().filter(|(te, _)| *te < t) {
+                        let obs = ev.observed_at.as_millisecond();
+                        if t < m.raw_end(*te)
+                            && !m.too_old(obs, *te)
+                            && !m.too_old(obs, t)
+                            && valid(ind, obs)
+                            && brute_match(ind, ev)
+                        {
+                            made.push(raw_made(ind, ev, *te));
+                        }
+                    }
+                    // Summaries, on the first time this target is current.
+                    if first_seen[&(id.to_string(), compact(ind).0)] == t {
+                        let mut cells: BTreeMap<(String, String, i64), (u32, i64, i64, String)> =
+                            BTreeMap::new();
+                        for (te, ev) in events.iter().filter(|(te, _)| *te < t) {
+                            let obs = ev.observed_at.as_millisecond();
+                            let aged = m.raw_end(*te);
+                            if m.too_old(obs, *te)
+                                || aged > t
+                                || m.summary_end(obs) <= aged
+                                || m.summary_end(obs) <= t
+                            {
+                                continue;
+                            }
+                            for o in observables(ev)
+                                .iter()
+                                .filter(|o| matches_observable(ind, o))
+                            {
+                                let cell = cells
+                                    .entry((o.clone(), ev.sensor_id.clone(), obs.div_euclid(HOUR)))
+                                    .or_insert((0, obs, obs, ev.country.clone()));
+                                cell.0 += 1;
+                                cell.1 = cell.1.min(obs);
+                                cell.2 = cell.2.max(obs);
+                            }
+                        }
+                        for ((o, sensor, hour), (count, first, last, country)) in cells {
+                            let hour_ms = hour * HOUR;
+                            if hour_ms + HOUR - 1 < ind.valid_from.as_millisecond()
+                                || ind
+                                    .valid_until
+                                    .is_some_and(|u| hour_ms >= u.as_millisecond())
+                            {
+                                continue;
+                            }
+                            made.push(Made {
+                                indicator: indicator_ref(&ind.id),
+                                target: compact(ind).0,
+                                evidence: Evidence::Summary(SummarySighting {
+                                    shard: 0,
+                                    observable: dataflow::observables::key_hash(&o),
+                                    sensor_id: sensor.into(),
+                                    country: Country::new(&country),
+                                    hour: u32::try_from(hour).unwrap(),
+                                    count,
+                                    first_ms: first / 1000 * 1000,
+                                    last_ms: last / 1000 * 1000 + 999,
+                                }),
+                            });
+                        }
+                    }
                 }
             }
+            // Live: events arriving at t.
+            for (te, ev) in events.iter().filter(|(te, _)| *te == t) {
+                let obs = ev.observed_at.as_millisecond();
+                if m.too_old(obs, t) {
+                    continue;
+                }
+                for ind in current.values() {
+                    if valid(ind, obs) && brute_match(ind, ev) {
+                        made.push(raw_made(ind, ev, *te));
+                    }
+                }
+            }
+            for (id, ind) in &current {
+                last_version.insert(id.to_string(), (*ind).clone());
+            }
+            tombstones.retain(|_, until| *until > t);
+            for mm in made {
+                let key = (mm.indicator, evidence_window(&mm.evidence));
+                if tombstones.contains_key(&key) {
+                    continue;
+                }
+                let kept = accepted.entry(key).or_default();
+                let dup = kept.iter().any(|k| match (&k.evidence, &mm.evidence) {
+                    (Evidence::Raw(a), Evidence::Raw(b)) => a.event_ref == b.event_ref,
+                    (Evidence::Summary(a), Evidence::Summary(b)) => a.cell() == b.cell(),
+                    _ => false,
+                });
+                if !dup {
+                    kept.push(mm);
+                }
+            }
+            // Aggregates from scratch with the current (or last) version.
+            for (key, kept) in &accepted {
+                let Some(ind) = last_version
+                    .values()
+                    .find(|i| indicator_ref(&i.id) == key.0)
+                else {
+                    continue;
+                };
+                let agg = aggregate(&KeptIndicator::of(ind).unwrap(), key.1, kept);
+                let e = emitted.entry(*key).or_insert((None, t));
+                if e.0 != agg {
+                    *e = (agg, t);
+                }
+            }
+            previous = current.clone();
+            now_current = current;
+        }
+        // Expiries due at t (after the inputs of t).
+        let due: Vec<Key> = emitted
+            .iter()
+            .filter(|(k, (_, changed))| window_end(k.1).max(*changed).saturating_add(m.grace) == t)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            let (agg, _) = emitted.remove(&key).unwrap();
+            accepted.remove(&key);
+            if agg.is_some()
+                && let Some(ind) = now_current.values().find(|i| indicator_ref(&i.id) == key.0)
+            {
+                expired.insert((t, alert_id(RULE, &ind.id, key.1)));
+            }
+            let forget = window_end(key.1)
+                .saturating_add(m.retention)
+                .saturating_add(DAY_MS as u64)
+                .max(t + 1);
+            tombstones.insert(key, forget);
         }
     }
     let current = current_at(records, time);
-    let mut groups: BTreeMap<(String, i64), Vec<Match>> = BTreeMap::new();
-    for (id, kind, value, s) in made {
-        let Some(ind) = current.get(id.as_str()) else {
-            continue;
-        };
-        if ind.kind == kind && ind.value == value && valid(ind, s.observed_ms) {
-            groups
-                .entry((id, window_start(s.observed_ms)))
-                .or_default()
-                .push(Match {
-                    indicator: (*ind).clone(),
-                    sighting: s,
-                });
-        }
-    }
-    // Corroboration: the latest report of each feed with a current indicator on the
-    // observable.
     let config = CorroborationConfig::default();
     let key_of = |i: &Indicator| indicator_key(i.kind, &i.value);
-    groups
+    let open = emitted
         .into_iter()
-        .filter_map(|((_, w), ms)| build_alert(w, &ms.iter().collect::<Vec<_>>()))
+        .filter_map(|(key, (agg, _))| {
+            let agg = agg?;
+            let ind = current.values().find(|i| indicator_ref(&i.id) == key.0)?;
+            Some(base_alert(ind, &agg))
+        })
         .map(|base| {
             let key = indicator_key(base.indicator.kind, &base.indicator.value);
             let on_key: Vec<&Indicator> = current
@@ -233,7 +520,8 @@ fn oracle_at(
             );
             (alert.id.clone(), alert)
         })
-        .collect()
+        .collect();
+    Oracle { open, expired }
 }
 
 fn brute_match(ind: &Indicator, ev: &SensorEvent) -> bool {
@@ -398,10 +686,21 @@ fn step() -> impl Strategy<Value = Step> {
 
 /// Turns steps into records at non-decreasing logical times (several records share a time).
 fn records(steps: &[(Step, u8)]) -> Vec<(Time, Input)> {
-    let mut time: Time = 1_000;
+    timed_records(steps, 1_000, 10, None)
+}
+
+/// Records from `start`, `gap_ms` apart (or on the same time); with `lagged`, logical time
+/// follows event time: an event is observed its offset (modulo `lagged`) before it arrives.
+fn timed_records(
+    steps: &[(Step, u8)],
+    start: Time,
+    gap_ms: u64,
+    lagged: Option<i64>,
+) -> Vec<(Time, Input)> {
+    let mut time: Time = start;
     let mut out = Vec::new();
     for (n, (s, gap)) in steps.iter().enumerate() {
-        time += u64::from(*gap % 3) * 10;
+        time += u64::from(*gap % 3) * gap_ms;
         let input = match s {
             Step::Event {
                 ip,
@@ -409,7 +708,13 @@ fn records(steps: &[(Step, u8)]) -> Vec<(Time, Input)> {
                 url,
                 hash,
                 observed_offset,
-            } => Input::Event(event(n, *ip, *dom, *url, *hash, BASE_MS + observed_offset)),
+            } => {
+                let observed = match lagged {
+                    Some(span) => time as i64 - observed_offset.rem_euclid(span),
+                    None => BASE_MS + observed_offset,
+                };
+                Input::Event(event(n, *ip, *dom, *url, *hash, observed))
+            }
             Step::Indicator {
                 id,
                 value,
@@ -435,22 +740,34 @@ fn records(steps: &[(Step, u8)]) -> Vec<(Time, Input)> {
     out
 }
 
-fn check(
-    records: &[(Time, Input)],
-    workers: usize,
-    retention: Retention,
-) -> Result<(), TestCaseError> {
-    let changes = run_dataflow(records, workers, retention);
+fn check(records: &[(Time, Input)], workers: usize, model: Model) -> Result<(), TestCaseError> {
+    let changes = run_dataflow(records, workers, model);
     let times: BTreeSet<Time> = records.iter().map(|(t, _)| *t).collect();
+    let last = times.last().copied().unwrap_or(0);
     for t in times {
         prop_assert_eq!(
             state_at(&changes, t),
-            oracle_at(records, t, retention),
+            oracle_at(records, t, model).open,
             "at time {} on {} worker(s)",
             t,
             workers
         );
     }
+    let expired: BTreeSet<(Time, String)> = changes
+        .iter()
+        .flat_map(|(t, cs)| {
+            cs.iter()
+                .filter(|c| c.change == ChangeKind::Expired)
+                .map(move |c| (*t, c.alert.id.clone()))
+        })
+        .filter(|(t, _)| *t <= last)
+        .collect();
+    prop_assert_eq!(
+        expired,
+        oracle_at(records, last, model).expired,
+        "expiries on {} worker(s)",
+        workers
+    );
     Ok(())
 }
 
@@ -460,15 +777,24 @@ proptest! {
     #[test]
     fn alerts_equal_brute_force_at_every_closed_time(steps in proptest::collection::vec((step(), any::<u8>()), 1..40)) {
         let recs = records(&steps);
-        check(&recs, 1, Retention::Unbounded)?;
-        check(&recs, 2, Retention::Unbounded)?;
+        check(&recs, 1, Model::unbounded())?;
+        check(&recs, 2, Model::unbounded())?;
     }
 
+    /// Logical time follows event time, with events up to two days late: raw evidence
+    /// ages into summaries, summaries and events go beyond the retention, alerts expire.
     #[test]
-    fn alerts_with_retention_equal_brute_force(steps in proptest::collection::vec((step(), any::<u8>()), 1..40), retention in 10u64..120) {
-        let recs = records(&steps);
-        check(&recs, 1, Retention::Ms(retention))?;
-        check(&recs, 2, Retention::Ms(retention))?;
+    fn two_tiers_and_expiry_equal_brute_force(
+        steps in proptest::collection::vec((step(), any::<u8>()), 1..40),
+        evidence in 1_000u64..600_000,
+        retention_hours in 1u64..40,
+        grace in 1u64..300_000,
+    ) {
+        let start = (BASE_MS + 2 * DAY_MS) as Time;
+        let recs = timed_records(&steps, start, 30_000, Some(2 * DAY_MS));
+        let model = Model { evidence, retention: retention_hours * 3_600_000, grace };
+        check(&recs, 1, model)?;
+        check(&recs, 2, model)?;
     }
 }
 
@@ -486,7 +812,7 @@ fn retroactive_match_then_revocation_withdraws_the_alert() {
         (20, Input::Indicator(ind.clone())),
         (30, Input::Indicator(revoked)),
     ];
-    let changes = run_dataflow(&recs, 1, Retention::Unbounded);
+    let changes = run_dataflow(&recs, 1, Model::unbounded());
     assert!(state_at(&changes, 10).is_empty());
     let at20 = state_at(&changes, 20);
     assert_eq!(at20.len(), 1);
@@ -515,7 +841,7 @@ fn expiry_stops_new_matches_but_earlier_sightings_stand() {
         (20, Input::Event(before)),
         (30, Input::Event(after)),
     ];
-    let changes = run_dataflow(&recs, 2, Retention::Unbounded);
+    let changes = run_dataflow(&recs, 2, Model::unbounded());
     let at30 = state_at(&changes, 30);
     assert_eq!(at30.len(), 1);
     let alert = at30.values().next().unwrap();
@@ -536,7 +862,7 @@ fn cidr_indicators_match_addresses_inside_the_network() {
             Input::Indicator(indicator(2, 4, 0, t0, None, false, 50)),
         ), // 10.1.0.0/24
     ];
-    let changes = run_dataflow(&recs, 1, Retention::Unbounded);
+    let changes = run_dataflow(&recs, 1, Model::unbounded());
     assert_eq!(state_at(&changes, 20).len(), 1);
     assert_eq!(state_at(&changes, 30).len(), 2);
 }
@@ -560,7 +886,7 @@ fn a_second_source_corroborates_the_alert_and_its_marking_applies() {
         (30, Input::Indicator(partner)),
         (40, Input::Indicator(withdrawn)),
     ];
-    let changes = run_dataflow(&recs, 2, Retention::Unbounded);
+    let changes = run_dataflow(&recs, 2, Model::unbounded());
     let osint_alert = |t| {
         state_at(&changes, t)
             .into_values()
@@ -617,7 +943,7 @@ fn warning_lists_suppress_matches_until_a_reload_lifts_them() {
         "[[list]]\nname = \"private\"\nvalues = [\"10.0.0.0/8\"]\n",
     )
     .unwrap();
-    let mut config = Config::new(Retention::Unbounded);
+    let mut config = Model::unbounded().config();
     config.warning_lists = lists;
     let (changes, suppressed) = run_dataflow_with(&recs, 2, config.clone());
     assert!(state_at(&changes, 20).is_empty());

@@ -84,6 +84,9 @@ struct TimePeek {
 
 /// The natural time of a record of `topic`, if it can be read.
 pub fn natural_time_ms(topic: Topic, payload: &[u8]) -> Option<i64> {
+    if let Some(ms) = time_field_ms(topic, payload) {
+        return Some(ms);
+    }
     let peek: TimePeek = serde_json::from_slice(payload).ok()?;
     let t = match topic {
         Topic::SensorEvents => peek.observed_at,
@@ -93,6 +96,27 @@ pub fn natural_time_ms(topic: Topic, payload: &[u8]) -> Option<i64> {
         _ => None,
     }?;
     Some(t.as_millisecond())
+}
+
+/// The time field of a record, found by its bytes: `"observed_at":"…"` (no space) for an
+/// event, and likewise for the other topics. A JSON string cannot hold an unescaped `"`,
+/// so the pattern can only be a key; a nested key of that name would make the record
+/// invalid (no nested object has one), and it is then dead-lettered whatever its time.
+/// None when the pattern is absent or its value does not parse: the caller parses the
+/// record instead.
+fn time_field_ms(topic: Topic, payload: &[u8]) -> Option<i64> {
+    let key: &[u8] = match topic {
+        Topic::SensorEvents => b"\"observed_at\":\"",
+        Topic::PartnerIndicators => b"\"modified\":\"",
+        Topic::OsintItems => b"\"published\":\"",
+        Topic::DeskActions => b"\"at\":\"",
+        _ => return None,
+    };
+    let start = memchr::memmem::find(payload, key)? + key.len();
+    let rest = payload.get(start..)?;
+    let end = memchr::memchr(b'"', rest)?;
+    let text = std::str::from_utf8(rest.get(..end)?).ok()?;
+    text.parse::<Timestamp>().ok().map(|t| t.as_millisecond())
 }
 
 /// A directory of JSON-lines files, one per input topic.

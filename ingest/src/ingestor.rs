@@ -192,6 +192,7 @@ impl<D: DeadLetterSink> Ingestor<D> {
                         let t = self.ingest(rec)?;
                         source.on_routed(topic, partition, offset, t);
                     }
+                    self.router.flush()?;
                 }
                 Poll::Idle => std::thread::sleep(Duration::from_millis(1)),
                 Poll::Exhausted => break,

@@ -7,12 +7,19 @@ use schemas::{Feed, Input};
 /// backwards; a record older than the clock counts at the clock. Records are spread
 /// over workers by a fixed hash of their key, so the same input goes to the same
 /// worker on every run.
+///
+/// Inputs travel in batches (one channel message per [`BATCH`] records, or fewer at each
+/// [`Router::flush`] and clock advance), so the channel costs little per record.
 pub struct Router {
-    workers: Vec<Sender<Feed>>,
+    workers: Vec<Sender<Vec<Feed>>>,
+    buffers: Vec<Vec<Feed>>,
     epoch_ms: u64,
     /// Lowest logical time still allowed (every worker has been told so).
     floor: u64,
 }
+
+/// Most inputs in one channel message.
+pub const BATCH: usize = 1024;
 
 /// The workers are gone (the dataflow stopped).
 #[derive(Debug, thiserror::Error)]
@@ -21,8 +28,9 @@ pub struct Disconnected;
 
 impl Router {
     /// A router over the workers' channels with epochs of `epoch_ms` (at least 1).
-    pub fn new(workers: Vec<Sender<Feed>>, epoch_ms: u64) -> Self {
+    pub fn new(workers: Vec<Sender<Vec<Feed>>>, epoch_ms: u64) -> Self {
         Self {
+            buffers: workers.iter().map(|_| Vec::new()).collect(),
             workers,
             epoch_ms: epoch_ms.max(1),
             floor: 0,
@@ -46,12 +54,35 @@ impl Router {
             Input::Action(a) => fnv1a(a.action_id.as_bytes()),
         } as usize
             % self.workers.len().max(1);
+        let buffer = self.buffers.get_mut(worker).ok_or(Disconnected)?;
+        buffer.push(Feed::Record { time_ms, input });
+        if buffer.len() >= BATCH {
+            self.send_buffer(worker)?;
+        }
+        Ok(time_ms)
+    }
+
+    fn send_buffer(&mut self, worker: usize) -> Result<(), Disconnected> {
+        let Some(buffer) = self.buffers.get_mut(worker) else {
+            return Ok(());
+        };
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(buffer, Vec::with_capacity(BATCH));
         self.workers
             .get(worker)
             .ok_or(Disconnected)?
-            .send(Feed::Record { time_ms, input })
-            .map_err(|_| Disconnected)?;
-        Ok(time_ms)
+            .send(batch)
+            .map_err(|_| Disconnected)
+    }
+
+    /// Sends every buffered input to its worker.
+    pub fn flush(&mut self) -> Result<(), Disconnected> {
+        for worker in 0..self.workers.len() {
+            self.send_buffer(worker)?;
+        }
+        Ok(())
     }
 
     /// Tells every worker that no record earlier than the epoch holding `watermark_ms` will come.
@@ -60,12 +91,19 @@ impl Router {
         let time_ms = w / self.epoch_ms * self.epoch_ms;
         if time_ms > self.floor {
             self.floor = time_ms;
-            for w in &self.workers {
-                w.send(Feed::Advance { time_ms })
-                    .map_err(|_| Disconnected)?;
+            for buffer in &mut self.buffers {
+                buffer.push(Feed::Advance { time_ms });
             }
+            self.flush()?;
         }
         Ok(())
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        // Buffered inputs still go out when the router is dropped (end of input).
+        let _ = self.flush();
     }
 }
 
@@ -87,7 +125,10 @@ mod tests {
         assert_eq!(r.time_for(1001), 1010);
         assert_eq!(r.time_for(1010), 1010);
         r.advance(2005).unwrap();
-        assert_eq!(rx.try_recv().unwrap(), Feed::Advance { time_ms: 2000 });
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            vec![Feed::Advance { time_ms: 2000 }]
+        );
         assert_eq!(r.time_for(1500), 2000, "a late record counts at the clock");
         r.advance(1000).unwrap();
         assert!(rx.try_recv().is_err(), "the clock never goes back");

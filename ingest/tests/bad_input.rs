@@ -47,7 +47,7 @@ fn corpus() -> Vec<(Topic, Vec<u8>, Option<ErrorCode>)> {
 /// An ingestor on one worker channel, with the dead letters and counters it reports to.
 fn ingestor() -> (
     Ingestor<MemoryDeadLetters>,
-    crossbeam_channel::Receiver<Feed>,
+    crossbeam_channel::Receiver<Vec<Feed>>,
     MemoryDeadLetters,
     Arc<IngestStats>,
 ) {
@@ -91,6 +91,7 @@ fn bad_records_are_dead_lettered_with_their_code_and_good_ones_pass() {
     }
     let passed: Vec<String> = rx
         .try_iter()
+        .flatten()
         .filter_map(|f| match f {
             Feed::Record {
                 input: Input::Event(e),
@@ -142,6 +143,7 @@ fn json_lines_files_merge_by_natural_time_and_dead_letter_bad_lines() {
     drop(ingestor);
     let order: Vec<(u64, String)> = rx
         .try_iter()
+        .flatten()
         .filter_map(|f| match f {
             Feed::Record {
                 time_ms,
@@ -244,6 +246,7 @@ fn stix_bundles_on_the_indicator_topic_pass_object_by_object() {
     drop(ingestor);
     let indicators: Vec<schemas::Indicator> = rx
         .try_iter()
+        .flatten()
         .filter_map(|f| match f {
             Feed::Record {
                 input: Input::Indicator(i),

@@ -3,7 +3,6 @@
 //! (`dataflow/tests/views_*.rs`) and a golden test on 1 and 2 workers.
 //!
 //! - [`sightings`]: per indicator, first/last seen, distinct sensors, victims, countries, per-hour counts.
-//! - [`summaries`]: retained history as (observable, sensor, hour) summaries, aged out after the retention window.
 //! - [`corroboration`]: independent sources per observable and the confidence they give.
 //! - [`warning_lists`]: known-benign values that suppress matches.
 //! - [`victims`]: botnet / C2 victims per C2 indicator and victim country.
@@ -14,6 +13,5 @@ pub mod campaigns;
 pub mod corroboration;
 pub mod rules;
 pub mod sightings;
-pub mod summaries;
 pub mod victims;
 pub mod warning_lists;

@@ -41,7 +41,7 @@
 use std::net::IpAddr;
 
 use differential_dataflow::VecCollection;
-use schemas::IndicatorKind;
+use schemas::{Alert, IndicatorKind};
 use serde::{Deserialize, Serialize};
 
 use crate::Time;
@@ -178,6 +178,43 @@ pub fn suppress<'s>(
         .clone()
         .map(|m| (m.indicator.kind, m.indicator.value))
         .distinct();
+    let lists = covering(values, entries);
+    let keyed = matches.map(|m| (value_id(m.indicator.kind, &m.indicator.value), m));
+    let suppressed = keyed
+        .clone()
+        .join_map(lists.clone(), |_id, m, names| (m.clone(), names.clone()));
+    let kept = keyed.antijoin(lists.map(|(id, _)| id)).map(|(_, m)| m);
+    Suppression { kept, suppressed }
+}
+
+/// The alerts split by the warning lists, as [`suppress`] splits matches: an alert is
+/// suppressed when its indicator's value is covered.
+pub fn suppress_alerts<'s>(
+    alerts: VecCollection<'s, Time, Alert>,
+    entries: VecCollection<'s, Time, WarningEntry>,
+) -> (
+    VecCollection<'s, Time, Alert>,
+    VecCollection<'s, Time, (Alert, Vec<String>)>,
+) {
+    let values = alerts
+        .clone()
+        .map(|a| (a.indicator.kind, a.indicator.value))
+        .distinct();
+    let lists = covering(values, entries);
+    let keyed = alerts.map(|a| (value_id(a.indicator.kind, &a.indicator.value), a));
+    let suppressed = keyed
+        .clone()
+        .join_map(lists.clone(), |_id, a, names| (a.clone(), names.clone()));
+    let kept = keyed.antijoin(lists.map(|(id, _)| id)).map(|(_, a)| a);
+    (kept, suppressed)
+}
+
+/// For each indicator value (kind, value) some entry covers: its [`value_id`] and the
+/// names of every list covering it, sorted.
+fn covering<'s>(
+    values: VecCollection<'s, Time, (IndicatorKind, String)>,
+    entries: VecCollection<'s, Time, WarningEntry>,
+) -> VecCollection<'s, Time, (u64, Vec<String>)> {
     let exact = values.clone().flat_map(|(kind, value)| {
         let id = value_id(kind, &value);
         exact_candidates(kind, &value)
@@ -204,7 +241,7 @@ pub fn suppress<'s>(
                 .map(|key| (key_hash(&key), id))
         });
     let listed = entries.map(|e| (key_hash(&entry_key(&e)), e.list));
-    let lists = exact
+    exact
         .concat(networked)
         .join_map(listed, |_key, id, list| (*id, list.clone()))
         .reduce_named(
@@ -219,13 +256,7 @@ pub fn suppress<'s>(
                     out.push((names, 1));
                 }
             },
-        );
-    let keyed = matches.map(|m| (value_id(m.indicator.kind, &m.indicator.value), m));
-    let suppressed = keyed
-        .clone()
-        .join_map(lists.clone(), |_id, m, names| (m.clone(), names.clone()));
-    let kept = keyed.antijoin(lists.map(|(id, _)| id)).map(|(_, m)| m);
-    Suppression { kept, suppressed }
+        )
 }
 
 /// The compact id of an indicator value.

@@ -12,6 +12,5 @@ mod campaigns;
 mod corroboration;
 mod rules;
 mod sightings;
-mod summaries;
 mod victims;
 mod warning_lists;
