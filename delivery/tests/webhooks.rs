@@ -168,3 +168,59 @@ async fn receiver_accepts_valid_and_rejects_tampered_wrong_secret_and_stale() {
     // Nothing invalid got through.
     assert!(srv.accepted.try_recv().is_err());
 }
+
+#[test]
+fn a_timestamp_at_the_ends_of_i64_is_outside_the_tolerance() {
+    let secret = Secret::parse("whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+    let body = b"{}";
+    for ts in [i64::MIN, i64::MIN + 1, i64::MAX] {
+        let sig = secret.sign("m", ts, body);
+        let r = secret.verify(
+            Some("m"),
+            Some(&ts.to_string()),
+            Some(&sig),
+            body,
+            1_790_000_000,
+            300,
+        );
+        assert!(
+            matches!(r, Err(WebhookError::TimestampOutsideTolerance { .. })),
+            "{ts}: {r:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn receiver_rejects_a_signed_message_stamped_i64_min() {
+    let secret = Secret::parse("whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+    let mut srv = start(&secret).await;
+    let body = r#"{"type":"alert.opened","data":{"id":"a1"}}"#;
+    let ts = i64::MIN;
+    let sig = secret.sign("alrt_min", ts, body.as_bytes());
+    assert_eq!(post(&srv.url, "alrt_min", ts, &sig, body).await, 401);
+    let rejected = srv.rejected.recv().await.unwrap();
+    assert!(rejected.reason.contains("tolerance"), "{}", rejected.reason);
+    assert!(srv.accepted.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn receiver_acknowledges_a_replayed_message_but_passes_it_on_once() {
+    let secret = Secret::parse("whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+    let mut srv = start(&secret).await;
+    let now = jiff::Timestamp::now().as_second();
+    let body = r#"{"type":"alert.opened","data":{"id":"a1"}}"#;
+    let sig = secret.sign("alrt_1", now, body.as_bytes());
+    assert_eq!(post(&srv.url, "alrt_1", now, &sig, body).await, 204);
+    // The same capture replayed, and the sender's retry (same id, new timestamp and
+    // signature, as after a lost acknowledgement): acknowledged, not passed on.
+    assert_eq!(post(&srv.url, "alrt_1", now, &sig, body).await, 204);
+    let later = now + 1;
+    let sig2 = secret.sign("alrt_1", later, body.as_bytes());
+    assert_eq!(post(&srv.url, "alrt_1", later, &sig2, body).await, 204);
+    // A different message still goes through; it is the next one passed on.
+    let sig3 = secret.sign("alrt_2", now, body.as_bytes());
+    assert_eq!(post(&srv.url, "alrt_2", now, &sig3, body).await, 204);
+    assert_eq!(srv.accepted.recv().await.unwrap().webhook_id, "alrt_1");
+    assert_eq!(srv.accepted.recv().await.unwrap().webhook_id, "alrt_2");
+    assert!(srv.accepted.try_recv().is_err());
+}
