@@ -93,7 +93,37 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; a user error prints its chain once, without a backtrace (that is
+/// for bugs: panics keep theirs), and exits 1.
+fn main() -> std::process::ExitCode {
+    match dispatch() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprint!("{}", error_report(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `error: …` then one `caused by: …` line per cause, skipping a cause whose text the
+/// line before already contains (many errors repeat their source in their message).
+fn error_report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut last = String::new();
+    for (i, cause) in e.chain().enumerate() {
+        let text = cause.to_string();
+        if i > 0 && (text.is_empty() || last.contains(&text)) {
+            continue;
+        }
+        out.push_str(if i == 0 { "error: " } else { "caused by: " });
+        out.push_str(&text);
+        out.push('\n');
+        last = text;
+    }
+    out
+}
+
+fn dispatch() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
