@@ -1,4 +1,4 @@
-//! `fusion receive`, `fusion deliver` and `fusion explain-delivery`.
+//! `fusion receive`, `fusion deliver`, `fusion outbox` and `fusion explain-delivery`.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use delivery::receiver;
-use delivery::{Outbox, OutboxConfig, RetrySchedule, Secret, Subscriptions};
+use delivery::{Outbox, OutboxAdmin, OutboxConfig, RetrySchedule, Secret, Subscriptions};
 use schemas::AlertChange;
 use schemas::sharing::{Recipient, explain};
 use tokio::sync::{mpsc, watch};
@@ -43,12 +43,40 @@ pub struct DeliverArgs {
     /// Directory of the durable outbox (created if missing; reuse it to resume).
     #[arg(long)]
     outbox: PathBuf,
-    /// Divide the Standard Webhooks retry schedule by this factor (drills and tests).
+    /// Divide the Standard Webhooks retry schedule and the circuit breaker's cooldown by
+    /// this factor (drills and tests).
     #[arg(long, default_value_t = 1)]
     retry_scale: u32,
     /// Per-request timeout (15–30 s in production).
     #[arg(long, default_value = "20s", value_parser = crate::parse_duration)]
     request_timeout: Duration,
+}
+
+/// `fusion outbox`: what the outbox holds back, and putting it back on its way.
+#[derive(clap::Subcommand, Debug)]
+pub enum OutboxCommand {
+    /// Lists parked messages (refused, or out of retries) and disabled endpoints.
+    List {
+        /// Directory of the outbox (the `--outbox` of `fusion run` or `fusion deliver`).
+        #[arg(long, default_value = "fusion-outbox")]
+        outbox: PathBuf,
+        /// Only this recipient's messages.
+        #[arg(long)]
+        recipient: Option<String>,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-queues parked messages with a fresh retry budget, and re-enables disabled
+    /// endpoints; the next `fusion run` or `fusion deliver` on the outbox sends them.
+    Retry {
+        /// Directory of the outbox (the `--outbox` of `fusion run` or `fusion deliver`).
+        #[arg(long, default_value = "fusion-outbox")]
+        outbox: PathBuf,
+        /// Only this recipient's messages (default: every recipient's).
+        #[arg(long)]
+        recipient: Option<String>,
+    },
 }
 
 /// Arguments of `fusion explain-delivery`.
@@ -144,21 +172,32 @@ fn read_changes(path: &Path) -> anyhow::Result<Vec<AlertChange>> {
     Ok(changes)
 }
 
-/// Delivers the alert changes of a file through the durable outbox until nothing is pending.
+/// Changes enqueued per transaction: one fsync per batch instead of per change.
+const ENQUEUE_BATCH: usize = 1000;
+
+/// Delivers the alert changes of a file through the durable outbox until nothing is
+/// pending. Fails (after printing the summary) if any message is parked or an endpoint
+/// is disabled: nothing is left behind silently.
 pub fn deliver(args: DeliverArgs) -> anyhow::Result<()> {
     let subs = Subscriptions::load(&args.subscriptions)?;
     let changes = read_changes(&args.alerts)?;
+    let scale = args.retry_scale.max(1);
+    let defaults = OutboxConfig::default();
     let config = OutboxConfig {
-        retry: RetrySchedule::scaled_down(args.retry_scale),
+        retry: RetrySchedule::scaled_down(scale),
         request_timeout: args.request_timeout,
-        ..OutboxConfig::default()
+        breaker_cooldown: defaults.breaker_cooldown / scale,
+        ..defaults
     };
-    let outbox = Outbox::open(&args.outbox, subs, config)?;
+    let outbox = Outbox::open(&args.outbox, subs, config)
+        .with_context(|| format!("cannot open the outbox {}", args.outbox.display()))?;
+    let start = outbox.log_position()?;
     // Enqueueing is idempotent (keyed by webhook id), so a restart re-reads the whole file.
     let mut queued = 0;
-    for c in &changes {
-        let r = outbox.enqueue(c)?;
-        queued += r.queued + r.retractions;
+    for batch in changes.chunks(ENQUEUE_BATCH) {
+        for r in outbox.enqueue_batch(batch)? {
+            queued += r.queued + r.retractions;
+        }
     }
     // Partner feedback for this file's alerts, as one period ending at its last version.
     let mut sightings = delivery::feedback::Sightings::default();
@@ -194,8 +233,10 @@ pub fn deliver(args: DeliverArgs) -> anyhow::Result<()> {
         workers.join_all().await;
         anyhow::Ok(())
     })?;
-    let log = outbox.log()?;
+    let log = outbox.log_since(start)?;
     let count = |o: delivery::Outcome| log.iter().filter(|e| e.outcome == o).count();
+    let parked = outbox.parked_counts()?;
+    let operator_alerts = outbox.operator_alerts()?;
     println!(
         "{}",
         serde_json::json!({
@@ -204,10 +245,120 @@ pub fn deliver(args: DeliverArgs) -> anyhow::Result<()> {
             "delivered": count(delivery::Outcome::Delivered),
             "failed": count(delivery::Outcome::Failed),
             "cancelled": count(delivery::Outcome::Cancelled),
-            "operator_alerts": outbox.operator_alerts()?,
+            "parked": parked.values().sum::<u64>(),
+            "operator_alerts": operator_alerts,
         })
     );
+    std::io::stdout().flush()?;
+    if !operator_alerts.is_empty() {
+        let who: Vec<&str> = operator_alerts
+            .iter()
+            .map(|a| a.recipient.as_str())
+            .collect();
+        bail!(
+            "delivery is incomplete: {} operator alert(s) for {}; see `fusion outbox list --outbox {}`, \
+             fix the cause, then `fusion outbox retry --outbox {}` and deliver again",
+            operator_alerts.len(),
+            who.join(", "),
+            args.outbox.display(),
+            args.outbox.display()
+        );
+    }
     Ok(())
+}
+
+/// `fusion outbox list` and `fusion outbox retry`.
+pub fn outbox(cmd: OutboxCommand) -> anyhow::Result<()> {
+    match cmd {
+        OutboxCommand::List {
+            outbox,
+            recipient,
+            json,
+        } => {
+            let admin = OutboxAdmin::open(&outbox)?;
+            let parked = admin.parked(recipient.as_deref())?;
+            let disabled: Vec<(String, String)> = admin
+                .disabled_endpoints()?
+                .into_iter()
+                .filter(|(r, _)| recipient.as_ref().is_none_or(|want| want == r))
+                .collect();
+            let mut out = std::io::stdout().lock();
+            if json {
+                for (r, why) in &disabled {
+                    let line = serde_json::json!({"disabled_endpoint": r, "detail": why});
+                    writeln!(out, "{line}")?;
+                }
+                for p in &parked {
+                    writeln!(out, "{}", serde_json::to_string(p)?)?;
+                }
+                return Ok(());
+            }
+            for (r, why) in &disabled {
+                writeln!(out, "endpoint {r} is disabled: {why}")?;
+            }
+            if parked.is_empty() {
+                writeln!(out, "no parked messages")?;
+                return Ok(());
+            }
+            writeln!(
+                out,
+                "{:<16} {:<34} {:>14} {:<10} {:>8} {:>6} {:<12} {:<20} DETAIL",
+                "RECIPIENT",
+                "ALERT",
+                "VERSION",
+                "KIND",
+                "ATTEMPTS",
+                "STATUS",
+                "REASON",
+                "PARKED AT"
+            )?;
+            for p in &parked {
+                let at = jiff::Timestamp::from_millisecond(p.parked_at_ms)
+                    .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "{:<16} {:<34} {:>14} {:<10} {:>8} {:>6} {:<12} {:<20} {}",
+                    p.recipient,
+                    p.alert_id,
+                    p.version,
+                    format!("{:?}", p.kind).to_lowercase(),
+                    p.attempts,
+                    p.last_status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    p.reason.as_str(),
+                    at,
+                    p.detail
+                )?;
+            }
+            writeln!(
+                out,
+                "{} parked message(s); re-queue with `fusion outbox retry --outbox {}{}`",
+                parked.len(),
+                outbox.display(),
+                recipient
+                    .as_ref()
+                    .map(|r| format!(" --recipient {r}"))
+                    .unwrap_or_default()
+            )?;
+            Ok(())
+        }
+        OutboxCommand::Retry { outbox, recipient } => {
+            let admin = OutboxAdmin::open(&outbox)?;
+            let by = std::env::var("USER").unwrap_or_else(|_| "an operator".to_string());
+            let report = admin
+                .requeue_parked(recipient.as_deref(), &format!("{by} (fusion outbox retry)"))?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "requeued": report.requeued,
+                    "endpoints_enabled": report.enabled,
+                })
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Prints why each field of an alert was or was not sent to a recipient.

@@ -40,6 +40,9 @@ enum Command {
     Deliver(delivery_cli::DeliverArgs),
     /// Prints why each field of an alert was or was not sent to a recipient.
     ExplainDelivery(delivery_cli::ExplainArgs),
+    /// Lists and re-queues messages the outbox parked (refused, or out of retries).
+    #[command(subcommand)]
+    Outbox(delivery_cli::OutboxCommand),
     /// Validates a follow-the-sun roster, or shows who is on duty at an instant.
     Roster(roster::RosterArgs),
     /// Writes a deterministic scenario as JSON lines per topic, with its ground truth.
@@ -138,6 +141,7 @@ fn dispatch() -> anyhow::Result<()> {
         Command::Receive(args) => delivery_cli::receive(args),
         Command::Deliver(args) => delivery_cli::deliver(args),
         Command::ExplainDelivery(args) => delivery_cli::explain_delivery(args),
+        Command::Outbox(cmd) => delivery_cli::outbox(cmd),
         Command::Topics(cmd) => kafka_cli::topics(cmd),
         Command::Publish(args) => kafka_cli::publish(args).map(|_| ()),
         Command::Generate {

@@ -11,13 +11,16 @@
 //! dataflow emits.
 
 pub mod feedback;
+pub mod metrics;
 pub mod outbox;
 pub mod receiver;
 pub mod subscriptions;
 pub mod webhook;
 
+pub use metrics::DeliveryMetrics;
 pub use outbox::{
-    EnqueueReport, LogEntry, Outbox, OutboxConfig, OutboxError, Outcome, RetrySchedule,
+    AlertFootprint, EnqueueReport, LogEntry, OperatorAlert, Outbox, OutboxAdmin, OutboxConfig,
+    OutboxError, Outcome, ParkReason, ParkedMessage, RequeueReport, RetrySchedule,
 };
 pub use subscriptions::{Bureau, ConfigError, Partner, Subscriptions};
 pub use webhook::{MessageKind, Secret, WebhookError, webhook_id};

@@ -106,6 +106,7 @@ pub fn fast_config() -> OutboxConfig {
         breaker_failures: 3,
         breaker_cooldown: Duration::from_millis(50),
         max_retry_after: Duration::from_secs(1),
+        ..OutboxConfig::default()
     }
 }
 
