@@ -342,10 +342,13 @@ impl App {
                 if self.detail_requested.as_ref() == Some(&id) {
                     self.detail_requested = None;
                 }
-                self.flash_error(format!(
-                    "cannot load {}: {error}",
-                    format::short_id(&id, 12)
-                ));
+                // An alert that left the queue meanwhile is no failure worth a message.
+                if self.desk.queue.contains_key(&id) {
+                    self.flash_error(format!(
+                        "cannot load {}: {error}",
+                        format::short_id(&id, 12)
+                    ));
+                }
             }
             Msg::Acted {
                 alert_id,
@@ -353,18 +356,20 @@ impl App {
                 result,
             } => self.acted(alert_id, &action, result),
             Msg::Connection(c) => {
-                if c == Connection::Connected
-                    && matches!(self.connection, Connection::Disconnected { .. })
-                {
+                let back = c == Connection::Connected
+                    && matches!(self.connection, Connection::Disconnected { .. });
+                self.connection = c;
+                if back {
                     self.flash = Some(Flash {
                         text: "reconnected to the desk".into(),
                         error: false,
                     });
-                    // What the outage hid is fetched again.
+                    // What the outage hid is fetched again, once the stream has said
+                    // what the desk holds now (the selected alert may be gone).
                     self.detail_requested = None;
                     out.push(Request::Session);
+                    return out;
                 }
-                self.connection = c;
             }
             Msg::Tick(now) => self.now = now,
             Msg::Resize(w, h) => self.size = (w, h),
@@ -429,6 +434,12 @@ impl App {
             .map(|a| format!(" on {}", format::short_id(a, 12)))
             .unwrap_or_default();
         match result {
+            Ok(receipt) if receipt.outcome == ActionOutcome::Accepted => {
+                self.flash = Some(Flash {
+                    text: format!("{verb}{on}: accepted by the dataflow"),
+                    error: false,
+                });
+            }
             Ok(receipt) => {
                 self.flash = Some(Flash {
                     text: format!("{verb}{on}: sent, waiting for the dataflow"),

@@ -100,6 +100,11 @@ fn read_keys(to_app: Sender<Msg>) -> std::io::Result<()> {
         .map(|_| ())
 }
 
+/// Gives the terminal back (raw mode off, main screen) if a desk still holds it.
+pub fn restore() {
+    ratatui::restore();
+}
+
 /// Runs the terminal until the officer quits.
 pub fn run(config: Config) -> Result<(), TuiError> {
     let client = Client::new(&config.url, &config.token)?;

@@ -225,6 +225,7 @@ fn the_dataflow_verdict_is_reported() {
         result: Ok(ActionReceipt {
             action_id: "act-1".into(),
             at: now(),
+            outcome: ActionOutcome::Pending,
         }),
     });
     assert!(
@@ -296,7 +297,7 @@ fn a_key_press_reaches_the_wire_with_the_token() {
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body).unwrap();
-        let reply = r#"{"action_id":"act-9","at":"2026-07-01T12:00:00Z"}"#;
+        let reply = r#"{"action_id":"act-9","at":"2026-07-01T12:00:00Z","outcome":"accepted"}"#;
         write!(
             conn,
             "HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
@@ -319,6 +320,7 @@ fn a_key_press_reaches_the_wire_with_the_token() {
     let client = Client::new(&url, "tok-123\n").unwrap();
     let receipt = client.act(alert_id.as_deref(), &action).unwrap();
     assert_eq!(receipt.action_id, "act-9");
+    assert_eq!(receipt.outcome, ActionOutcome::Accepted);
     let (head, body) = server.join().unwrap();
     assert_eq!(head[0], format!("POST /api/alerts/{id}/note HTTP/1.1"));
     assert!(

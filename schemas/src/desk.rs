@@ -393,6 +393,9 @@ pub struct ActionReceipt {
     pub action_id: String,
     /// The logical time it was sent at.
     pub at: Timestamp,
+    /// The verdict when the answer left: accepted, or still pending (a rejection is a 403).
+    #[serde(flatten)]
+    pub outcome: ActionOutcome,
 }
 
 /// `GET /api/actions/{id}`: an action and how it ended.

@@ -152,7 +152,7 @@ fn shared(a: &SharedAlert, out: &mut Vec<Line<'static>>) {
         a.rule,
         a.rule_version,
         format::utc_day_hm(a.window_start),
-        format::utc_hms(a.window_end),
+        format::utc_day_hm(a.window_end),
     )));
     out.push(Line::from(format!("marking {}", marking(&a.marking))));
 

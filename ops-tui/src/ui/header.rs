@@ -132,10 +132,11 @@ fn status(app: &App) -> Line<'static> {
         } else {
             Style::new()
         };
+        // The queue's own count, so the header and the queue always agree.
         spans.push(Span::raw(format!(
             "{} ev/s{lag} · {} open · ",
             format::thousands(h.events_per_sec.max(0.0).round() as u64),
-            h.open_alerts
+            app.desk.queue.len()
         )));
         spans.push(Span::styled(
             format!("{} dead letters", format::thousands(h.dead_letters)),
