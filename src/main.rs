@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout)] // The CLI's job is to print.
 
 mod delivery_cli;
+mod desk;
 mod kafka_cli;
 mod metrics_http;
 mod roster;
@@ -34,6 +35,11 @@ struct Cli {
 enum Command {
     /// Runs the fusion center (default: on the embedded scenario generator).
     Run(run::RunArgs),
+    /// Opens the duty-desk terminal on a desk API (`fusion run --desk-addr`).
+    Desk(desk::cli::DeskArgs),
+    /// Adds, revokes or lists the officers who may use the desk.
+    #[command(subcommand)]
+    Officer(desk::cli::OfficerCommand),
     /// Verifies and prints signed webhooks (for bureaus, drills and tests).
     Receive(delivery_cli::ReceiveArgs),
     /// Delivers alert changes from a file through the durable outbox until all are delivered.
@@ -132,11 +138,13 @@ fn dispatch() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(desk::LogWriter)
         .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Desk(args) => desk::cli::desk(args),
+        Command::Officer(cmd) => desk::cli::officer(cmd),
         Command::Roster(args) => roster::run(args),
         Command::Receive(args) => delivery_cli::receive(args),
         Command::Deliver(args) => delivery_cli::deliver(args),

@@ -104,6 +104,22 @@ pub struct RunArgs {
     /// port 0 picks a free port, logged at start.
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
+    // --- desk (issue 11) ---
+    /// Serve the duty desk's API at http://ADDR/api (with /healthz, /readyz, /metrics);
+    /// port 0 picks a free port, logged at start.
+    #[arg(long)]
+    desk_addr: Option<std::net::SocketAddr>,
+    /// The desk's officers file (`fusion officer add` writes it).
+    #[arg(long, default_value = crate::desk::DEFAULT_OFFICERS)]
+    officers: PathBuf,
+    /// Never open the desk in this terminal (it opens by itself when stdout is one).
+    #[arg(long)]
+    headless: bool,
+    /// The token of the officer working the desk in this terminal (default: a console
+    /// officer of the center on duty, for this run only).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    // --- end desk ---
 }
 
 /// The configuration file `given`, or the shipped `default` when none is given and it exists.
@@ -332,6 +348,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let (out_tx, out_rx) = crossbeam_channel::unbounded::<Output>();
 
     let roster = load_roster(args.roster.as_deref())?;
+    // --- desk (issue 11): the API, its action input, the terminal when there is one ---
+    let mut desk = crate::desk::start::DeskRun::start(crate::desk::start::DeskOptions {
+        addr: args.desk_addr,
+        officers: &args.officers,
+        headless: args.headless,
+        token_file: args.token_file.as_deref(),
+        topic_prefix: &args.topic_prefix,
+        roster: roster.as_ref(),
+        kafka: kafka.as_ref(),
+        metrics: &metrics,
+    })?;
+    if let Some(d) = desk.as_mut() {
+        source = d.wrap(source);
+    }
+    // --- end desk ---
     let embedded = args.kafka.is_none() && args.input.is_none();
     let window = |given: Option<Duration>, live: u64, embedded_default: u64| {
         let d = given.unwrap_or(Duration::from_secs(if embedded {
@@ -394,6 +425,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         let rejected_topic = kafka.as_ref().map(KafkaDeadLetters::new).transpose()?;
         let topic_prefix = args.topic_prefix.clone();
+        let desk_hub = desk.as_ref().map(|d| d.hub.clone()); // desk (issue 11)
         std::thread::Builder::new()
             .name("alert-output".into())
             .spawn(move || -> anyhow::Result<()> {
@@ -453,6 +485,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                         Output::Closed(frontier) => {
                             let bound = snaps.bound(frontier);
                             let still_open = routing.split_off(&bound);
+                            // desk (issue 11): the closed routing changes, for the desk below.
+                            let desk_routing: Vec<(u64, Vec<RoutingChange>)> = match &desk_hub {
+                                Some(_) => routing.iter().map(|(t, c)| (*t, c.clone())).collect(),
+                                None => Vec::new(),
+                            };
                             for (time, changes) in std::mem::replace(&mut routing, still_open) {
                                 for change in changes {
                                     if let RoutingChange::Duty { diff, duty } = &change
@@ -486,6 +523,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                                 sink.flush()?;
                             }
                             let closed = snaps.close_before(frontier);
+                            if let Some(hub) = &desk_hub {
+                                // desk (issue 11): one consistent closed time after another.
+                                hub.closed(bound, &desk_routing, &closed);
+                            }
                             for (_, changes) in &closed {
                                 for c in changes {
                                     stats.alert_changes.fetch_add(1, Ordering::Relaxed);
@@ -581,6 +622,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             },
         );
     };
+    // --- desk (issue 11) ---
+    if let Some(d) = &desk {
+        d.open_terminal(Path::new("fusion-run.log"), &stop)?;
+    }
+    // --- end desk ---
     while !ingest.is_finished() {
         std::thread::sleep(Duration::from_millis(50));
         if args.duration.is_some_and(|d| started.elapsed() >= d) {
@@ -591,7 +637,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             let rate = (events - last_events) as f64 / last_tick.elapsed().as_secs_f64();
             last_events = events;
             last_tick = Instant::now();
-            summary(started.elapsed().as_secs_f64(), rate);
+            // desk (issue 11): health for the desk; no progress lines over its terminal.
+            if let Some(d) = &desk {
+                d.report(&ingest_stats, rate);
+            }
+            if desk.as_ref().is_none_or(|d| !d.terminal_open()) {
+                summary(started.elapsed().as_secs_f64(), rate);
+            }
         }
     }
     ingest
