@@ -356,3 +356,55 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<u64> {
     );
     Ok(records.len() as u64)
 }
+
+/// Publishes the embedded scenario (seed `seed`, `rate` events per second, starting now)
+/// to the input topics of `brokers`, each record when the wall clock reaches its
+/// timestamp (its Kafka timestamp), until `done` is set: the traffic of `fusion load --kafka`.
+pub fn spawn_load_publisher(
+    brokers: &str,
+    prefix: &str,
+    seed: u64,
+    rate: u32,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
+    let mut producers = std::collections::BTreeMap::new();
+    for topic in Topic::INPUTS {
+        let producer = TopicProducer::new(brokers, format!("{prefix}{}", topic.suffix()))
+            .with_context(|| format!("cannot produce to {brokers}"))?;
+        producers.insert(topic, producer);
+    }
+    let generator = load_tests::Generator::new(load_tests::ScenarioConfig {
+        seed,
+        events: None,
+        start_ms: jiff::Timestamp::now().as_millisecond(),
+        events_per_sec: rate.max(1),
+        track_truth: false,
+        ..load_tests::ScenarioConfig::default()
+    });
+    Ok(std::thread::Builder::new()
+        .name("load-publisher".into())
+        .spawn(move || -> anyhow::Result<()> {
+            for rec in generator {
+                if done.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let wait = rec.timestamp_ms - jiff::Timestamp::now().as_millisecond();
+                if wait > 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(
+                        u64::try_from(wait).unwrap_or(0),
+                    ));
+                }
+                if let Some(p) = producers.get(&rec.topic) {
+                    p.send(
+                        rec.key.as_deref().map(str::as_bytes),
+                        &rec.payload,
+                        Some(rec.timestamp_ms),
+                    )?;
+                }
+            }
+            for p in producers.values() {
+                p.flush()?;
+            }
+            Ok(())
+        })?)
+}

@@ -7,6 +7,7 @@
 mod delivery_cli;
 mod desk;
 mod kafka_cli;
+mod load;
 mod metrics_http;
 mod roster;
 mod run;
@@ -35,6 +36,9 @@ struct Cli {
 enum Command {
     /// Runs the fusion center (default: on the embedded scenario generator).
     Run(run::RunArgs),
+    /// Drives `fusion run` with generated traffic at a steady rate and reports throughput,
+    /// ingestion-to-alert latency, CPU and memory (JSON).
+    Load(load::LoadArgs),
     /// Opens the duty-desk terminal on a desk API (`fusion run --desk-addr`).
     Desk(desk::cli::DeskArgs),
     /// Adds, revokes or lists the officers who may use the desk.
@@ -143,6 +147,7 @@ fn dispatch() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Load(args) => load::load(args),
         Command::Desk(args) => desk::cli::desk(args),
         Command::Officer(cmd) => desk::cli::officer(cmd),
         Command::Roster(args) => roster::run(args),

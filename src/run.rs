@@ -16,7 +16,7 @@ use dataflow::roster::{Roster, RosterSpec};
 use dataflow::runtime::Output;
 use dataflow::snapshot::Snapshots;
 use dataflow::views::warning_lists::{self, WarningEntry};
-use ingest::embedded::{EmbeddedSource, wall_clock};
+use ingest::embedded::EmbeddedSource;
 use ingest::files::JsonLinesDir;
 use ingest::kafka::{KafkaAlerts, KafkaConfig, KafkaDeadLetters, KafkaSource};
 use ingest::{
@@ -47,9 +47,13 @@ pub struct RunArgs {
     /// Seed of the embedded scenario.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Events per second of the embedded scenario.
+    /// Events per second of the embedded scenario (per second of its clock).
     #[arg(long, default_value_t = 10_000)]
     rate: u32,
+    /// How many times faster than the wall clock the embedded scenario's clock runs (a
+    /// soak compresses hours of logical time: windows, expiries and handovers, into minutes).
+    #[arg(long, default_value_t = 1)]
+    speed: u32,
     /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C (or the end of --input).
     #[arg(long, value_parser = crate::parse_duration)]
     duration: Option<Duration>,
@@ -246,7 +250,25 @@ const DELIVERY_GRACE: Duration = Duration::from_secs(10);
 /// commits what it can (the rest is read again on restart).
 const FINISH_WAIT: Duration = Duration::from_secs(30);
 
+/// What a load driver observes of a run (see `fusion load`).
+#[derive(Default, Clone)]
+pub struct Hooks {
+    /// Stamps the ingestion of each logical time; alert changes are then timed against it.
+    pub latency: Option<Arc<ingest::latency::LatencyProbe>>,
+    /// Ingestion-to-alert-change latencies, in microseconds.
+    pub samples: Arc<std::sync::Mutex<Vec<u32>>>,
+    /// The ingest counters, shared with the driver.
+    pub stats: Option<Arc<IngestStats>>,
+    /// No summary line per second (the driver shows its own progress).
+    pub quiet: bool,
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    run_with(args, Hooks::default())
+}
+
+/// [`run`], observed through `hooks`.
+pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
     let workers = args.workers.max(1);
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -281,9 +303,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 events: None,
                 start_ms: jiff::Timestamp::now().as_millisecond(),
                 events_per_sec: args.rate.max(1),
+                // An endless stream: its ground truth would grow without bound.
+                track_truth: false,
                 ..load_tests::ScenarioConfig::default()
             },
-            wall_clock(),
+            ingest::embedded::sped_up_clock(args.speed.max(1)),
         )),
     };
     let dead: Box<dyn DeadLetterSink> = match (&kafka, &args.deadletters_out) {
@@ -389,7 +413,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .name("dataflow".into())
         .spawn(move || dataflow::runtime::run(receivers, config, out_tx))?;
 
-    let ingest_stats = Arc::new(IngestStats::default());
+    let ingest_stats = hooks.stats.clone().unwrap_or_default();
     let ingest = {
         let stats = Arc::clone(&ingest_stats);
         let stop = Arc::clone(&stop);
@@ -400,11 +424,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         let router = Router::new(senders, args.epoch_ms);
         let durable = Arc::clone(&durable);
+        let latency_probe = hooks.latency.clone();
         std::thread::Builder::new()
             .name("ingest".into())
             .spawn(move || {
                 let mut ingestor = Ingestor::new(config, router, DynSink(dead), stats)
                     .with_durable_frontier(durable);
+                if let Some(probe) = latency_probe {
+                    ingestor = ingestor.with_latency_probe(probe);
+                }
                 ingestor.run(source.as_mut(), &stop)?;
                 ingestor.finish(source.as_mut(), FINISH_WAIT)
             })?
@@ -412,6 +440,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let out_stats = Arc::new(OutputStats::default());
     let output = {
+        let latency = hooks.latency.clone();
+        let samples = Arc::clone(&hooks.samples);
         let stats = Arc::clone(&out_stats);
         let durable = Arc::clone(&durable);
         let outbox = outbox.clone();
@@ -527,6 +557,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                                 // desk (issue 11): one consistent closed time after another.
                                 hub.closed(bound, &desk_routing, &closed);
                             }
+                            if let Some(probe) = &latency {
+                                let now = Instant::now();
+                                let mut samples = samples
+                                    .lock()
+                                    .map_err(|_| anyhow!("latency samples poisoned"))?;
+                                for (time, changes) in &closed {
+                                    let opened_or_updated = changes.iter().any(|c| {
+                                        matches!(
+                                            c.change,
+                                            schemas::ChangeKind::Opened
+                                                | schemas::ChangeKind::Updated
+                                        )
+                                    });
+                                    if let Some(at) =
+                                        probe.ingested_at(*time).filter(|_| opened_or_updated)
+                                    {
+                                        let us = now.saturating_duration_since(at).as_micros();
+                                        samples.push(u32::try_from(us).unwrap_or(u32::MAX));
+                                    }
+                                }
+                                probe.forget_before(bound);
+                            }
                             for (_, changes) in &closed {
                                 for c in changes {
                                     stats.alert_changes.fetch_add(1, Ordering::Relaxed);
@@ -641,7 +693,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             if let Some(d) = &desk {
                 d.report(&ingest_stats, rate);
             }
-            if desk.as_ref().is_none_or(|d| !d.terminal_open()) {
+            if desk.as_ref().is_none_or(|d| !d.terminal_open()) && !hooks.quiet {
                 summary(started.elapsed().as_secs_f64(), rate);
             }
         }

@@ -212,6 +212,36 @@ pub fn severity(confidence: u8, sensors: usize, countries: usize, victims: usize
     })
 }
 
+/// The alert for the raw matches `matches` of one indicator in the window starting at
+/// `window_ms`, before corroboration: [`base_alert`] of their [`crate::evidence::aggregate`]
+/// (pure; the definition the views' tests compare with).
+pub fn build_alert(window_ms: i64, matches: &[&crate::matching::Match]) -> Option<Alert> {
+    let ind = &matches.first()?.indicator;
+    let kept = crate::evidence::KeptIndicator::of(ind)?;
+    let made: Vec<crate::history::Made> = matches
+        .iter()
+        .map(|m| {
+            let s = &m.sighting;
+            crate::history::Made {
+                indicator: kept.id,
+                target: kept.target,
+                evidence: crate::history::Evidence::Raw(crate::history::RawSighting {
+                    event_ref: crate::history::event_ref(&s.sensor_id, &s.event_id),
+                    event_id: s.event_id.as_str().into(),
+                    sensor_id: s.sensor_id.as_str().into(),
+                    country: crate::history::Country::new(&s.country),
+                    observed_ms: s.observed_ms,
+                    ingested_ms: s.ingested_ms,
+                    victim: s.victim,
+                    account: s.account.as_deref().map(Into::into),
+                }),
+            }
+        })
+        .collect();
+    let sightings = crate::evidence::aggregate(&kept, window_ms, &made)?;
+    Some(base_alert(ind, &sightings))
+}
+
 /// The alert of `indicator` (its current version) with the evidence `s`, before
 /// corroboration (pure; also the oracle's definition).
 pub fn base_alert(ind: &Indicator, s: &AlertSightings) -> Alert {

@@ -280,8 +280,16 @@ pub fn aggregate<'a>(
     made: impl IntoIterator<Item = &'a Made>,
 ) -> Option<AlertSightings> {
     let mut agg = Agg::default();
+    let mut events = FxHashSet::default();
+    let mut cells = FxHashSet::default();
     for m in made {
-        if admits(ind, m) {
+        let first = match &m.evidence {
+            Evidence::Raw(r) => events.insert(r.event_ref),
+            Evidence::Summary(s) => {
+                cells.insert((s.shard, s.observable, s.sensor_id.clone(), s.hour))
+            }
+        };
+        if first && admits(ind, m) {
             agg.add(&m.evidence, ind.created_ms);
         }
     }

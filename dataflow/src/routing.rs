@@ -28,7 +28,16 @@
 //! roster change cannot rewrite a decision already taken (judgements are kept once
 //! made, like matches in [`crate::matching`]); the cross joins with the duty and
 //! roster (one record each) run on one worker.
+//!
+//! Bounded state: every fact kept once made (openings, actions, judgements, duty steps,
+//! deadlines, handover markers) is dropped `horizon_ms` after it was made. The runtime
+//! sets the horizon beyond the longest an alert can live (a day of window, the history's
+//! retention and the expiry grace), so by then the alert it is about has expired and the
+//! fact changes nothing; handover digests older than the horizon leave the handover view.
 
+use std::collections::BTreeMap;
+
+use differential_dataflow::hashable::Hashable;
 use differential_dataflow::{AsCollection, VecCollection};
 use schemas::routing::{
     Acceptance, AlertRouting, AlertState, DeskNote, DutyStatus, Escalation, EscalationReason,
@@ -36,7 +45,10 @@ use schemas::routing::{
 };
 use schemas::{ActionKind, Alert, DeskAction, ErrorCode, Severity};
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::{Filter, Map};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
 
 use crate::Time;
 use crate::duty_clock::{duty_at, duty_clock, instant, logical};
@@ -107,18 +119,70 @@ enum DigestPart {
     Accept(Time, String),
 }
 
-/// The records of `c`, each with the logical time it was added at; only additions
-/// count and they are kept (a later retraction does not undo them).
-fn made<'s, D>(c: VecCollection<'s, Time, D>) -> VecCollection<'s, Time, (D, Time)>
+/// The records of `c`, each with the logical time it was added at: every time a record's
+/// count rises, `(record, time)` is made; a later retraction does not undo it. A made
+/// record is dropped `horizon_ms` of logical time later: a fact about an alert outlives
+/// no alert (see [`routing`]), so the routing state is bounded by the alerts' life.
+fn made<'s, D>(c: VecCollection<'s, Time, D>, horizon_ms: u64) -> VecCollection<'s, Time, (D, Time)>
 where
     D: differential_dataflow::ExchangeData + std::hash::Hash,
 {
-    c.consolidate()
-        .inner
-        .filter(|(_, _, diff)| *diff > 0)
-        .map(|(d, t, _)| ((d, t), t, 1))
+    c.inner
+        .unary_frontier::<CapacityContainerBuilder<Vec<((D, Time), Time, isize)>>, _, _, _>(
+            Exchange::new(|(d, _, _): &(D, Time, isize)| d.hashed()),
+            "Made",
+            move |cap, _info| {
+                let mut cap = Some(cap);
+                let mut pending: BTreeMap<Time, Vec<(D, isize)>> = BTreeMap::new();
+                let mut forget: BTreeMap<Time, Vec<(D, Time)>> = BTreeMap::new();
+                move |(input, frontier), output| {
+                    input.for_each(|_time, data| {
+                        for (d, t, diff) in data.drain(..) {
+                            pending.entry(t).or_default().push((d, diff));
+                        }
+                    });
+                    let bound = frontier.frontier().first().copied();
+                    loop {
+                        let next = [pending.keys().next(), forget.keys().next()]
+                            .into_iter()
+                            .flatten()
+                            .copied()
+                            .min();
+                        let Some(t) = next.filter(|t| bound.is_none_or(|b| *t < b)) else {
+                            break;
+                        };
+                        let Some(cap) = cap.as_ref() else { break };
+                        let at = cap.delayed(&t);
+                        let mut session = output.session(&at);
+                        if let Some(mut updates) = pending.remove(&t) {
+                            updates.sort();
+                            crate::history::consolidate(&mut updates);
+                            for (d, diff) in updates {
+                                if diff > 0 {
+                                    session.give(((d.clone(), t), t, 1));
+                                    forget
+                                        .entry(t.saturating_add(horizon_ms).max(t + 1))
+                                        .or_default()
+                                        .push((d, t));
+                                }
+                            }
+                        }
+                        for (d, made_at) in forget.remove(&t).unwrap_or_default() {
+                            session.give(((d, made_at), t, -1));
+                        }
+                    }
+                    match bound {
+                        Some(b) => {
+                            if let Some(cap) = cap.as_mut() {
+                                cap.downgrade(&b);
+                            }
+                        }
+                        None => cap = None,
+                    }
+                }
+            },
+        )
         .as_collection()
-        .distinct()
 }
 
 /// Judges each probe `(alert_id, time, probe)` with the roster in force at its time
@@ -126,12 +190,13 @@ where
 fn judge<'s>(
     probes: VecCollection<'s, Time, (String, Time, Probe)>,
     versions: VecCollection<'s, Time, (RosterSpec, Time)>,
+    horizon_ms: u64,
 ) -> VecCollection<'s, Time, ((String, Time, Probe), (Option<DutyStatus>, SlaSpec))> {
     let pairs = probes
         .map(|p| ((), p))
         .join_map(versions.map(|v| ((), v)), |_, p, v| (p.clone(), v.clone()));
     let mut cache: Option<(RosterSpec, Roster)> = None;
-    made(pairs)
+    made(pairs, horizon_ms)
         .map(|(pair, _)| pair)
         .reduce_named(
             "JudgeAtRoster",
@@ -219,6 +284,7 @@ pub fn routing<'s>(
     alerts: VecCollection<'s, Time, Alert>,
     actions: VecCollection<'s, Time, DeskAction>,
     roster: VecCollection<'s, Time, RosterSpec>,
+    horizon_ms: u64,
 ) -> RoutingViews<'s> {
     let versions = roster_versions(roster);
     let duty = duty_clock(versions.clone());
@@ -226,7 +292,7 @@ pub fn routing<'s>(
     let content = alerts.map(|a| (a.id, a.severity));
     let ids = content.clone().map(|(id, _)| id).distinct();
     // First appearance of each id, kept.
-    let opened = made(ids.clone()).reduce_named(
+    let opened = made(ids.clone(), horizon_ms).reduce_named(
         "AlertOpened",
         |_id, times: &[(&Time, isize)], out: &mut Vec<(Time, isize)>| {
             if let Some((t, _)) = times.iter().min() {
@@ -235,9 +301,14 @@ pub fn routing<'s>(
         },
     );
 
-    let action_probes = made(actions).map(|(a, t)| (a.alert_id.clone(), t, Probe::Action(a)));
+    let action_probes =
+        made(actions, horizon_ms).map(|(a, t)| (a.alert_id.clone(), t, Probe::Action(a)));
     let open_probes = opened.clone().map(|(id, t)| (id, t, Probe::Opened));
-    let judged = judge(open_probes.concat(action_probes), versions.clone());
+    let judged = judge(
+        open_probes.concat(action_probes),
+        versions.clone(),
+        horizon_ms,
+    );
 
     let judged_opened = judged
         .clone()
@@ -276,8 +347,9 @@ pub fn routing<'s>(
         .map(|((id, d), t, r)| ((id, d), t.max(d), r))
         .as_collection();
     let deadline_steps = judge(
-        made(ticks).map(|((id, _), t)| (id, t, Probe::Deadline)),
+        made(ticks, horizon_ms).map(|((id, _), t)| (id, t, Probe::Deadline)),
         versions,
+        horizon_ms,
     )
     .map(|((id, te, _), (duty, _))| (id, Fact::Step(te, Box::new(Step::Deadline(duty)))));
 
@@ -289,6 +361,7 @@ pub fn routing<'s>(
             .join_map(duty.clone().map(|d| ((), d)), |_, (id, opened), d| {
                 (id.clone(), *opened, d.clone())
             }),
+        horizon_ms,
     )
     .filter(|((_, opened, _), t)| t > opened)
     .map(|((id, _, d), t)| (id, Fact::Step(t, Box::new(Step::Duty(d)))));
@@ -327,7 +400,7 @@ pub fn routing<'s>(
     let escalations = routed.clone().flat_map(|r| r.escalation);
 
     // Digests: one per handover instant, with the alerts handed over and the acceptance.
-    let markers = made(duty.clone())
+    let markers = made(duty.clone(), horizon_ms)
         .filter(|(d, t)| d.previous.is_some() && logical(d.since.as_millisecond()) == *t)
         .map(|(d, t)| {
             (

@@ -106,11 +106,124 @@ struct Inputs {
     /// The roster, inserted at the first logical time (not at 0: the duty clock would
     /// replay every handover since 1970).
     pending_roster: Option<RosterSpec>,
+    /// The indicator versions and desk actions held, and when each leaves the inputs.
+    held: Held,
     now: Time,
+}
+
+/// What keeps the inputs bounded: every indicator version and desk action leaves its input
+/// collection once it can no longer matter (see [`Held::insert_indicator`]). Indicators
+/// and actions are routed to workers by id, so each worker sees every version of its ids.
+#[derive(Default)]
+struct Held {
+    /// Per indicator id, the versions in the input (the latest last).
+    versions: std::collections::HashMap<String, Vec<Indicator>>,
+    /// Versions and actions to remove, by logical time.
+    due: std::collections::BTreeMap<Time, Vec<Gone>>,
+    /// How long a superseded or revoked version stays: the history's retention.
+    retention_ms: u64,
+    /// How long after its validity an indicator can still matter: the retention, the grace
+    /// of its last alerts and their window (the routing horizon).
+    horizon_ms: u64,
+}
+
+/// An input record leaving its collection.
+enum Gone {
+    Version(Indicator),
+    Action(DeskAction),
+}
+
+impl Held {
+    /// Schedules what `i`, arriving at `now`, makes obsolete; returns false for a version
+    /// that is obsolete itself (an exact repeat, or older than the latest: it would
+    /// never be current) and is not inserted.
+    fn insert_indicator(&mut self, i: &Indicator, now: Time) -> bool {
+        let versions = self.versions.entry(i.id.clone()).or_default();
+        if let Some(latest) = versions.last()
+            && (i.modified, i) <= (latest.modified, latest)
+        {
+            return false;
+        }
+        // The version it supersedes stays as long as history it matched may still age.
+        if let Some(previous) = versions.last() {
+            let at = now.saturating_add(self.retention_ms).max(now + 1);
+            self.due
+                .entry(at)
+                .or_default()
+                .push(Gone::Version(previous.clone()));
+        }
+        versions.push(i.clone());
+        // A revoked indicator goes after the retention; an expired one once no event can
+        // match it any more and its alerts have expired.
+        let end = if i.revoked {
+            Some(now.saturating_add(self.retention_ms))
+        } else {
+            i.valid_until.map(|u| {
+                Time::try_from(u.as_millisecond())
+                    .unwrap_or(0)
+                    .saturating_add(self.horizon_ms)
+            })
+        };
+        if let Some(end) = end {
+            self.due
+                .entry(end.max(now + 1))
+                .or_default()
+                .push(Gone::Version(i.clone()));
+        }
+        true
+    }
+
+    /// Schedules the removal of an action arriving at `now`.
+    fn insert_action(&mut self, a: &DeskAction, now: Time) {
+        let at = now.saturating_add(self.horizon_ms).max(now + 1);
+        self.due
+            .entry(at)
+            .or_default()
+            .push(Gone::Action(a.clone()));
+    }
+
+    /// Whether `i` is still in the input (removes it from the record if so).
+    fn take_version(&mut self, i: &Indicator) -> bool {
+        let Some(versions) = self.versions.get_mut(&i.id) else {
+            return false;
+        };
+        let Some(at) = versions.iter().position(|v| v == i) else {
+            return false;
+        };
+        versions.remove(at);
+        if versions.is_empty() {
+            self.versions.remove(&i.id);
+        }
+        true
+    }
 }
 
 impl Inputs {
     fn advance_to(&mut self, time: Time) {
+        // What leaves the inputs before `time` leaves at its own time.
+        while let Some((&at, _)) = self.held.due.first_key_value() {
+            if at > time {
+                break;
+            }
+            let Some((at, gone)) = self.held.due.pop_first() else {
+                break;
+            };
+            self.set_time(at);
+            for g in gone {
+                match g {
+                    Gone::Version(i) => {
+                        if self.held.take_version(&i) {
+                            self.indicators.remove(i);
+                        }
+                    }
+                    Gone::Action(a) => self.actions.remove(a),
+                }
+            }
+        }
+        self.set_time(time);
+    }
+
+    fn set_time(&mut self, time: Time) {
         if time > self.now {
             self.now = time;
             self.events.advance_to(time);
@@ -134,8 +247,15 @@ impl Inputs {
                 self.advance_to(time_ms);
                 match input {
                     Input::Event(ev) => self.events.insert(EventIn::of(ev)),
-                    Input::Indicator(i) => self.indicators.insert(i),
-                    Input::Action(a) => self.actions.insert(a),
+                    Input::Indicator(i) => {
+                        if self.held.insert_indicator(&i, self.now) {
+                            self.indicators.insert(i);
+                        }
+                    }
+                    Input::Action(a) => {
+                        self.held.insert_action(&a, self.now);
+                        self.actions.insert(a);
+                    }
                 }
             }
         }
@@ -192,6 +312,12 @@ pub fn run(
         warning_reloads,
     } = config;
     let warning_reloads = Arc::new(Mutex::new(warning_reloads));
+    // Nothing about an alert matters longer than this after it happened: a day of window,
+    // the history's retention (late evidence) and the expiry grace.
+    let horizon_ms = (crate::alerts::WINDOW_MS as u64)
+        .saturating_add(tiers.retention_ms)
+        .saturating_add(grace_ms)
+        .saturating_add(1);
     let feeds: Arc<Mutex<Vec<Option<Receiver<Vec<Feed>>>>>> =
         Arc::new(Mutex::new(feeds.into_iter().map(Some).collect()));
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
@@ -266,7 +392,7 @@ pub fn run(
                 .probe_with(&probe);
             let roster_input = if roster.is_some() {
                 let (roster_in, roster_coll) = scope.new_collection::<RosterSpec, isize>();
-                let views = routing::routing(alerts, action_coll, roster_coll);
+                let views = routing::routing(alerts, action_coll, roster_coll, horizon_ms);
                 let o = out.clone();
                 views
                     .alerts
@@ -315,6 +441,11 @@ pub fn run(
                 roster: roster_input,
                 // Worker 0 holds the roster.
                 pending_roster: if index == 0 { roster.clone() } else { None },
+                held: Held {
+                    retention_ms: tiers.retention_ms,
+                    horizon_ms,
+                    ..Held::default()
+                },
                 now: 0,
             }
         });

@@ -116,15 +116,48 @@ fn state_at(changes: &[(Time, Vec<AlertChange>)], time: Time) -> BTreeMap<String
     open
 }
 
-/// The current indicator versions after the inputs with time <= `time`.
-fn current_at(records: &[(Time, Input)], time: Time) -> BTreeMap<&str, &Indicator> {
+/// The current indicator versions after the inputs with time <= `time`: per id the
+/// greatest (modified, content) of the versions still held, unless revoked. A version is
+/// held from its arrival (if newer than every version held before it) until it is
+/// superseded plus the retention, revoked plus the retention, or its validity ended plus
+/// the horizon (a day of window, the retention and the grace).
+fn current_at(records: &[(Time, Input)], time: Time, m: Model) -> BTreeMap<&str, &Indicator> {
+    let horizon = (DAY_MS as u64)
+        .saturating_add(m.retention)
+        .saturating_add(m.grace)
+        .saturating_add(1);
+    let mut held: BTreeMap<&str, Vec<(&Indicator, Time, Time)>> = BTreeMap::new();
+    for (t, input) in records {
+        let Input::Indicator(i) = input else { continue };
+        let versions = held.entry(i.id.as_str()).or_default();
+        // The latest version still held when `i` arrives.
+        let latest = versions.iter_mut().rev().find(|(_, _, until)| *until > *t);
+        if let Some((latest, _, _)) = &latest
+            && (i.modified, i) <= (latest.modified, *latest)
+        {
+            continue;
+        }
+        if let Some(previous) = latest {
+            previous.2 = previous.2.min(t.saturating_add(m.retention).max(t + 1));
+        }
+        let mut until = Time::MAX;
+        if i.revoked {
+            until = t.saturating_add(m.retention).max(t + 1);
+        } else if let Some(u) = i.valid_until {
+            let end = Time::try_from(u.as_millisecond()).unwrap_or(0);
+            until = end.saturating_add(horizon).max(t + 1);
+        }
+        versions.push((i, *t, until));
+    }
     let mut latest: BTreeMap<&str, &Indicator> = BTreeMap::new();
-    for (_, input) in records.iter().filter(|(t, _)| *t <= time) {
-        if let Input::Indicator(i) = input {
-            let e = latest.entry(i.id.as_str()).or_insert(i);
-            if (i.modified, i) > (e.modified, *e) {
-                *e = i;
-            }
+    for (id, versions) in held {
+        let best = versions
+            .iter()
+            .filter(|(_, from, until)| *from <= time && time < *until)
+            .map(|(i, _, _)| *i)
+            .max_by(|a, b| (a.modified, *a).cmp(&(b.modified, *b)));
+        if let Some(i) = best {
+            latest.insert(id, i);
         }
     }
     latest.retain(|_, i| !i.revoked);
@@ -325,7 +358,7 @@ fn oracle_at(records: &[(Time, Input)], time: Time, m: Model) -> Oracle {
         };
         if next_input == Some(t) {
             at_index += 1;
-            let current = current_at(records, t);
+            let current = current_at(records, t, m);
             let mut made: Vec<Made> = Vec::new();
             // Versions added at t (what matching sees change), and their first targets.
             for (id, ind) in &current {
@@ -468,7 +501,7 @@ fn oracle_at(records: &[(Time, Input)], time: Time, m: Model) -> Oracle {
             tombstones.insert(key, forget);
         }
     }
-    let current = current_at(records, time);
+    let current = current_at(records, time, m);
     let config = CorroborationConfig::default();
     let key_of = |i: &Indicator| indicator_key(i.kind, &i.value);
     let open = emitted

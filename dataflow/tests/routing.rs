@@ -134,7 +134,7 @@ fn run(script: &[(Time, In)], end: Time, workers: usize) -> Updates {
             let (ah, alerts) = scope.new_collection::<Alert, isize>();
             let (dh, actions) = scope.new_collection::<DeskAction, isize>();
             let (rh, roster) = scope.new_collection::<RosterSpec, isize>();
-            let views = routing(alerts, actions, roster);
+            let views = routing(alerts, actions, roster, u64::MAX / 4);
             views.duty.inspect(send(&tx, Out::Duty)).probe_with(&probe);
             views
                 .alerts

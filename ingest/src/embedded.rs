@@ -16,6 +16,17 @@ pub fn wall_clock() -> Clock {
     Box::new(|| jiff::Timestamp::now().as_millisecond())
 }
 
+/// A clock that starts at the wall clock's time and runs `speed` times faster.
+pub fn sped_up_clock(speed: u32) -> Clock {
+    let start = jiff::Timestamp::now().as_millisecond();
+    let started = std::time::Instant::now();
+    let speed = i64::from(speed.max(1));
+    Box::new(move || {
+        let elapsed = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX / 4);
+        start.saturating_add(elapsed.saturating_mul(speed))
+    })
+}
+
 /// The scenario generator as a source.
 pub struct EmbeddedSource {
     generator: Generator,

@@ -81,6 +81,7 @@ pub struct Ingestor<D: DeadLetterSink> {
     dead: D,
     stats: Arc<IngestStats>,
     durable: Option<Arc<AtomicU64>>,
+    latency: Option<Arc<crate::latency::LatencyProbe>>,
     last_commit: Instant,
     last_time: u64,
 }
@@ -97,6 +98,7 @@ impl<D: DeadLetterSink> Ingestor<D> {
             dead,
             stats,
             durable: None,
+            latency: None,
             last_commit: Instant::now(),
             last_time: 0,
         }
@@ -106,6 +108,12 @@ impl<D: DeadLetterSink> Ingestor<D> {
     /// (every output at a time before it has been acknowledged).
     pub fn with_durable_frontier(mut self, durable: Arc<AtomicU64>) -> Self {
         self.durable = Some(durable);
+        self
+    }
+
+    /// Stamps the ingestion instant of each new logical time in `probe` (load measurement).
+    pub fn with_latency_probe(mut self, probe: Arc<crate::latency::LatencyProbe>) -> Self {
+        self.latency = Some(probe);
         self
     }
 
@@ -141,6 +149,9 @@ impl<D: DeadLetterSink> Ingestor<D> {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let t = self.router.send(timestamp_ms, input)?;
+        if let Some(probe) = &self.latency {
+            probe.stamp(t);
+        }
         self.stats.logical_time_ms.fetch_max(t, Ordering::Relaxed);
         self.last_time = self.last_time.max(t);
         Ok(t)

@@ -16,6 +16,7 @@ pub mod embedded;
 pub mod files;
 pub mod ingestor;
 pub mod kafka;
+pub mod latency;
 pub mod metrics;
 pub mod record;
 pub mod router;

@@ -39,6 +39,9 @@ pub struct ScenarioConfig {
     pub events_per_sec: u32,
     /// Share of event slots that carry a deliberately bad payload (0 to 1).
     pub bad_record_ratio: f64,
+    /// Whether to compute the ground truth of matches as records are emitted. It grows
+    /// with every campaign hit; an endless stream (the embedded source) turns it off.
+    pub track_truth: bool,
 }
 
 impl Default for ScenarioConfig {
@@ -49,6 +52,7 @@ impl Default for ScenarioConfig {
             start_ms: DEFAULT_START_MS,
             events_per_sec: 10_000,
             bad_record_ratio: 0.001,
+            track_truth: true,
         }
     }
 }
@@ -92,6 +96,7 @@ pub struct Generator {
     osint_items: Vec<u64>,
     truth: Truth,
     matcher: Matcher,
+    track_truth: bool,
 }
 
 /// Event kinds of benign traffic with their share in percent.
@@ -256,6 +261,7 @@ impl Generator {
                 ..Truth::default()
             },
             matcher: Matcher::default(),
+            track_truth: cfg.track_truth,
         }
     }
 
@@ -288,7 +294,9 @@ impl Generator {
                 item,
                 indicator,
             } => {
-                self.matcher.on_indicator(&indicator, &mut self.truth);
+                if self.track_truth {
+                    self.matcher.on_indicator(&indicator, &mut self.truth);
+                }
                 self.mark_published(campaign, item);
                 GeneratedRecord {
                     topic: Topic::PartnerIndicators,
@@ -304,7 +312,9 @@ impl Generator {
                 osint,
             } => {
                 // Exactly what ingest makes of the item.
-                if let Ok(ind) = osint.to_indicator() {
+                if self.track_truth
+                    && let Ok(ind) = osint.to_indicator()
+                {
                     self.matcher.on_indicator(&ind, &mut self.truth);
                 }
                 self.mark_published(campaign, item);
@@ -1110,7 +1120,9 @@ impl Iterator for Generator {
                     self.campaigns.remove(&hit.campaign);
                 }
                 if let Some(ev) = ev {
-                    self.matcher.on_event(&ev, &mut self.truth);
+                    if self.track_truth {
+                        self.matcher.on_event(&ev, &mut self.truth);
+                    }
                     if let Some(c) = usize::try_from(hit.campaign)
                         .ok()
                         .and_then(|c| self.truth.campaigns.get_mut(c))

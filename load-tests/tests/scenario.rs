@@ -480,6 +480,23 @@ fn unbounded_generator_keeps_going_and_truth_grows() {
 }
 
 #[test]
+fn without_truth_the_records_are_the_same_and_no_match_is_tracked() {
+    let with = Generator::new(ScenarioConfig {
+        seed: 9,
+        ..ScenarioConfig::default()
+    });
+    let mut without = Generator::new(ScenarioConfig {
+        seed: 9,
+        track_truth: false,
+        ..ScenarioConfig::default()
+    });
+    let a: Vec<_> = with.take(40_000).collect();
+    let b: Vec<_> = without.by_ref().take(40_000).collect();
+    assert_eq!(a, b);
+    assert!(without.truth().expected_matches.is_empty());
+}
+
+#[test]
 fn write_dir_writes_one_file_per_topic_and_the_truth() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = config(42, 60_000);
@@ -560,6 +577,7 @@ proptest! {
             start_ms: 1_600_000_000_000,
             events_per_sec: eps,
             bad_record_ratio: bad,
+            track_truth: true,
         };
         let (records, truth) = run(cfg);
         prop_assert!(records.windows(2).all(|w| w[0].timestamp_ms <= w[1].timestamp_ms));

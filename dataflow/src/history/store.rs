@@ -167,11 +167,15 @@ impl<V> Arena<V> {
 }
 
 /// An index from observables (exact keys, IPv4, IPv6 addresses) to lists of `V` in one
-/// arena: one map entry and one link per (observable, value).
+/// arena: one map entry and one link per (observable, value). IPv4 addresses are looked
+/// up in a hash map (one probe), and listed per /16 for network ranges; IPv6 addresses
+/// (rarer) are kept in order.
 #[derive(Debug, Clone)]
 struct Index<V> {
     keys: FxHashMap<u64, u32>,
-    v4: BTreeMap<u32, u32>,
+    v4: FxHashMap<u32, u32>,
+    /// The IPv4 addresses present, by their /16.
+    v4_by16: FxHashMap<u16, Vec<u32>>,
     v6: BTreeMap<u128, u32>,
     links: Arena<V>,
 }
@@ -180,7 +184,8 @@ impl<V: Copy> Default for Index<V> {
     fn default() -> Self {
         Self {
             keys: FxHashMap::default(),
-            v4: BTreeMap::new(),
+            v4: FxHashMap::default(),
+            v4_by16: FxHashMap::default(),
             v6: BTreeMap::new(),
             links: Arena::default(),
         }
@@ -217,9 +222,36 @@ impl<V: Copy> Index<V> {
     fn head_mut(&mut self, obs: Obs) -> &mut u32 {
         match obs {
             Obs::Key(k) => self.keys.entry(k).or_insert(NIL),
-            Obs::V4(a) => self.v4.entry(a).or_insert(NIL),
+            Obs::V4(a) => {
+                let by16 = &mut self.v4_by16;
+                self.v4.entry(a).or_insert_with(|| {
+                    by16.entry((a >> 16) as u16).or_default().push(a);
+                    NIL
+                })
+            }
             Obs::V6(a) => self.v6.entry(a).or_insert(NIL),
         }
+    }
+
+    fn head(&self, obs: Obs) -> Option<u32> {
+        match obs {
+            Obs::Key(k) => self.keys.get(&k).copied(),
+            Obs::V4(a) => self.v4.get(&a).copied(),
+            Obs::V6(a) => self.v6.get(&a).copied(),
+        }
+    }
+
+    /// Inserts `value` into the list of `obs` after the link `after` (at the head if none).
+    fn insert_after(&mut self, obs: Obs, after: Option<u32>, value: V) -> u32 {
+        let Some(prev) = after else {
+            return self.push(obs, value);
+        };
+        let next = self.links.get(prev).map_or(NIL, |l| l.next);
+        let at = self.links.push(Link { value, next });
+        if let Some(p) = self.links.get_mut(prev) {
+            p.next = at;
+        }
+        at
     }
 
     /// Prepends `value` to the list of `obs`; returns its link index.
@@ -252,10 +284,17 @@ impl<V: Copy> Index<V> {
                 .collect(),
             Target::V4 { net, len } => {
                 let (lo, hi) = v4_range(net, len);
-                self.v4
-                    .range((Bound::Included(lo), Bound::Included(hi)))
-                    .map(|(a, h)| (Obs::V4(*a), *h))
-                    .collect()
+                let mut out = Vec::new();
+                for prefix in (lo >> 16)..=(hi >> 16) {
+                    for a in self.v4_by16.get(&(prefix as u16)).into_iter().flatten() {
+                        if (lo..=hi).contains(a)
+                            && let Some(h) = self.v4.get(a)
+                        {
+                            out.push((Obs::V4(*a), *h));
+                        }
+                    }
+                }
+                out
             }
             Target::V6 { net, len } => {
                 let (lo, hi) = v6_range(net, len);
@@ -316,7 +355,8 @@ struct Partition {
     hot: FxHashMap<(Obs, u32, u32), u32>,
 }
 
-/// Cells an observable may have before they are indexed in [`Partition::hot`].
+/// Cells of an observable in its latest hours walked before all its cells are indexed in
+/// [`Partition::hot`].
 const HOT_AFTER: usize = 16;
 
 impl Partition {
@@ -330,24 +370,25 @@ impl Partition {
         country: Country,
         count: u32,
     ) {
-        let head = match obs {
-            Obs::Key(k) => self.index.keys.get(&k).copied(),
-            Obs::V4(a) => self.index.v4.get(&a).copied(),
-            Obs::V6(a) => self.index.v6.get(&a).copied(),
-        };
+        let head = self.index.head(obs);
         let hot = head.is_some_and(|h| self.is_hot(obs, h));
+        // Lists are kept by hour, latest first: a walk stops at the first older hour.
+        let mut after = None;
         let (found, cells) = if hot {
             (self.hot.get(&(obs, sensor, hour)).copied(), 0)
         } else {
-            // A short list: walk it.
             let mut n = 0;
             let mut found = None;
             for (at, c) in head.into_iter().flat_map(|h| self.index.list(h)) {
+                if c.hour < hour {
+                    break;
+                }
                 n += 1;
                 if c.sensor == sensor && c.hour == hour {
                     found = Some(at);
                     break;
                 }
+                after = Some(at);
             }
             (found, n)
         };
@@ -360,24 +401,29 @@ impl Partition {
             c.last_s = c.last_s.max(seconds.1);
             return;
         }
-        let at = self.index.push(
-            obs,
-            Cell {
-                sensor,
-                hour,
-                count,
-                first_s: seconds.0,
-                last_s: seconds.1,
-                country,
-            },
-        );
+        let cell = Cell {
+            sensor,
+            hour,
+            count,
+            first_s: seconds.0,
+            last_s: seconds.1,
+            country,
+        };
+        let at = if hot {
+            // Indexed cells need no order.
+            self.index.push(obs, cell)
+        } else {
+            self.index.insert_after(obs, after, cell)
+        };
         if hot {
             self.hot.insert((obs, sensor, hour), at);
         } else if cells >= HOT_AFTER {
-            // The list got long: index every cell of the observable from now on.
+            // Many cells in its latest hours: index every cell of the observable from now on.
             let all: Vec<(u32, u32, u32)> = self
                 .index
-                .list(at)
+                .head(obs)
+                .into_iter()
+                .flat_map(|h| self.index.list(h))
                 .map(|(i, c)| (i, c.sensor, c.hour))
                 .collect();
             for (i, sensor, hour) in all {
@@ -386,7 +432,8 @@ impl Partition {
         }
     }
 
-    /// Whether the observable whose list starts at `head` is indexed in [`Partition::hot`].
+    /// Whether the observable whose list starts at `head` is indexed in [`Partition::hot`]
+    /// (all its cells are, or none).
     fn is_hot(&self, obs: Obs, head: u32) -> bool {
         self.index
             .links
@@ -1024,6 +1071,44 @@ mod tests {
         let counts = summary_counts(&out);
         assert_eq!(counts.len(), 120);
         assert!(counts.iter().all(|(_, c)| *c == 2));
+    }
+
+    #[test]
+    fn late_events_of_older_hours_find_their_cells() {
+        let mut s = Store::new(
+            TierConfig {
+                retention_ms: 24 * 3_600_000,
+                ..config()
+            },
+            0,
+        );
+        let mut out = Vec::new();
+        let hour = 1_800_000_000_000i64 / HOUR_MS * HOUR_MS;
+        let t = hour as u64 + 3 * HOUR_MS as u64;
+        let mut n = 0;
+        // Hours out of order, sensors repeating: every (sensor, hour) gets 4 events.
+        for _ in 0..4 {
+            for h in [2, 0, 1] {
+                for sensor in 0..3 {
+                    let mut e = event(n, hour + h * HOUR_MS, &[100], &["10.9.8.7"]);
+                    e.sensor_id = format!("s{sensor}").into();
+                    s.add_event(e, t, &mut out);
+                    n += 1;
+                }
+            }
+            s.advance(s.next_change().unwrap_or(t));
+        }
+        s.advance(t + 600_000);
+        assert_eq!(
+            s.sizes().summaries,
+            18,
+            "9 cells for the key, 9 for the address"
+        );
+        s.add_indicator(&key(1, 100), t + 600_000, &mut out);
+        s.add_indicator(&net(2, "10.9.0.0/16"), t + 600_000, &mut out);
+        let counts = summary_counts(&out);
+        assert_eq!(counts.len(), 18);
+        assert!(counts.iter().all(|(_, c)| *c == 4), "{counts:?}");
     }
 
     #[test]
