@@ -46,7 +46,21 @@ fn missing_wrong_and_revoked_tokens_are_refused() {
     assert_eq!(session["drill"], Value::Null);
     assert_eq!(f.get("/api/alerts", Some(&token)).0, 200);
 
+    // A stream opened before the revocation ends with it.
+    let stream = {
+        let client = ops_tui::Client::new(&f.url, &token).unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        std::thread::spawn(move || {
+            let ended = client.stream(None, |_| true);
+            let _ = tx.send(ended.map_err(|e| e.to_string()));
+        });
+        rx
+    };
     f.revoke("alice");
+    let ended = stream
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the stream ends");
+    assert!(ended.unwrap_err().contains("closed the stream"));
     let (status, body) = f.get("/api/alerts", Some(&token));
     assert_eq!(status, 401, "{body}");
     assert!(body["message"].as_str().unwrap().contains("revoked"));

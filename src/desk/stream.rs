@@ -56,6 +56,9 @@ fn delta(hub: &DeskHub, entry: &ClosedEntry, center: usize) -> Option<Event> {
 struct Conn {
     hub: DeskHub,
     center: usize,
+    /// The caller's token, checked again every second: a revoked officer's stream ends.
+    token: String,
+    officers: Arc<super::officers::Officers>,
     changes: broadcast::Receiver<Arc<ClosedEntry>>,
     last_sent: u64,
     queued: VecDeque<Event>,
@@ -80,6 +83,12 @@ pub async fn events(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let hub = state.hub.clone();
     let center = caller.center_index;
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_string();
     let last_id: Option<u64> = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -112,6 +121,8 @@ pub async fn events(
     let conn = Conn {
         hub,
         center,
+        token,
+        officers: Arc::clone(&state.officers),
         changes,
         last_sent,
         queued,
@@ -141,7 +152,13 @@ pub async fn events(
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
-                _ = c.tick.tick() => c.queued.extend(health_event(&c.hub)),
+                _ = c.tick.tick() => {
+                    if c.officers.authenticate(&c.token).is_none() {
+                        tracing::info!("desk stream closed: the officer's token was revoked");
+                        return None;
+                    }
+                    c.queued.extend(health_event(&c.hub));
+                }
             }
         }
     });
