@@ -208,13 +208,27 @@ impl DeskRun {
         std::thread::Builder::new()
             .name("desk-terminal".into())
             .spawn(move || {
+                // However the terminal ends (a quit, an error, a panic), the run ends
+                // with it and prints its lines again.
+                let _closed = Closed { open, stop };
                 if let Err(e) = ops_tui::run(config) {
                     tracing::warn!(error = %e, "the desk terminal failed");
                 }
-                open.store(false, Ordering::Relaxed);
-                stop.store(true, Ordering::SeqCst);
             })
             .context("cannot start the desk terminal")?;
         Ok(())
+    }
+}
+
+/// Marks the desk's terminal closed and stops the run, when dropped.
+struct Closed {
+    open: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        self.open.store(false, Ordering::Relaxed);
+        self.stop.store(true, Ordering::SeqCst);
     }
 }
