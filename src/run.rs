@@ -237,7 +237,7 @@ struct OutputStats {
 
 /// Bound of each worker's input channel, in batches of up to [`ingest::router::BATCH`]
 /// records: back-pressure on the source when the dataflow lags.
-const FEED_CAPACITY: usize = 64;
+const FEED_CAPACITY: usize = 8;
 
 /// Partner feedback is queued once per this much logical time.
 const FEEDBACK_EVERY_MS: u64 = 60_000;

@@ -692,7 +692,7 @@ mod tests {
                 event_ref: n,
                 event_id: format!("e{n}").into(),
                 sensor_id: format!("s{}", n % 2).into(),
-                country: Country::new(if n % 2 == 0 { "FR" } else { "DE" }),
+                country: Country::new(if n.is_multiple_of(2) { "FR" } else { "DE" }),
                 observed_ms,
                 ingested_ms,
                 victim: victim.map(|v| v.parse().unwrap()),

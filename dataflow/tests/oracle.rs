@@ -202,7 +202,7 @@ impl Model {
 
     /// The logical time at which an event ingested at `te` stops being raw evidence.
     fn raw_end(&self, te: Time) -> Time {
-        let chunk = (self.evidence / 60).clamp(1, 60_000);
+        let chunk = (self.evidence / 600).clamp(1, 10_000);
         (te - te % chunk)
             .saturating_add(chunk)
             .saturating_add(self.evidence)
@@ -342,7 +342,7 @@ fn oracle_at(records: &[(Time, Input)], time: Time, m: Model) -> Oracle {
     let mut expired = BTreeSet::new();
     let mut previous: BTreeMap<&str, &Indicator> = BTreeMap::new();
     let window_end = |w: i64| u64::try_from(w + DAY_MS).unwrap_or(0);
-    let mut clock: Vec<Time> = times.clone();
+    let clock: Vec<Time> = times.clone();
     let mut at_index = 0;
     let mut now_current: BTreeMap<&str, &Indicator> = BTreeMap::new();
     loop {

@@ -85,10 +85,13 @@ impl Router {
         Ok(())
     }
 
-    /// Tells every worker that no record earlier than the epoch holding `watermark_ms` will come.
+    /// Tells every worker that no record earlier than the watermark's epoch will come: no
+    /// record stamped before `watermark_ms` will come, and a record stamped at or after it
+    /// takes the epoch boundary at or after it (times round up), so that boundary is the
+    /// new floor. An epoch closes as soon as the watermark reaches its end.
     pub fn advance(&mut self, watermark_ms: i64) -> Result<(), Disconnected> {
         let w = u64::try_from(watermark_ms).unwrap_or(0);
-        let time_ms = w / self.epoch_ms * self.epoch_ms;
+        let time_ms = w.div_ceil(self.epoch_ms).saturating_mul(self.epoch_ms);
         if time_ms > self.floor {
             self.floor = time_ms;
             for buffer in &mut self.buffers {
@@ -127,9 +130,14 @@ mod tests {
         r.advance(2005).unwrap();
         assert_eq!(
             rx.try_recv().unwrap(),
-            vec![Feed::Advance { time_ms: 2000 }]
+            vec![Feed::Advance { time_ms: 2010 }]
         );
-        assert_eq!(r.time_for(1500), 2000, "a late record counts at the clock");
+        assert_eq!(
+            r.time_for(2005),
+            2010,
+            "a record at the watermark is not late"
+        );
+        assert_eq!(r.time_for(1500), 2010, "a late record counts at the clock");
         r.advance(1000).unwrap();
         assert!(rx.try_recv().is_err(), "the clock never goes back");
     }

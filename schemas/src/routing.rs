@@ -246,7 +246,9 @@ pub struct RejectedAction {
 /// One change of a routing view at one logical time, as written to `--routing-out` and
 /// served to the desk: `diff` is +1 when the record appears and -1 when it is replaced
 /// or withdrawn.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(tag = "view", rename_all = "snake_case")]
 pub enum RoutingChange {
     /// An alert's owner, state, notes and escalation.
