@@ -24,7 +24,7 @@ use crate::history::{EventIn, HistoryReport, IndicatorIn, TierConfig, history_ma
 use crate::roster::RosterSpec;
 use crate::views::corroboration::CorroborationConfig;
 use crate::views::warning_lists::{self, WarningEntry};
-use crate::{alerts, indicators, routing};
+use crate::{alerts, routing};
 
 /// A week of logical time: the default grace before an alert whose window has passed expires.
 pub const DEFAULT_GRACE_MS: u64 = 7 * 86_400_000;
@@ -111,53 +111,78 @@ struct Inputs {
     now: Time,
 }
 
-/// What keeps the inputs bounded: every indicator version and desk action leaves its input
-/// collection once it can no longer matter (see [`Held::insert_indicator`]). Indicators
-/// and actions are routed to workers by id, so each worker sees every version of its ids.
+/// What keeps the inputs bounded and decides which version of an indicator is current.
+///
+/// Indicators and actions are routed to workers by id, so each worker sees every version
+/// of its ids: per id the version with the greatest `modified` wins (ties broken by
+/// content, so the choice does not depend on arrival order), and only that version, unless
+/// revoked, is in the indicator input. A newer version replaces it there at once (the
+/// dataflow never holds a superseded version); an older one arriving later is ignored. A
+/// revoked latest version is remembered (so older versions stay ignored) for the
+/// retention; an expired one stays current until no event can match it any more and its
+/// alerts have expired ([`Held::horizon_ms`]). Desk actions leave after the horizon too.
 #[derive(Default)]
 struct Held {
-    /// Per indicator id, the versions in the input (the latest last).
-    versions: std::collections::HashMap<String, Vec<Indicator>>,
+    /// Per indicator id, its latest version.
+    latest: std::collections::HashMap<String, Latest>,
     /// Versions and actions to remove, by logical time.
     due: std::collections::BTreeMap<Time, Vec<Gone>>,
-    /// How long a superseded or revoked version stays: the history's retention.
+    /// Numbers the versions accepted, so a scheduled removal finds its own version.
+    seq: u64,
+    /// How long a revoked version is remembered: the history's retention.
     retention_ms: u64,
     /// How long after its validity an indicator can still matter: the retention, the grace
     /// of its last alerts and their window (the routing horizon).
     horizon_ms: u64,
 }
 
-/// An input record leaving its collection.
+/// The latest version of an indicator id.
+struct Latest {
+    version: Indicator,
+    seq: u64,
+}
+
+/// Something leaving the inputs.
 enum Gone {
-    Version(Indicator),
+    /// The version numbered `seq` of the indicator `id`, if still its latest.
+    Version {
+        id: String,
+        seq: u64,
+    },
     Action(DeskAction),
 }
 
 impl Held {
-    /// Schedules what `i`, arriving at `now`, makes obsolete; returns false for a version
-    /// that is obsolete itself (an exact repeat, or older than the latest: it would
-    /// never be current) and is not inserted.
-    fn insert_indicator(&mut self, i: &Indicator, now: Time) -> bool {
-        let versions = self.versions.entry(i.id.clone()).or_default();
-        if let Some(latest) = versions.last()
-            && (i.modified, i) <= (latest.modified, latest)
+    /// Takes `i`, arriving at `now`: the changes to the indicator input (the version it
+    /// replaces, removed; itself, unless revoked), none for a version that is not newer
+    /// than the latest (an exact repeat, or older: it would never be current).
+    fn insert_indicator(&mut self, i: &Indicator, now: Time) -> Vec<(Indicator, isize)> {
+        let mut changes = Vec::new();
+        if let Some(latest) = self.latest.get(&i.id)
+            && (i.modified, i) <= (latest.version.modified, &latest.version)
         {
-            return false;
+            return changes;
         }
-        // The version it supersedes stays as long as history it matched may still age.
-        if let Some(previous) = versions.last() {
-            let at = now.saturating_add(self.retention_ms).max(now + 1);
-            self.due
-                .entry(at)
-                .or_default()
-                .push(Gone::Version(previous.clone()));
+        self.seq += 1;
+        let seq = self.seq;
+        let previous = self.latest.insert(
+            i.id.clone(),
+            Latest {
+                version: i.clone(),
+                seq,
+            },
+        );
+        if let Some(previous) = previous
+            && !previous.version.revoked
+        {
+            changes.push((previous.version, -1));
         }
-        versions.push(i.clone());
-        // A revoked indicator goes after the retention; an expired one once no event can
-        // match it any more and its alerts have expired.
+        // A revoked indicator is forgotten after the retention; an expired one once no
+        // event can match it any more and its alerts have expired.
         let end = if i.revoked {
             Some(now.saturating_add(self.retention_ms))
         } else {
+            changes.push((i.clone(), 1));
             i.valid_until.map(|u| {
                 Time::try_from(u.as_millisecond())
                     .unwrap_or(0)
@@ -168,9 +193,12 @@ impl Held {
             self.due
                 .entry(end.max(now + 1))
                 .or_default()
-                .push(Gone::Version(i.clone()));
+                .push(Gone::Version {
+                    id: i.id.clone(),
+                    seq,
+                });
         }
-        true
+        changes
     }
 
     /// Schedules the removal of an action arriving at `now`.
@@ -182,19 +210,14 @@ impl Held {
             .push(Gone::Action(a.clone()));
     }
 
-    /// Whether `i` is still in the input (removes it from the record if so).
-    fn take_version(&mut self, i: &Indicator) -> bool {
-        let Some(versions) = self.versions.get_mut(&i.id) else {
-            return false;
-        };
-        let Some(at) = versions.iter().position(|v| v == i) else {
-            return false;
-        };
-        versions.remove(at);
-        if versions.is_empty() {
-            self.versions.remove(&i.id);
+    /// Forgets the version `seq` of `id` if it is still the latest; returns it if it was
+    /// in the input (not revoked).
+    fn forget(&mut self, id: &str, seq: u64) -> Option<Indicator> {
+        if self.latest.get(id).is_none_or(|l| l.seq != seq) {
+            return None;
         }
-        true
+        let gone = self.latest.remove(id)?;
+        (!gone.version.revoked).then_some(gone.version)
     }
 }
 
@@ -211,8 +234,8 @@ impl Inputs {
             self.set_time(at);
             for g in gone {
                 match g {
-                    Gone::Version(i) => {
-                        if self.held.take_version(&i) {
+                    Gone::Version { id, seq } => {
+                        if let Some(i) = self.held.forget(&id, seq) {
                             self.indicators.remove(i);
                         }
                     }
@@ -248,8 +271,8 @@ impl Inputs {
                 match input {
                     Input::Event(ev) => self.events.insert(EventIn::of(ev)),
                     Input::Indicator(i) => {
-                        if self.held.insert_indicator(&i, self.now) {
-                            self.indicators.insert(i);
+                        for (version, diff) in self.held.insert_indicator(&i, self.now) {
+                            self.indicators.update(version, diff);
                         }
                     }
                     Input::Action(a) => {
@@ -339,7 +362,8 @@ pub fn run(
             let (indicators, indicator_coll) = scope.new_collection();
             let (actions, action_coll) = scope.new_collection::<DeskAction, isize>();
             let (warnings, warning_coll) = scope.new_collection::<WarningEntry, isize>();
-            let current = indicators::current(indicator_coll);
+            // The input holds only current versions (see [`Held`]).
+            let current = indicator_coll;
             let to_out = out.clone();
             let made = history_matches(
                 event_coll.inner,

@@ -293,7 +293,7 @@ pub struct HistoryReport {
 
 /// Live and retroactive matches of `events` (each worker's own) against the current
 /// `indicators` (see the module documentation). `report` is called with the store's
-/// sizes and counters after each logical time it processed.
+/// sizes and counters after each activation in which it processed logical times.
 pub fn history_matches<'s>(
     events: StreamVec<'s, Time, (EventIn, Time, isize)>,
     indicators: VecCollection<'s, Time, IndicatorIn>,
@@ -331,6 +331,7 @@ pub fn history_matches<'s>(
                         .into_iter()
                         .filter_map(|f| f.first().copied())
                         .min();
+                    let mut processed = false;
                     while let Some((&t, _)) = pending.first_key_value() {
                         if bound.is_some_and(|b| t >= b) {
                             break;
@@ -364,6 +365,9 @@ pub fn history_matches<'s>(
                                 session.give((m, t, 1));
                             }
                         }
+                        processed = true;
+                    }
+                    if processed {
                         report(HistoryReport {
                             shard,
                             sizes: store.sizes(),

@@ -119,8 +119,8 @@ struct Link<V> {
 /// The end of a list.
 const NIL: u32 = u32::MAX;
 
-/// Links in segments of fixed size: the arena grows without reallocating (and copying)
-/// what it holds, so a large arena never needs twice its size while growing.
+/// Links in segments of at most a fixed size: a large arena grows without reallocating
+/// (and copying) what it holds, so it never needs twice its size while growing.
 #[derive(Debug, Clone)]
 struct Arena<V> {
     segments: Vec<Vec<Link<V>>>,
@@ -148,7 +148,9 @@ impl<V> Arena<V> {
         let at = self.len;
         let segment = (at >> SEGMENT_BITS) as usize;
         if segment == self.segments.len() {
-            self.segments.push(Vec::with_capacity(1 << SEGMENT_BITS));
+            // A segment grows as a vector does, up to its fixed size: small arenas (a
+            // short raw chunk holds a few events) stay small.
+            self.segments.push(Vec::new());
         }
         if let Some(s) = self.segments.get_mut(segment) {
             s.push(link);
@@ -498,7 +500,10 @@ impl Indicators {
     }
 
     fn insert(&mut self, i: &IndicatorIn) {
-        self.slot(&i.target).push(Entry::of(i));
+        let slot = self.slot(&i.target);
+        // Most targets have one indicator: no room for more until needed.
+        slot.reserve_exact(1);
+        slot.push(Entry::of(i));
         match i.target {
             Target::V4 { len, .. } => *self.v4_lens.entry(len).or_default() += 1,
             Target::V6 { len, .. } => *self.v6_lens.entry(len).or_default() += 1,
