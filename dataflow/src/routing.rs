@@ -85,6 +85,8 @@ enum Probe {
 /// instant escalates in the hands of the incoming center).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 enum Step {
+    /// The alert's severity became this (first, so at one time it applies before the rest).
+    Severity(Severity),
     Opened {
         duty: Option<DutyStatus>,
         sla: SlaSpec,
@@ -367,6 +369,7 @@ pub fn routing<'s>(
     .map(|((id, _, d), t)| (id, Fact::Step(t, Box::new(Step::Duty(d)))));
 
     let facts = content
+        .clone()
         .map(|(id, sev)| (id, Fact::Content(sev)))
         .concat(judged_opened.map(|(id, (te, duty, sla))| {
             (id, Fact::Step(te, Box::new(Step::Opened { duty, sla })))
@@ -380,7 +383,14 @@ pub fn routing<'s>(
             })
         }))
         .concat(deadline_steps)
-        .concat(duty_steps);
+        .concat(duty_steps)
+        // Severity as it stood at each time, so a handover digest keeps the severity the
+        // alert had when it was handed over (digests are frozen: a later change of one
+        // alert must not rewrite a digest of thousands).
+        .concat(
+            made(content.clone(), horizon_ms)
+                .map(|((id, sev), t)| (id, Fact::Step(t, Box::new(Step::Severity(sev))))),
+        );
 
     let folded = facts
         .reduce_named(
@@ -485,7 +495,13 @@ fn fold(id: &str, facts: &[(&Fact, isize)]) -> Vec<Folded> {
         notes: Vec::new(),
         escalation: None,
     };
+    // The severity as it stood at the step being folded (before any escalation).
+    let mut severity_then = severity;
     for (t, step) in steps {
+        if let Step::Severity(s) = step {
+            severity_then = *s;
+            continue;
+        }
         if t < opened_at || r.state.is_closed() {
             continue;
         }
@@ -506,7 +522,7 @@ fn fold(id: &str, facts: &[(&Fact, isize)]) -> Vec<Folded> {
             r.severity = to;
         };
         match step {
-            Step::Opened { .. } => {}
+            Step::Opened { .. } | Step::Severity(_) => {}
             Step::Action(a, duty) => match &a.action {
                 ActionKind::Acknowledge => {
                     if r.state == AlertState::Open {
@@ -546,7 +562,11 @@ fn fold(id: &str, facts: &[(&Fact, isize)]) -> Vec<Folded> {
                             d.center.clone(),
                             HandedOverAlert {
                                 alert_id: r.alert_id.clone(),
-                                severity: r.severity,
+                                severity: if r.escalation.is_some() {
+                                    raised(severity_then)
+                                } else {
+                                    severity_then
+                                },
                                 state: r.state,
                                 opened_at: r.opened_at,
                                 assigned_to: r.assigned_to.clone(),

@@ -320,6 +320,9 @@ const MAX_BATCHES: usize = 8;
 
 /// Runs the dataflow on `feeds.len()` workers until every feed channel is closed and
 /// all outputs are complete; the last message sent is `Closed(u64::MAX)`.
+///
+/// Every version of an indicator must come through the same feed (the ingest router
+/// routes by id): that worker decides which version is current ([`Held`]).
 pub fn run(
     feeds: Vec<Receiver<Vec<Feed>>>,
     config: Config,

@@ -56,7 +56,19 @@ fn run_dataflow_with(
         receivers.push(rx);
     }
     for (n, (time, input)) in records.iter().enumerate() {
-        senders[n % workers]
+        // As the ingest router does: events spread, every version of an indicator (and
+        // every action on an id) to the one worker that holds its id.
+        let by_id = |id: &str| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(id, &mut h);
+            usize::try_from(std::hash::Hasher::finish(&h) % workers as u64).unwrap()
+        };
+        let worker = match input {
+            Input::Event(_) => n % workers,
+            Input::Indicator(i) => by_id(&i.id),
+            Input::Action(a) => by_id(&a.action_id),
+        };
+        senders[worker]
             .send(vec![Feed::Record {
                 time_ms: *time,
                 input: input.clone(),
