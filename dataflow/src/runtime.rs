@@ -315,6 +315,47 @@ impl Inputs {
     }
 }
 
+/// How the workers agree on the end of a run: the last input time of any of them, and
+/// when all have seen it closed (see [`run`]).
+struct Ending {
+    workers: usize,
+    end: std::sync::atomic::AtomicU64,
+    posted: std::sync::atomic::AtomicUsize,
+    closed: std::sync::atomic::AtomicUsize,
+}
+
+impl Ending {
+    fn new(workers: usize) -> Self {
+        Self {
+            workers,
+            end: std::sync::atomic::AtomicU64::new(0),
+            posted: std::sync::atomic::AtomicUsize::new(0),
+            closed: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Posts this worker's last input time and returns the latest of all workers',
+    /// calling `step` (the dataflow must go on for the others) until all have posted.
+    fn agree(&self, now: Time, step: &mut dyn FnMut()) -> Time {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.end.fetch_max(now, SeqCst);
+        self.posted.fetch_add(1, SeqCst);
+        while self.posted.load(SeqCst) < self.workers {
+            step();
+        }
+        self.end.load(SeqCst)
+    }
+
+    /// Says this worker has seen the end closed; `step` until every worker has.
+    fn arrive(&self, step: &mut dyn FnMut()) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.closed.fetch_add(1, SeqCst);
+        while self.closed.load(SeqCst) < self.workers {
+            step();
+        }
+    }
+}
+
 /// Most feed batches applied between two steps of a worker.
 const MAX_BATCHES: usize = 8;
 
@@ -344,10 +385,12 @@ pub fn run(
         .saturating_add(tiers.retention_ms)
         .saturating_add(grace_ms)
         .saturating_add(1);
+    let ending = Arc::new(Ending::new(workers));
     let feeds: Arc<Mutex<Vec<Option<Receiver<Vec<Feed>>>>>> =
         Arc::new(Mutex::new(feeds.into_iter().map(Some).collect()));
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let index = worker.index();
+        let ending = ending.clone();
         let feed = feeds
             .lock()
             .ok()
@@ -517,19 +560,33 @@ pub fn run(
             }
         }
         let _ = out.send(Output::InputEnd(inputs.now));
-        // Everything before the last input time happens with the inputs still open (expiries
-        // and ageing are on logical time, and stop once the inputs are closed).
+        // The run ends at the last input time of any worker: everything up to it happens with
+        // the inputs still open (expiries and ageing are on logical time). What would come
+        // after — alerts expiring days later, the duty clock walking every watch until then,
+        // routing facts leaving at their horizon — is not an output of the run, so the
+        // dataflow is dropped once every worker has seen that time closed, not run to
+        // completion (which cost a replay of one day more than the replay itself).
+        let end = ending.agree(inputs.now, &mut || {
+            worker.step_or_park(Some(Duration::from_millis(1)));
+            report(&probe);
+        });
+        inputs.advance_to(end.saturating_add(1));
         inputs.flush();
-        while probe.less_than(&inputs.now) {
+        while probe.less_equal(&end) {
             worker.step_or_park(Some(Duration::from_millis(1)));
             report(&probe);
         }
-        drop(inputs);
-        while !probe.done() {
-            worker.step_or_park(Some(Duration::from_millis(5)));
+        ending.arrive(&mut || {
+            worker.step_or_park(Some(Duration::from_millis(1)));
             report(&probe);
+        });
+        if index == 0 {
+            let _ = out.send(Output::Closed(Time::MAX));
         }
-        report(&probe);
+        drop(inputs);
+        for dataflow in worker.installed_dataflows() {
+            worker.drop_dataflow(dataflow);
+        }
     })?;
     for result in guards.join() {
         result?;
