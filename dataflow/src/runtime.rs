@@ -390,7 +390,7 @@ pub fn run(
         Arc::new(Mutex::new(feeds.into_iter().map(Some).collect()));
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let index = worker.index();
-        let ending = ending.clone();
+        let ending = Arc::clone(&ending);
         let feed = feeds
             .lock()
             .ok()
