@@ -50,17 +50,27 @@ fn missing_wrong_and_revoked_tokens_are_refused() {
     let stream = {
         let client = ops_tui::Client::new(&f.url, &token).unwrap();
         let (tx, rx) = crossbeam_channel::unbounded();
+        let (open_tx, open_rx) = crossbeam_channel::bounded(1);
         std::thread::spawn(move || {
-            let ended = client.stream(None, |_| true);
+            let ended = client.stream(None, |_| {
+                let _ = open_tx.try_send(());
+                true
+            });
             let _ = tx.send(ended.map_err(|e| e.to_string()));
         });
+        // Revoked only once the stream is open (its first event, a snapshot or a health
+        // tick, has arrived): a stream not yet open would be refused, not ended.
+        open_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the stream opens");
         rx
     };
     f.revoke("alice");
     let ended = stream
         .recv_timeout(Duration::from_secs(60))
         .expect("the stream ends");
-    assert!(ended.unwrap_err().contains("closed the stream"));
+    let ended = ended.unwrap_err();
+    assert!(ended.contains("closed the stream"), "{ended}");
     let (status, body) = f.get("/api/alerts", Some(&token));
     assert_eq!(status, 401, "{body}");
     assert!(body["message"].as_str().unwrap().contains("revoked"));

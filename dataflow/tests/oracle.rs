@@ -131,8 +131,8 @@ fn state_at(changes: &[(Time, Vec<AlertChange>)], time: Time) -> BTreeMap<String
 /// The current indicator versions after the inputs with time <= `time`: per id the
 /// greatest (modified, content) of the versions still held, unless revoked. A version is
 /// held from its arrival (if newer than every version held before it) until it is
-/// superseded plus the retention, revoked plus the retention, or its validity ended plus
-/// the horizon (a day of window, the retention and the grace).
+/// superseded, revoked plus the retention, or its validity ended plus the horizon (a day
+/// of window, the retention and the grace).
 fn current_at(records: &[(Time, Input)], time: Time, m: Model) -> BTreeMap<&str, &Indicator> {
     let horizon = (DAY_MS as u64)
         .saturating_add(m.retention)
@@ -149,8 +149,10 @@ fn current_at(records: &[(Time, Input)], time: Time, m: Model) -> BTreeMap<&str,
         {
             continue;
         }
+        // A newer version replaces it at once: a superseded version never comes back,
+        // not even when the newer one expires.
         if let Some(previous) = latest {
-            previous.2 = previous.2.min(t.saturating_add(m.retention).max(t + 1));
+            previous.2 = previous.2.min(*t);
         }
         let mut until = Time::MAX;
         if i.revoked {
