@@ -25,25 +25,45 @@ pub fn serve(addr: SocketAddr, metrics: KafkaMetrics) -> anyhow::Result<SocketAd
             }),
         )
         .route("/healthz", get(|| async { "ok\n" }));
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            let served = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| {
-                    rt.block_on(async move {
-                        let listener = tokio::net::TcpListener::from_std(listener)?;
-                        axum::serve(listener, app).await?;
-                        Ok(())
-                    })
-                });
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the metrics endpoint stopped");
-            }
-        })
-        .context("cannot start the metrics thread")?;
+    serve_in_thread("metrics", 0, listener, app).context("cannot start the metrics thread")?;
     tracing::info!(%bound, "serving metrics on http://{bound}/metrics");
     Ok(bound)
+}
+
+/// Serves `app` on `listener` from a thread named `name` with a Tokio runtime of its own
+/// (`workers` threads, or the current thread for 0), so a busy dataflow never delays a
+/// request; an error that stops the server is logged.
+pub fn serve_in_thread(
+    name: &str,
+    workers: usize,
+    listener: std::net::TcpListener,
+    app: Router,
+) -> std::io::Result<()> {
+    let what = name.to_string();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let runtime = if workers == 0 {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+            } else {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(workers)
+                    .thread_name(format!("{what}-worker"))
+                    .enable_all()
+                    .build()
+            };
+            let served = runtime.map_err(anyhow::Error::from).and_then(|rt| {
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    axum::serve(listener, app).await?;
+                    Ok(())
+                })
+            });
+            if let Err(e) = served {
+                tracing::error!(error = %e, server = %what, "a server stopped");
+            }
+        })
+        .map(drop)
 }

@@ -76,26 +76,7 @@ pub fn serve(addr: SocketAddr, state: api::ApiState) -> anyhow::Result<SocketAdd
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let app = api::router(state);
-    std::thread::Builder::new()
-        .name("desk-api".into())
-        .spawn(move || {
-            let served = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("desk-api-worker")
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| {
-                    rt.block_on(async move {
-                        let listener = tokio::net::TcpListener::from_std(listener)?;
-                        axum::serve(listener, app).await?;
-                        Ok(())
-                    })
-                });
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the desk API stopped");
-            }
-        })
+    crate::metrics_http::serve_in_thread("desk-api", 2, listener, app)
         .context("cannot start the desk API thread")?;
     tracing::info!(%bound, "desk API on http://{bound}");
     Ok(bound)
