@@ -7,6 +7,11 @@
 //! [`UNREADABLE_TIME_MS`] at the start of a file (it will be dead-lettered anyway). The files are merged by timestamp, so a
 //! directory replays in the order things happened; the offset of a record is its
 //! line number, from 0.
+//!
+//! A UTF-8 byte order mark at the start of a file (some Windows tools write one) is
+//! skipped. Other files in the directory are not read: each is named in a warning (a
+//! misnamed topic file would otherwise be ignored without a word), and a directory
+//! without any topic file is an error naming the files expected.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -47,6 +52,9 @@ impl TopicFile {
             }
             let offset = self.line;
             self.line += 1;
+            if offset == 0 && buf.starts_with(BOM) {
+                buf.drain(..BOM.len());
+            }
             while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                 buf.pop();
             }
@@ -68,6 +76,18 @@ impl TopicFile {
             return Ok(());
         }
     }
+}
+
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A file `fusion generate` writes beside the topic files (the scenario's ground
+/// truth): expected in a replay directory, so not warned about.
+const TRUTH_FILE: &str = "truth.json";
+
+/// The file name of `topic` in a directory of JSON-lines files.
+pub fn topic_file_name(topic: Topic) -> String {
+    format!("{}.jsonl", topic.suffix())
 }
 
 /// Timestamp of unreadable lines before the first readable one: 1 ms after the epoch
@@ -122,22 +142,47 @@ fn time_field_ms(topic: Topic, payload: &[u8]) -> Option<i64> {
 /// A directory of JSON-lines files, one per input topic.
 pub struct JsonLinesDir {
     files: Vec<TopicFile>,
+    unknown: Vec<PathBuf>,
     watermark: Option<i64>,
 }
 
 impl JsonLinesDir {
-    /// Opens the topic files present in `dir`; at least one must exist.
+    /// Opens the topic files present in `dir`; at least one must exist. Every other
+    /// file is named in a warning (see [`JsonLinesDir::unknown_files`]).
     pub fn open(dir: &Path) -> Result<Self, SourceError> {
+        let io = |path: &Path, source| SourceError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let known: Vec<String> = Topic::INPUTS.into_iter().map(topic_file_name).collect();
+        let mut unknown = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+            let name = entry.map_err(|e| io(dir, e))?.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || name == TRUTH_FILE || known.iter().any(|k| *k == name) {
+                continue;
+            }
+            let hint = known
+                .iter()
+                .find(|k| edit_distance(k, &name) <= 2)
+                .map(|k| format!("; did you mean {k}?"))
+                .unwrap_or_default();
+            tracing::warn!(
+                dir = %dir.display(),
+                file = %name,
+                "{name} is not a topic file and is not read (topic files: {}){hint}",
+                known.join(", ")
+            );
+            unknown.push(dir.join(&*name));
+        }
+        unknown.sort();
         let mut files = Vec::new();
         for topic in Topic::INPUTS {
-            let path = dir.join(format!("{}.jsonl", topic.suffix()));
+            let path = dir.join(topic_file_name(topic));
             if !path.exists() {
                 continue;
             }
-            let file = File::open(&path).map_err(|source| SourceError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
+            let file = File::open(&path).map_err(|e| io(&path, e))?;
             files.push(TopicFile {
                 topic,
                 path,
@@ -148,19 +193,56 @@ impl JsonLinesDir {
             });
         }
         if files.is_empty() {
-            return Err(SourceError::Io {
-                path: dir.display().to_string(),
-                source: std::io::Error::new(
+            let found = if unknown.is_empty() {
+                "it holds no file".to_string()
+            } else {
+                let names: Vec<String> = unknown
+                    .iter()
+                    .filter_map(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .collect();
+                format!("found only {}", names.join(", "))
+            };
+            return Err(io(
+                dir,
+                std::io::Error::new(
                     std::io::ErrorKind::NotFound,
-                    "no <topic>.jsonl file (sensor.events.jsonl, partner.indicators.jsonl, osint.items.jsonl, desk.actions.jsonl)",
+                    format!(
+                        "no topic file in this input directory ({found}); name the files {}, one per topic",
+                        known.join(", ")
+                    ),
                 ),
-            });
+            ));
         }
         Ok(Self {
             files,
+            unknown,
             watermark: None,
         })
     }
+
+    /// Files of the directory that are not topic files and are not read, sorted.
+    pub fn unknown_files(&self) -> &[PathBuf] {
+        &self.unknown
+    }
+}
+
+/// Levenshtein distance of two names (short: file names), to suggest a topic file.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(here + 1);
+            prev = here;
+        }
+    }
+    row[b.len()]
 }
 
 impl Source for JsonLinesDir {
@@ -195,5 +277,109 @@ impl Source for JsonLinesDir {
 
     fn watermark_ms(&self) -> Option<i64> {
         self.watermark
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
+mod tests {
+    use super::*;
+
+    const EVENT: &str = r#"{"schema_version":1,"event_id":"EID","sensor_id":"fr-ids-1","country":"FR","observed_at":"2026-11-23T10:00:00Z","kind":"dns","domain":"a.evil.example"}"#;
+
+    fn drain(source: &mut JsonLinesDir) -> Vec<RawRecord> {
+        let mut out = Vec::new();
+        while let Poll::Records(batch) = source.poll(10).unwrap() {
+            out.extend(batch);
+        }
+        out
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_cost_the_first_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = b"\xEF\xBB\xBF".to_vec();
+        text.extend_from_slice(EVENT.replace("EID", "e1").as_bytes());
+        text.extend_from_slice(b"\r\n");
+        text.extend_from_slice(EVENT.replace("EID", "e2").as_bytes());
+        text.push(b'\n');
+        std::fs::write(dir.path().join("sensor.events.jsonl"), text).unwrap();
+        let records = drain(&mut JsonLinesDir::open(dir.path()).unwrap());
+        let ids: Vec<String> = records
+            .iter()
+            .map(|r| match schemas::decode_record(r.topic, &r.payload) {
+                Ok(schemas::Input::Event(ev)) => ev.event_id,
+                other => panic!("line {} does not decode: {other:?}", r.offset),
+            })
+            .collect();
+        assert_eq!(ids, ["e1", "e2"]);
+        assert_eq!(records[0].timestamp_ms, 1_795_428_000_000);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_only_skipped_at_the_start_of_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("{}\n\u{feff}{}\n", EVENT, EVENT.replace("EID", "e2"));
+        std::fs::write(dir.path().join("sensor.events.jsonl"), text).unwrap();
+        let records = drain(&mut JsonLinesDir::open(dir.path()).unwrap());
+        assert_eq!(records.len(), 2);
+        assert!(
+            records[1].payload.starts_with(BOM),
+            "kept, to be dead-lettered"
+        );
+    }
+
+    #[test]
+    fn files_that_are_not_topic_files_are_listed_and_the_topic_files_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sensor.events.jsonl"), format!("{EVENT}\n")).unwrap();
+        std::fs::write(dir.path().join("partner.indicator.jsonl"), "{}\n").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "").unwrap();
+        std::fs::write(dir.path().join(TRUTH_FILE), "{}").unwrap();
+        std::fs::write(dir.path().join(".hidden"), "").unwrap();
+        let mut source = JsonLinesDir::open(dir.path()).unwrap();
+        let names: Vec<&str> = source
+            .unknown_files()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap())
+            .collect();
+        assert_eq!(names, ["notes.txt", "partner.indicator.jsonl"]);
+        assert_eq!(drain(&mut source).len(), 1);
+    }
+
+    #[test]
+    fn a_directory_without_any_topic_file_is_an_error_naming_what_is_expected() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("partner.indicator.jsonl"), "{}\n").unwrap();
+        let Err(e) = JsonLinesDir::open(dir.path()) else {
+            panic!("a directory without topic files is accepted");
+        };
+        let msg = format!("{e}");
+        for part in [
+            dir.path().to_str().unwrap(),
+            "found only partner.indicator.jsonl",
+            "sensor.events.jsonl, partner.indicators.jsonl, osint.items.jsonl, desk.actions.jsonl",
+        ] {
+            assert!(msg.contains(part), "{part:?} missing from: {msg}");
+        }
+        let empty = tempfile::tempdir().unwrap();
+        let Err(e) = JsonLinesDir::open(empty.path()) else {
+            panic!("an empty directory is accepted");
+        };
+        assert!(e.to_string().contains("it holds no file"), "{e}");
+    }
+
+    #[test]
+    fn a_near_miss_is_measured_by_edit_distance() {
+        assert_eq!(
+            edit_distance("partner.indicators.jsonl", "partner.indicator.jsonl"),
+            1
+        );
+        assert_eq!(
+            edit_distance("sensor.events.jsonl", "sensor_events.json"),
+            2
+        );
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }
