@@ -46,9 +46,9 @@ use schemas::routing::{
 use schemas::{ActionKind, Alert, DeskAction, ErrorCode, Severity};
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::vec::{Broadcast, Map};
 
 use crate::Time;
 use crate::duty_clock::{duty_at, duty_clock, instant, logical};
@@ -189,6 +189,115 @@ where
 
 /// Judges each probe `(alert_id, time, probe)` with the roster in force at its time
 /// (the earliest roster, for probes older than every roster).
+/// The duty in force paired with every present alert `(id, opened)`, at each time the
+/// pair starts to hold: when the duty changes (every present alert) or when an alert
+/// becomes present (that alert). Only the starts are emitted (`made` keeps each once).
+///
+/// This is what a join of the two on a unit key would give, without its cost: a join
+/// pairs each duty change with every alert its trace has ever held at uncompacted times,
+/// so a long quiet gap (thousands of handovers in one frontier step) cost work and
+/// memory in the product of the two. Here a handover costs one pair per alert present,
+/// and an empty desk costs nothing per handover. Alerts stay on their worker; the duty
+/// (one record at a time) is broadcast.
+fn duty_while_present<'s>(
+    present: VecCollection<'s, Time, (String, Time)>,
+    duty: VecCollection<'s, Time, DutyStatus>,
+) -> VecCollection<'s, Time, (String, Time, DutyStatus)> {
+    let duty = duty.inner.broadcast();
+    present
+        .inner
+        .binary_frontier::<_, CapacityContainerBuilder<Vec<((String, Time, DutyStatus), Time, isize)>>, _, _, _, _>(
+            duty,
+            Exchange::new(|((id, _), _, _): &((String, Time), Time, isize)| id.hashed()),
+            Pipeline,
+            "DutyWhilePresent",
+            |cap, _info| {
+                let mut cap = Some(cap);
+                let mut pending: BTreeMap<Time, DutyPending> = BTreeMap::new();
+                let mut alerts: BTreeMap<(String, Time), isize> = BTreeMap::new();
+                let mut duties: BTreeMap<DutyStatus, isize> = BTreeMap::new();
+                move |(input, present_frontier), (duty_input, duty_frontier), output| {
+                    input.for_each(|_time, data| {
+                        for (a, t, diff) in data.drain(..) {
+                            pending.entry(t).or_default().alerts.push((a, diff));
+                        }
+                    });
+                    duty_input.for_each(|_time, data| {
+                        for (d, t, diff) in data.drain(..) {
+                            pending.entry(t).or_default().duty.push((d, diff));
+                        }
+                    });
+                    let bound = [present_frontier.frontier(), duty_frontier.frontier()]
+                        .into_iter()
+                        .filter_map(|f| f.first().copied())
+                        .min();
+                    while let Some((&t, _)) = pending.first_key_value() {
+                        if bound.is_some_and(|b| t >= b) {
+                            break;
+                        }
+                        let Some((t, p)) = pending.pop_first() else {
+                            break;
+                        };
+                        let before = duties.iter().find(|(_, n)| **n > 0).map(|(d, _)| d.clone());
+                        for (d, diff) in p.duty {
+                            let n = duties.entry(d.clone()).or_default();
+                            *n += diff;
+                            if *n == 0 {
+                                duties.remove(&d);
+                            }
+                        }
+                        let mut arrived = Vec::new();
+                        for (a, diff) in p.alerts {
+                            let n = alerts.entry(a.clone()).or_default();
+                            let was = *n > 0;
+                            *n += diff;
+                            if *n == 0 {
+                                alerts.remove(&a);
+                            } else if !was && *n > 0 {
+                                arrived.push(a);
+                            }
+                        }
+                        let now = duties.iter().find(|(_, n)| **n > 0).map(|(d, _)| d.clone());
+                        let (Some(d), Some(cap)) = (now.as_ref(), cap.as_ref()) else {
+                            continue;
+                        };
+                        let at = cap.delayed(&t);
+                        let mut session = output.session(&at);
+                        if before.as_ref() != Some(d) {
+                            for ((id, opened), _) in alerts.iter().filter(|(_, n)| **n > 0) {
+                                session.give(((id.clone(), *opened, d.clone()), t, 1));
+                            }
+                        } else {
+                            arrived.sort();
+                            arrived.dedup();
+                            for (id, opened) in arrived {
+                                if alerts.get(&(id.clone(), opened)).is_some_and(|n| *n > 0) {
+                                    session.give(((id, opened, d.clone()), t, 1));
+                                }
+                            }
+                        }
+                    }
+                    match bound {
+                        Some(b) => {
+                            if let Some(cap) = cap.as_mut() {
+                                cap.downgrade(&b);
+                            }
+                        }
+                        None => cap = None,
+                    }
+                }
+            },
+        )
+        .as_collection()
+}
+
+/// The inputs of [`duty_while_present`] at one logical time.
+#[derive(Default)]
+struct DutyPending {
+    alerts: Vec<((String, Time), isize)>,
+    duty: Vec<(DutyStatus, isize)>,
+}
+
 fn judge<'s>(
     probes: VecCollection<'s, Time, (String, Time, Probe)>,
     versions: VecCollection<'s, Time, (RosterSpec, Time)>,
@@ -356,17 +465,12 @@ pub fn routing<'s>(
     .map(|((id, te, _), (duty, _))| (id, Fact::Step(te, Box::new(Step::Deadline(duty)))));
 
     // Every change of duty while an alert is present, after it opened.
-    let duty_steps = made(
-        opened
-            .clone()
-            .join_map(ids.map(|id| (id, ())), |id, t, ()| ((), (id.clone(), *t)))
-            .join_map(duty.clone().map(|d| ((), d)), |_, (id, opened), d| {
-                (id.clone(), *opened, d.clone())
-            }),
-        horizon_ms,
-    )
-    .filter(|((_, opened, _), t)| t > opened)
-    .map(|((id, _, d), t)| (id, Fact::Step(t, Box::new(Step::Duty(d)))));
+    let present = opened
+        .clone()
+        .join_map(ids.map(|id| (id, ())), |id, t, ()| (id.clone(), *t));
+    let duty_steps = made(duty_while_present(present, duty.clone()), horizon_ms)
+        .filter(|((_, opened, _), t)| t > opened)
+        .map(|((id, _, d), t)| (id, Fact::Step(t, Box::new(Step::Duty(d)))));
 
     let facts = content
         .clone()
