@@ -5,11 +5,17 @@
 //! frontier ([`Output::Closed`]); because every worker sends its updates before
 //! the frontier can pass them, a receiver that has seen `Closed(t)` has already
 //! received every update at times before `t`.
+//!
+//! The workers stop early when [`Config::stop`] is set (or the output channel's receiver
+//! is gone): between two steps they drop the dataflow and return, and a worker waiting on
+//! a full output channel gives up its message. Outputs at times the last `Closed` did not
+//! pass are then missing, so a caller commits nothing beyond it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
 use differential_dataflow::AsCollection;
 use differential_dataflow::input::{Input as _, InputSession};
 use schemas::routing::{AlertRouting, DutyStatus, Escalation, HandoverDigest, RejectedAction};
@@ -45,6 +51,8 @@ pub struct Config {
     /// Later versions of the warning lists: each set received replaces the one in force
     /// at the logical time it is read (a reload; see [`warning_lists`]).
     pub warning_reloads: Option<Receiver<Vec<WarningEntry>>>,
+    /// Set to stop the workers between two steps (shutdown, or a failure elsewhere).
+    pub stop: Arc<AtomicBool>,
 }
 
 impl Config {
@@ -57,6 +65,7 @@ impl Config {
             corroboration: CorroborationConfig::default(),
             warning_lists: Vec::new(),
             warning_reloads: None,
+            stop: Arc::default(),
         }
     }
 }
@@ -335,23 +344,63 @@ impl Ending {
     }
 
     /// Posts this worker's last input time and returns the latest of all workers',
-    /// calling `step` (the dataflow must go on for the others) until all have posted.
-    fn agree(&self, now: Time, step: &mut dyn FnMut()) -> Time {
+    /// calling `step` (the dataflow must go on for the others) until all have posted or
+    /// `step` says the workers are stopping.
+    fn agree(&self, now: Time, step: &mut dyn FnMut() -> bool) -> Time {
         use std::sync::atomic::Ordering::SeqCst;
         self.end.fetch_max(now, SeqCst);
         self.posted.fetch_add(1, SeqCst);
-        while self.posted.load(SeqCst) < self.workers {
-            step();
-        }
+        while self.posted.load(SeqCst) < self.workers && step() {}
         self.end.load(SeqCst)
     }
 
-    /// Says this worker has seen the end closed; `step` until every worker has.
-    fn arrive(&self, step: &mut dyn FnMut()) {
+    /// Says this worker has seen the end closed; `step` until every worker has (or `step`
+    /// says the workers are stopping).
+    fn arrive(&self, step: &mut dyn FnMut() -> bool) {
         use std::sync::atomic::Ordering::SeqCst;
         self.closed.fetch_add(1, SeqCst);
-        while self.closed.load(SeqCst) < self.workers {
-            step();
+        while self.closed.load(SeqCst) < self.workers && step() {}
+    }
+}
+
+/// The workers' end of the output channel: a send waits while the channel is full
+/// (back-pressure), unless the workers are told to stop; a receiver that is gone stops them.
+#[derive(Clone)]
+struct Out {
+    tx: Sender<Output>,
+    stop: Arc<AtomicBool>,
+}
+
+/// The output was not sent: the workers are stopping.
+struct Stopping;
+
+impl Out {
+    fn send(&self, mut msg: Output) -> Result<(), Stopping> {
+        loop {
+            match self.tx.send_timeout(msg, Duration::from_millis(20)) {
+                Ok(()) => return Ok(()),
+                Err(SendTimeoutError::Timeout(back)) if !self.stopping() => msg = back,
+                Err(SendTimeoutError::Timeout(_)) => return Err(Stopping),
+                Err(SendTimeoutError::Disconnected(_)) => {
+                    self.stop.store(true, Ordering::SeqCst);
+                    return Err(Stopping);
+                }
+            }
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// Stops the other workers when a worker panics (they would wait for it for ever).
+struct StopOnPanic(Arc<AtomicBool>);
+
+impl Drop for StopOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::SeqCst);
         }
     }
 }
@@ -360,7 +409,9 @@ impl Ending {
 const MAX_BATCHES: usize = 8;
 
 /// Runs the dataflow on `feeds.len()` workers until every feed channel is closed and
-/// all outputs are complete; the last message sent is `Closed(u64::MAX)`.
+/// all outputs are complete; the last message sent is `Closed(u64::MAX)`. When
+/// [`Config::stop`] is set first, it returns as soon as every worker has seen it, without
+/// that last message.
 ///
 /// Every version of an indicator must come through the same feed (the ingest router
 /// routes by id): that worker decides which version is current ([`Held`]).
@@ -377,7 +428,9 @@ pub fn run(
         corroboration,
         warning_lists,
         warning_reloads,
+        stop,
     } = config;
+    let out = Out { tx: out, stop };
     let warning_reloads = Arc::new(Mutex::new(warning_reloads));
     // Nothing about an alert matters longer than this after it happened: a day of window,
     // the history's retention (late evidence) and the expiry grace.
@@ -390,6 +443,7 @@ pub fn run(
         Arc::new(Mutex::new(feeds.into_iter().map(Some).collect()));
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let index = worker.index();
+        let _stop_on_panic = StopOnPanic(Arc::clone(&out.stop));
         let ending = Arc::clone(&ending);
         let feed = feeds
             .lock()
@@ -536,7 +590,7 @@ pub fn run(
         };
 
         if let Some(feed) = feed {
-            loop {
+            while !out.stopping() {
                 match feed.recv_timeout(Duration::from_millis(2)) {
                     Ok(batch) => {
                         for msg in batch {
@@ -559,6 +613,14 @@ pub fn run(
                 report(&probe);
             }
         }
+        if out.stopping() {
+            // Told to stop (shutdown, a failure elsewhere): whatever the dataflow was doing.
+            drop(inputs);
+            for dataflow in worker.installed_dataflows() {
+                worker.drop_dataflow(dataflow);
+            }
+            return;
+        }
         let _ = out.send(Output::InputEnd(inputs.now));
         // The run ends at the last input time of any worker: everything up to it happens with
         // the inputs still open (expiries and ageing are on logical time). What would come
@@ -569,18 +631,20 @@ pub fn run(
         let end = ending.agree(inputs.now, &mut || {
             worker.step_or_park(Some(Duration::from_millis(1)));
             report(&probe);
+            !out.stopping()
         });
         inputs.advance_to(end.saturating_add(1));
         inputs.flush();
-        while probe.less_equal(&end) {
+        while probe.less_equal(&end) && !out.stopping() {
             worker.step_or_park(Some(Duration::from_millis(1)));
             report(&probe);
         }
         ending.arrive(&mut || {
             worker.step_or_park(Some(Duration::from_millis(1)));
             report(&probe);
+            !out.stopping()
         });
-        if index == 0 {
+        if index == 0 && !out.stopping() {
             let _ = out.send(Output::Closed(Time::MAX));
         }
         drop(inputs);
@@ -592,4 +656,63 @@ pub fn run(
         result?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
+
+    use super::*;
+    use std::time::Instant;
+
+    /// Runs the dataflow on two workers whose feeds stay open, with an output channel of
+    /// `capacity` that is read only if `drain`; sets the stop flag after `after`; returns
+    /// how long the run took to return once stopped.
+    fn stopped_after(after: Duration, capacity: usize, drain: bool) -> Duration {
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..2).map(|_| crossbeam_channel::bounded(8)).unzip();
+        let (out_tx, out_rx) = crossbeam_channel::bounded(capacity);
+        let config = Config::new(TierConfig {
+            evidence_ms: 60_000,
+            retention_ms: 3_600_000,
+        });
+        let stop = Arc::clone(&config.stop);
+        // Logical time moves on, so worker 0 has closed times to report.
+        for t in 1..8u64 {
+            for s in &senders {
+                s.send(vec![Feed::Advance { time_ms: t * 10 }]).unwrap();
+            }
+        }
+        let run = std::thread::spawn(move || run(receivers, config, out_tx));
+        let (reader, unread) = if drain {
+            (
+                Some(std::thread::spawn(move || out_rx.iter().count())),
+                None,
+            )
+        } else {
+            (None, Some(out_rx))
+        };
+        std::thread::sleep(after);
+        let stopping = Instant::now();
+        stop.store(true, Ordering::SeqCst);
+        run.join().unwrap().unwrap();
+        let took = stopping.elapsed();
+        drop((senders, unread));
+        if let Some(r) = reader {
+            r.join().unwrap();
+        }
+        took
+    }
+
+    #[test]
+    fn workers_stop_between_steps_while_their_input_is_still_open() {
+        let took = stopped_after(Duration::from_millis(300), 1024, true);
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+    }
+
+    #[test]
+    fn a_worker_blocked_on_a_full_output_channel_stops_when_told() {
+        let took = stopped_after(Duration::from_millis(300), 1, false);
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+    }
 }
