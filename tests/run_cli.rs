@@ -482,7 +482,7 @@ fn warning_lists_suppress_matches_and_a_broken_list_file_is_refused() {
     let all = dir.path().join("all-ipv4.toml");
     std::fs::write(
         &all,
-        "[[list]]\nname = \"everything\"\nvalues = [\"0.0.0.0/0\"]\n",
+        "[[list]]\nname = \"everything\"\nallow_broad = true\nvalues = [\"0.0.0.0/0\"]\n",
     )
     .unwrap();
     let out = run(&all, &wide);

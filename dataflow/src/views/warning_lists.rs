@@ -33,16 +33,33 @@
 //! name = "public-dns-resolvers"          # unique, not empty
 //! description = "Public DNS resolvers"   # optional
 //! values = ["8.8.8.8", "2001:4860:4860::8888", "*.dns.google", "192.168.0.0/16"]
+//! allow_broad = false                    # optional: true accepts over-broad entries
 //! ```
 //!
 //! Each value's kind is recognised as in plain feed lists
-//! ([`schemas::IndicatorKind::detect`]) and the value normalized.
+//! ([`schemas::IndicatorKind::detect`]) and the value normalized. A UTF-8 byte order
+//! mark at the start of the file is ignored.
+//!
+//! Over-broad entries are refused, with their line and the reason, because one of them
+//! silently suppresses a large share of all matches (`0.0.0.0/0` suppresses every IPv4
+//! match):
+//!
+//! - an IPv4 network shorter than /8 ([`MIN_IPV4_PREFIX`]), unless it lies inside
+//!   224.0.0.0/3 (multicast and reserved: never a remote host's unicast address);
+//! - an IPv6 network shorter than /16 ([`MIN_IPV6_PREFIX`]), unless it lies inside
+//!   fc00::/6 (unique local, link-local, site-local and multicast: never global unicast);
+//! - `*.` on a common public second-level suffix under a country code (`*.co.uk`,
+//!   `*.com.br`; a short built-in list, not the whole public suffix list). `*.com` is
+//!   refused anyway: a single label is not a domain.
+//!
+//! A list that means it says so: `allow_broad = true` in its `[[list]]` table.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use differential_dataflow::VecCollection;
 use schemas::{Alert, IndicatorKind};
 use serde::{Deserialize, Serialize};
+use toml::Spanned;
 
 use crate::Time;
 use crate::matching::Match;
@@ -81,8 +98,10 @@ pub enum WarningListError {
         name: String,
     },
     /// A value that is not an address, network, domain, URL, hash, e-mail address or wallet.
-    #[error("warning list {list:?}: value {value:?} {reason}; correct or remove it")]
+    #[error("line {line}: warning list {list:?}: value {value:?} {reason}; correct or remove it")]
     InvalidValue {
+        /// Line of the value in the file, from 1.
+        line: usize,
         /// The list.
         list: String,
         /// The value as written.
@@ -90,7 +109,35 @@ pub enum WarningListError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A value that would suppress a large share of all matches, in a list that does not
+    /// say `allow_broad = true`.
+    #[error(
+        "line {line}: warning list {list:?}: value {value:?} is over-broad: {reason}; \
+         list narrower values, or write `allow_broad = true` in this [[list]] if it is meant"
+    )]
+    Broad {
+        /// Line of the value in the file, from 1.
+        line: usize,
+        /// The list.
+        list: String,
+        /// The value as written.
+        value: String,
+        /// Why it is too broad.
+        reason: String,
+    },
 }
+
+/// The shortest IPv4 prefix accepted without `allow_broad` (a /8 is 1/256 of the space).
+pub const MIN_IPV4_PREFIX: u8 = 8;
+/// The shortest IPv6 prefix accepted without `allow_broad` (a /16 is 1/8192 of the
+/// global unicast space 2000::/3).
+pub const MIN_IPV6_PREFIX: u8 = 16;
+
+/// Public second-level labels under which anyone registers domains (`co.uk`,
+/// `com.br`): `*.` on one of them under a two-letter country code is over-broad.
+const PUBLIC_SECOND_LEVEL: [&str; 14] = [
+    "ac", "co", "com", "edu", "gob", "gouv", "gov", "govt", "mil", "ne", "net", "nic", "or", "org",
+];
 
 /// The warning-list file.
 #[derive(Debug, Deserialize)]
@@ -108,12 +155,18 @@ struct ListSpec {
     #[serde(default)]
     #[allow(dead_code)] // Read for the operators' benefit only: it documents the list.
     description: String,
-    values: Vec<String>,
+    values: Vec<Spanned<String>>,
+    /// Accept over-broad values (see the module documentation).
+    #[serde(default)]
+    allow_broad: bool,
 }
 
 /// Parses warning lists (see the module documentation for the format) into their
 /// entries, sorted and without repeats.
 pub fn parse(toml_text: &str) -> Result<Vec<WarningEntry>, WarningListError> {
+    // A byte order mark is not part of the text (toml itself accepts it; stripping it
+    // keeps the line numbers below computed on the text toml parsed).
+    let toml_text = toml_text.strip_prefix('\u{feff}').unwrap_or(toml_text);
     let file: ListsFile =
         toml::from_str(toml_text).map_err(|e| WarningListError::Toml(e.to_string()))?;
     let mut names = std::collections::BTreeSet::new();
@@ -127,7 +180,10 @@ pub fn parse(toml_text: &str) -> Result<Vec<WarningEntry>, WarningListError> {
             return Err(WarningListError::DuplicateList { name });
         }
         for raw in &spec.values {
+            let line = line_of(toml_text, raw.span().start);
+            let raw = raw.get_ref();
             let invalid = |reason: String| WarningListError::InvalidValue {
+                line,
                 list: name.clone(),
                 value: raw.clone(),
                 reason,
@@ -145,17 +201,83 @@ pub fn parse(toml_text: &str) -> Result<Vec<WarningEntry>, WarningListError> {
                 })?;
                 (kind, kind.normalize(trimmed).map_err(invalid)?, false)
             };
-            entries.push(WarningEntry {
+            let entry = WarningEntry {
                 list: name.clone(),
                 kind,
                 value,
                 subdomains,
-            });
+            };
+            if !spec.allow_broad
+                && let Some(reason) = too_broad(&entry)
+            {
+                return Err(WarningListError::Broad {
+                    line,
+                    list: name.clone(),
+                    value: raw.clone(),
+                    reason,
+                });
+            }
+            entries.push(entry);
         }
     }
     entries.sort();
     entries.dedup();
     Ok(entries)
+}
+
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()
+        .iter()
+        .take(offset)
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Why an entry would suppress a large share of all matches, if it would (see the
+/// module documentation).
+fn too_broad(e: &WarningEntry) -> Option<String> {
+    match e.kind {
+        IndicatorKind::Cidr => {
+            let (net, len) = parse_network(&e.value)?;
+            let (min, special) = match net {
+                IpAddr::V4(_) => (
+                    MIN_IPV4_PREFIX,
+                    (IpAddr::V4(Ipv4Addr::new(224, 0, 0, 0)), 3),
+                ),
+                IpAddr::V6(_) => (
+                    MIN_IPV6_PREFIX,
+                    (IpAddr::V6(Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0)), 6),
+                ),
+            };
+            let inside_special = len >= special.1
+                && schemas::indicator::mask(net, special.1)
+                    == schemas::indicator::mask(special.0, special.1);
+            (len < min && !inside_special).then(|| {
+                let family = if net.is_ipv6() { "IPv6" } else { "IPv4" };
+                let share = match len {
+                    0 => format!("every {family} address"),
+                    _ => format!("1/{} of all {family} addresses", 1u64 << len),
+                };
+                format!("a /{len} network covers {share}; the shortest prefix accepted is /{min}")
+            })
+        }
+        IndicatorKind::Domain if e.subdomains => {
+            // A single label (`*.com`) is not a domain: refused as an invalid value.
+            let labels: Vec<&str> = e.value.split('.').collect();
+            match labels.as_slice() {
+                [second, cc] if cc.len() == 2 && PUBLIC_SECOND_LEVEL.contains(second) => {
+                    Some(format!(
+                        "*.{} covers every domain registered under a public suffix",
+                        e.value
+                    ))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 /// The matches split by the warning lists.
@@ -393,5 +515,103 @@ mod tests {
             WarningListError::Toml(_)
         ));
         assert!(matches!(err("[[list]"), WarningListError::Toml(_)));
+    }
+
+    /// The error of a one-list file holding `values`, or None when it parses.
+    fn refusal(values: &str, allow_broad: bool) -> Option<WarningListError> {
+        parse(&format!(
+            "[[list]]\nname = \"l\"\nallow_broad = {allow_broad}\nvalues = [\n{values}\n]\n"
+        ))
+        .err()
+    }
+
+    #[test]
+    fn over_broad_values_are_refused_with_their_line_and_reason() {
+        for (value, reason) in [
+            ("0.0.0.0/0", "covers every IPv4 address"),
+            ("128.0.0.0/1", "covers 1/2 of all IPv4 addresses"),
+            ("8.0.0.0/7", "covers 1/128 of all IPv4 addresses"),
+            ("::/0", "covers every IPv6 address"),
+            ("2000::/3", "covers 1/8 of all IPv6 addresses"),
+            ("2a00::/15", "covers 1/32768 of all IPv6 addresses"),
+            ("*.CO.UK", "registered under a public suffix"),
+            ("*.com.br", "registered under a public suffix"),
+        ] {
+            let e = refusal(&format!("  \"8.8.8.8\",\n  \"{value}\",\n"), false)
+                .unwrap_or_else(|| panic!("{value} is accepted"));
+            let WarningListError::Broad {
+                line,
+                ref list,
+                value: ref written,
+                reason: _,
+            } = e
+            else {
+                panic!("{value}: {e}");
+            };
+            assert_eq!((line, list.as_str(), written.as_str()), (6, "l", value));
+            let msg = e.to_string();
+            assert!(msg.contains(reason), "{value}: {msg}");
+            assert!(
+                msg.starts_with("line 6: ") && msg.contains("allow_broad = true"),
+                "{msg}"
+            );
+            // The list may say it means it.
+            assert_eq!(refusal(&format!("\"{value}\""), true), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn narrow_and_special_purpose_networks_and_ordinary_wildcards_are_accepted() {
+        for value in [
+            "10.0.0.0/8",
+            "0.0.0.0/8",
+            "8.8.8.0/24",
+            "224.0.0.0/4",
+            "240.0.0.0/4",
+            "224.0.0.0/3",
+            "2001:db8::/32",
+            "2a00::/16",
+            "fc00::/7",
+            "fe80::/10",
+            "ff00::/8",
+            "fc00::/6",
+            "::1/128",
+            "*.example.com",
+            "*.akamai.net",
+            "*.co.example",
+            "*.google.de",
+        ] {
+            assert_eq!(refusal(&format!("\"{value}\""), false), None, "{value}");
+        }
+        // A wildcard on a top-level domain is not even a domain.
+        assert!(matches!(
+            refusal("\"*.com\"", true),
+            Some(WarningListError::InvalidValue { .. })
+        ));
+        // The special-purpose exemption is for networks inside those blocks, not around them.
+        assert!(refusal("\"192.0.0.0/2\"", false).is_some());
+        assert!(refusal("\"f800::/5\"", false).is_some());
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored_and_lines_still_count_from_the_top() {
+        let text = "\u{feff}[[list]]\nname = \"a\"\nvalues = [\"8.8.8.8\"]\n";
+        assert_eq!(parse(text).unwrap().len(), 1);
+        let bad = "\u{feff}[[list]]\nname = \"a\"\nvalues = [\"0.0.0.0/0\"]\n";
+        assert!(matches!(
+            parse(bad).unwrap_err(),
+            WarningListError::Broad { line: 3, .. }
+        ));
+    }
+
+    #[test]
+    fn an_invalid_value_is_named_with_its_line() {
+        let e = parse("[[list]]\nname = \"a\"\nvalues = [\n\"8.8.8.8\",\n\"not a value\"]")
+            .unwrap_err();
+        assert!(
+            matches!(e, WarningListError::InvalidValue { line: 5, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("line 5: "), "{e}");
     }
 }
