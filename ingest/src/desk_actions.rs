@@ -87,6 +87,7 @@ impl Source for DeskActionSource {
                     key: Some(action.alert_id.clone().into_bytes()),
                     payload,
                     headers: Vec::new(),
+                    future_timestamp_ms: None,
                 });
                 self.next_offset += 1;
             }
@@ -200,6 +201,7 @@ mod tests {
                     key: None,
                     payload: serde_json::to_vec(&other).unwrap(),
                     headers: Vec::new(),
+                    future_timestamp_ms: None,
                 },
                 RawRecord {
                     topic: Topic::DeskActions,
@@ -209,6 +211,7 @@ mod tests {
                     key: None,
                     payload: b"{not json".to_vec(),
                     headers: Vec::new(),
+                    future_timestamp_ms: None,
                 },
             ],
             routed: Arc::clone(&routed),

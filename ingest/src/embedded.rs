@@ -84,6 +84,7 @@ impl Source for EmbeddedSource {
                 key: rec.key.map(String::into_bytes),
                 payload: rec.payload,
                 headers: Vec::new(),
+                future_timestamp_ms: None,
             });
         }
         self.watermark = Some(match &self.next {

@@ -30,13 +30,22 @@ struct TopicFile {
     line: i64,
     last_ts: i64,
     head: Option<RawRecord>,
+    /// The line after the head, read ahead to judge the head's time.
+    next: Option<Line>,
+    /// Whether the head is the file's last line.
+    head_is_last: bool,
+    tolerance_ms: i64,
+}
+
+/// A non-blank line of a file, with its natural time if it can be read.
+struct Line {
+    offset: i64,
+    bytes: Vec<u8>,
+    ts: Option<i64>,
 }
 
 impl TopicFile {
-    fn fill(&mut self) -> Result<(), SourceError> {
-        if self.head.is_some() {
-            return Ok(());
-        }
+    fn read_line(&mut self) -> Result<Option<Line>, SourceError> {
         let mut buf = Vec::new();
         loop {
             buf.clear();
@@ -48,7 +57,7 @@ impl TopicFile {
                     source,
                 })?;
             if n == 0 {
-                return Ok(());
+                return Ok(None);
             }
             let offset = self.line;
             self.line += 1;
@@ -61,20 +70,51 @@ impl TopicFile {
             if buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            if let Some(ts) = natural_time_ms(self.topic, &buf) {
-                self.last_ts = ts;
-            }
-            self.head = Some(RawRecord {
-                topic: self.topic,
-                partition: -1,
+            let ts = natural_time_ms(self.topic, &buf);
+            return Ok(Some(Line {
                 offset,
-                timestamp_ms: self.last_ts,
-                key: None,
-                payload: std::mem::take(&mut buf),
-                headers: Vec::new(),
-            });
+                bytes: buf,
+                ts,
+            }));
+        }
+    }
+
+    /// Reads the next line into the head (one line ahead, see [`crate::future`]): a
+    /// line ahead of the line after it by more than the tolerance is ahead of its file's
+    /// own progress, and goes on marked as stamped in the future, at the file's time.
+    fn fill(&mut self) -> Result<(), SourceError> {
+        if self.head.is_some() {
             return Ok(());
         }
+        let line = match self.next.take() {
+            Some(line) => line,
+            None => match self.read_line()? {
+                Some(line) => line,
+                None => return Ok(()),
+            },
+        };
+        self.next = self.read_line()?;
+        self.head_is_last = self.next.is_none();
+        let mut rec = RawRecord {
+            topic: self.topic,
+            partition: -1,
+            offset: line.offset,
+            timestamp_ms: line.ts.unwrap_or(self.last_ts),
+            key: None,
+            payload: line.bytes,
+            headers: Vec::new(),
+            future_timestamp_ms: None,
+        };
+        let next_ts = self.next.as_ref().and_then(|n| n.ts);
+        match (line.ts, next_ts) {
+            (Some(ts), Some(next)) if ts > next.saturating_add(self.tolerance_ms) => {
+                crate::future::mark(&mut rec, next, self.last_ts);
+            }
+            (Some(ts), _) => self.last_ts = ts,
+            (None, _) => {}
+        }
+        self.head = Some(rec);
+        Ok(())
     }
 }
 
@@ -190,6 +230,9 @@ impl JsonLinesDir {
                 line: 0,
                 last_ts: UNREADABLE_TIME_MS,
                 head: None,
+                next: None,
+                head_is_last: false,
+                tolerance_ms: crate::future::DEFAULT_TOLERANCE_MS,
             });
         }
         if files.is_empty() {
@@ -219,6 +262,16 @@ impl JsonLinesDir {
             unknown,
             watermark: None,
         })
+    }
+
+    /// Sets how far ahead of the replay's progress a line may be stamped (ms; default
+    /// [`crate::future::DEFAULT_TOLERANCE_MS`]).
+    #[must_use]
+    pub fn with_future_tolerance(mut self, tolerance_ms: i64) -> Self {
+        for f in &mut self.files {
+            f.tolerance_ms = tolerance_ms.max(0);
+        }
+        self
     }
 
     /// Files of the directory that are not topic files and are not read, sorted.
@@ -262,9 +315,16 @@ impl Source for JsonLinesDir {
                 .iter_mut()
                 .filter(|f| f.head.is_some())
                 .min_by_key(|f| f.head.as_ref().map(|h| h.timestamp_ms));
-            let Some(rec) = next.and_then(|f| f.head.take()) else {
+            let Some((mut rec, last, tolerance)) =
+                next.and_then(|f| Some((f.head.take()?, f.head_is_last, f.tolerance_ms)))
+            else {
                 break;
             };
+            // A file's last line that jumps ahead of everything replayed: nothing after it
+            // confirms the jump (see `crate::future`).
+            if last && let Some(w) = self.watermark {
+                crate::future::judge(&mut rec, w, tolerance, w);
+            }
             self.watermark = Some(self.watermark.unwrap_or(i64::MIN).max(rec.timestamp_ms));
             out.push(rec);
         }
@@ -293,6 +353,84 @@ mod tests {
             out.extend(batch);
         }
         out
+    }
+
+    /// A sensor event `id` observed at `at`.
+    fn event_at(id: &str, at: &str) -> String {
+        EVENT.replace("EID", id).replace("2026-11-23T10:00:00Z", at)
+    }
+
+    /// The records of a directory holding `lines` as its sensor-event file, as
+    /// (event id, timestamp, stamped in the future at).
+    fn replay(lines: &[String]) -> Vec<(String, i64, Option<i64>)> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sensor.events.jsonl"), lines.join("\n")).unwrap();
+        drain(&mut JsonLinesDir::open(dir.path()).unwrap())
+            .into_iter()
+            .map(|r| {
+                let Ok(schemas::Input::Event(ev)) = schemas::decode_record(r.topic, &r.payload)
+                else {
+                    panic!("line {} does not decode", r.offset)
+                };
+                (ev.event_id, r.timestamp_ms, r.future_timestamp_ms)
+            })
+            .collect()
+    }
+
+    fn ms(at: &str) -> i64 {
+        at.parse::<Timestamp>().unwrap().as_millisecond()
+    }
+
+    #[test]
+    fn a_line_far_ahead_of_the_lines_around_it_is_stamped_in_the_future() {
+        let got = replay(&[
+            event_at("a", "2026-11-23T10:00:00Z"),
+            event_at("far", "2100-01-01T00:00:00Z"),
+            event_at("b", "2026-11-23T10:00:01Z"),
+        ]);
+        assert_eq!(
+            got,
+            [
+                ("a".into(), ms("2026-11-23T10:00:00Z"), None),
+                (
+                    "far".into(),
+                    ms("2026-11-23T10:00:00Z"),
+                    Some(ms("2100-01-01T00:00:00Z"))
+                ),
+                ("b".into(), ms("2026-11-23T10:00:01Z"), None),
+            ],
+            "the far line goes on in place, at the file's time, and holds nothing back"
+        );
+    }
+
+    #[test]
+    fn a_far_first_line_and_a_far_last_line_are_stamped_in_the_future() {
+        let got = replay(&[
+            event_at("first", "2100-01-01T00:00:00Z"),
+            event_at("a", "2026-11-23T10:00:00Z"),
+            event_at("b", "2026-11-23T10:00:01Z"),
+            event_at("last", "2100-01-01T00:00:00Z"),
+        ]);
+        let future: Vec<&str> = got
+            .iter()
+            .filter(|(_, _, f)| f.is_some())
+            .map(|(id, _, _)| id.as_str())
+            .collect();
+        assert_eq!(future, ["first", "last"]);
+        assert!(got.iter().all(|(_, t, _)| *t <= ms("2026-11-23T10:00:01Z")));
+    }
+
+    #[test]
+    fn a_quiet_gap_that_later_lines_confirm_replays_as_it_is() {
+        let got = replay(&[
+            event_at("a", "2026-11-23T10:00:00Z"),
+            event_at("after-gap", "2026-12-20T10:00:00Z"),
+            event_at("b", "2026-12-20T10:00:01Z"),
+            event_at("edge", "2026-12-20T11:00:01Z"),
+        ]);
+        assert!(got.iter().all(|(_, _, f)| f.is_none()), "{got:?}");
+        assert_eq!(got[1].1, ms("2026-12-20T10:00:00Z"));
+        assert_eq!(got[3].1, ms("2026-12-20T11:00:01Z"), "at the tolerance");
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct IngestConfig {
     pub topic_prefix: String,
     /// Most records taken from the source per poll.
     pub poll_batch: usize,
+    /// How far ahead of its source's clock a record may be stamped (ms); sources judge
+    /// it ([`crate::future`]), the ingestor names it in the dead letter.
+    pub future_tolerance_ms: i64,
 }
 
 impl Default for IngestConfig {
@@ -37,6 +40,7 @@ impl Default for IngestConfig {
             max_record_bytes: 1024 * 1024,
             topic_prefix: "fusion.".to_string(),
             poll_batch: 1024,
+            future_tolerance_ms: crate::future::DEFAULT_TOLERANCE_MS,
         }
     }
 }
@@ -122,6 +126,11 @@ impl<D: DeadLetterSink> Ingestor<D> {
     /// indicator object it cannot use. Returns the record's logical time.
     pub fn ingest(&mut self, rec: RawRecord) -> Result<u64, IngestError> {
         self.stats.records.fetch_add(1, Ordering::Relaxed);
+        if let Some(stamped) = rec.future_timestamp_ms {
+            let error = crate::future::error(&rec, stamped, self.config.future_tolerance_ms);
+            self.dead_letter(&rec, &error)?;
+            return Ok(self.router.time_for(rec.timestamp_ms));
+        }
         match self.decode(&rec) {
             Ok(Decoded::One(input)) => self.send(rec.timestamp_ms, input),
             Ok(Decoded::Bundle(bundle)) => {

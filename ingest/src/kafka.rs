@@ -510,6 +510,8 @@ pub struct KafkaSource {
     metrics: KafkaMetrics,
     /// When the lag gauges were last updated.
     lag_updated: Option<Instant>,
+    /// How far ahead of the wall clock a record may be stamped (ms).
+    future_tolerance_ms: i64,
 }
 
 /// How often the consumer-lag gauges are recomputed (the statistics come once a second).
@@ -577,7 +579,17 @@ impl KafkaSource {
             stop_when_caught_up: false,
             metrics: cfg.metrics.clone(),
             lag_updated: None,
+            future_tolerance_ms: crate::future::DEFAULT_TOLERANCE_MS,
         })
+    }
+
+    /// Sets how far ahead of the wall clock a record may be stamped (ms; default
+    /// [`crate::future::DEFAULT_TOLERANCE_MS`]); a record further ahead is handed on at
+    /// once to be dead-lettered ([`crate::future`]).
+    #[must_use]
+    pub fn with_future_tolerance(mut self, tolerance_ms: i64) -> Self {
+        self.future_tolerance_ms = tolerance_ms.max(0);
+        self
     }
 
     /// Assigns every partition of `topic` from the beginning, with what an earlier run committed.
@@ -706,7 +718,7 @@ impl KafkaSource {
                             .entry((reader.topic, msg.partition()))
                             .or_default();
                         let expected = part.position;
-                        let accepted = part.accept(RawRecord {
+                        let mut rec = RawRecord {
                             topic: reader.topic,
                             partition: msg.partition(),
                             offset: msg.offset(),
@@ -723,7 +735,21 @@ impl KafkaSource {
                                     })
                                     .collect()
                             }),
-                        });
+                            future_timestamp_ms: None,
+                        };
+                        // Stamped too far ahead of the wall clock: handed on in place (at
+                        // the partition's last time) to be dead-lettered, so it neither
+                        // holds the other partitions back nor moves the watermark.
+                        let now = jiff::Timestamp::now().as_millisecond();
+                        let at = part
+                            .queue
+                            .back()
+                            .map(|r| r.timestamp_ms)
+                            .or(self.watermark)
+                            .unwrap_or(now)
+                            .min(now);
+                        crate::future::judge(&mut rec, now, self.future_tolerance_ms, at);
+                        let accepted = part.accept(rec);
                         if !accepted {
                             tracing::warn!(topic = %reader.name, partition = msg.partition(), offset = msg.offset(), expected, "a record read again; skipped");
                             continue;
@@ -921,6 +947,7 @@ mod tests {
             key: None,
             payload: Vec::new(),
             headers: Vec::new(),
+            future_timestamp_ms: None,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod deadletter;
 pub mod desk_actions;
 pub mod embedded;
 pub mod files;
+pub mod future;
 pub mod ingestor;
 pub mod kafka;
 pub mod latency;

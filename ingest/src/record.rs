@@ -19,6 +19,11 @@ pub struct RawRecord {
     pub payload: Vec<u8>,
     /// Record headers (name, value), in the order they came; empty for most records.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// Set by the source when the record's own timestamp is further ahead of the source's
+    /// clock than the tolerance (see [`crate::future`]): that timestamp. `timestamp_ms`
+    /// then holds the source's clock, so the record neither holds other records back nor
+    /// moves the watermark, and the ingestor dead-letters it (`future_timestamp`).
+    pub future_timestamp_ms: Option<i64>,
 }
 
 impl RawRecord {

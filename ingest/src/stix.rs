@@ -163,6 +163,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
                 .collect(),
+            future_timestamp_ms: None,
         }
     }
 

@@ -172,6 +172,92 @@ fn json_lines_files_merge_by_natural_time_and_dead_letter_bad_lines() {
 }
 
 #[test]
+fn a_line_stamped_far_in_the_future_is_a_dead_letter_and_moves_no_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |id: &str, t: &str| EVENT.replace("EID", id).replace("2026-11-23T10:00:00Z", t);
+    let lines = [
+        at("e1", "2026-11-23T10:00:00Z"),
+        at("far-mid", "2100-11-01T00:00:00Z"),
+        at("e2", "2026-11-23T10:00:05Z"),
+        at("far-last", "2100-11-01T00:00:00Z"),
+    ];
+    std::fs::write(dir.path().join("sensor.events.jsonl"), lines.join("\n")).unwrap();
+    let mut ind = std::fs::File::create(dir.path().join("partner.indicators.jsonl")).unwrap();
+    writeln!(
+        ind,
+        "{}",
+        INDICATOR
+            .replace("IID", "i1")
+            .replace("09:00:00Z", "10:00:03Z")
+    )
+    .unwrap();
+    writeln!(
+        ind,
+        "{}",
+        INDICATOR
+            .replace("IID", "i-far")
+            .replace("2026-11-23T09:00:00Z", "2100-11-01T00:00:00Z")
+    )
+    .unwrap();
+    drop(ind);
+
+    let mut source = JsonLinesDir::open(dir.path()).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let dead = MemoryDeadLetters::with_limit(10);
+    let mut ingestor = Ingestor::new(
+        IngestConfig::default(),
+        Router::new(vec![tx], 10),
+        dead.clone(),
+        Arc::new(IngestStats::default()),
+    );
+    ingestor.run(&mut source, &AtomicBool::new(false)).unwrap();
+    drop(ingestor);
+    let passed: Vec<(u64, String)> = rx
+        .try_iter()
+        .flatten()
+        .filter_map(|f| match f {
+            Feed::Record {
+                time_ms,
+                input: Input::Event(e),
+            } => Some((time_ms, e.event_id)),
+            Feed::Record {
+                time_ms,
+                input: Input::Indicator(i),
+            } => Some((time_ms, i.id)),
+            _ => None,
+        })
+        .collect();
+    let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap().as_millisecond() as u64;
+    assert_eq!(
+        passed,
+        [
+            (t("2026-11-23T10:00:00Z"), "e1".to_string()),
+            (t("2026-11-23T10:00:03Z"), "i1".to_string()),
+            (t("2026-11-23T10:00:05Z"), "e2".to_string()),
+        ],
+        "the rest keeps its own times"
+    );
+    let dead = dead.kept();
+    let got: Vec<(&str, i64, ErrorCode)> = dead
+        .iter()
+        .map(|d| (d.topic.as_str(), d.offset, d.code))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("fusion.sensor.events", 1, ErrorCode::FutureTimestamp),
+            ("fusion.sensor.events", 3, ErrorCode::FutureTimestamp),
+            ("fusion.partner.indicators", 1, ErrorCode::FutureTimestamp),
+        ]
+    );
+    assert!(
+        dead[0].detail.contains("2100-11-01T00:00:00Z") && dead[0].detail.contains("ahead"),
+        "{}",
+        dead[0].detail
+    );
+}
+
+#[test]
 fn a_missing_directory_is_a_clear_error() {
     let err = JsonLinesDir::open(std::path::Path::new("/nonexistent/fusion"))
         .err()
@@ -207,6 +293,7 @@ fn record(
             .iter()
             .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
             .collect(),
+        future_timestamp_ms: None,
     }
 }
 

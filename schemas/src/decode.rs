@@ -40,6 +40,12 @@ pub enum ErrorCode {
     NotOwner,
     /// The record arrived on a topic Fusion does not read.
     UnknownTopic,
+    /// The record's timestamp is further ahead of its source's clock than the tolerance:
+    /// taken as it is, it would move the logical clock past everyone else's records.
+    FutureTimestamp,
+    /// A second record with an event id already seen within the evidence window, with
+    /// different content.
+    DuplicateConflict,
 }
 
 impl ErrorCode {
@@ -58,6 +64,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedFormat => "unsupported_format",
             ErrorCode::NotOwner => "not_owner",
             ErrorCode::UnknownTopic => "unknown_topic",
+            ErrorCode::FutureTimestamp => "future_timestamp",
+            ErrorCode::DuplicateConflict => "duplicate_conflict",
         }
     }
 }
