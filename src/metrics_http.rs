@@ -2,11 +2,14 @@
 //! (`/healthz`), served from a thread of their own so a busy dataflow never delays a scrape.
 
 use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
 
 use anyhow::Context;
 use axum::Router;
 use axum::http::header;
 use axum::routing::get;
+use fusion::supervise::ComponentResult;
 use ingest::metrics::KafkaMetrics;
 
 /// Binds `addr` and serves the metrics in the background; returns the bound address
@@ -30,9 +33,22 @@ pub fn serve(addr: SocketAddr, metrics: KafkaMetrics) -> anyhow::Result<SocketAd
     Ok(bound)
 }
 
+/// The server threads started and not yet taken by [`take_servers`].
+static SERVERS: Mutex<Vec<(String, JoinHandle<ComponentResult>)>> = Mutex::new(Vec::new());
+
+/// The server threads started so far (by name), for `fusion run` to supervise: a server
+/// that stops fails the run.
+pub fn take_servers() -> Vec<(String, JoinHandle<ComponentResult>)> {
+    SERVERS
+        .lock()
+        .map(|mut s| std::mem::take(&mut *s))
+        .unwrap_or_default()
+}
+
 /// Serves `app` on `listener` from a thread named `name` with a Tokio runtime of its own
 /// (`workers` threads, or the current thread for 0), so a busy dataflow never delays a
-/// request; an error that stops the server is logged.
+/// request; an error that stops the server is logged and is the thread's result (see
+/// [`take_servers`]).
 pub fn serve_in_thread(
     name: &str,
     workers: usize,
@@ -40,7 +56,7 @@ pub fn serve_in_thread(
     app: Router,
 ) -> std::io::Result<()> {
     let what = name.to_string();
-    std::thread::Builder::new()
+    let handle = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
             let runtime = if workers == 0 {
@@ -61,9 +77,13 @@ pub fn serve_in_thread(
                     Ok(())
                 })
             });
-            if let Err(e) = served {
+            if let Err(e) = &served {
                 tracing::error!(error = %e, server = %what, "a server stopped");
             }
-        })
-        .map(drop)
+            served.map_err(Into::into)
+        })?;
+    if let Ok(mut servers) = SERVERS.lock() {
+        servers.push((name.to_string(), handle));
+    }
+    Ok(())
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use clap::Args;
+use fusion::supervise::{BoxError, ComponentResult, Role, Supervisor};
 use std::collections::BTreeMap;
 
 use dataflow::history::TierConfig;
@@ -83,6 +84,11 @@ pub struct RunArgs {
     /// without changing before it closes as expired. Default: 7d; 1h on the embedded scenario.
     #[arg(long, value_parser = crate::parse_duration)]
     grace: Option<Duration>,
+    /// How far ahead of its source's clock a record may be stamped: of the wall clock on
+    /// Kafka, of the replay's own progress with --input. A record further ahead is a dead
+    /// letter (`future_timestamp`) instead of moving the logical clock for everyone.
+    #[arg(long, value_parser = crate::parse_duration, default_value = "1h")]
+    future_tolerance: Duration,
     /// Follow-the-sun roster: alerts are routed to the center on duty, handed over and
     /// escalated. Default: deploy/config/roster.toml when present.
     #[arg(long)]
@@ -187,37 +193,36 @@ fn watch_warning_lists(
     path: PathBuf,
     reloads: crossbeam_channel::Sender<Vec<WarningEntry>>,
     stop: Arc<AtomicBool>,
-) -> std::io::Result<()> {
+) -> impl FnOnce() -> ComponentResult + Send + 'static {
     let stamp = |p: &Path| {
         std::fs::metadata(p)
             .and_then(|m| Ok((m.modified()?, m.len())))
             .ok()
     };
     let mut seen = stamp(&path);
-    std::thread::Builder::new()
-        .name("warning-lists".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(WARNING_LISTS_POLL);
-                let now = stamp(&path);
-                if now == seen {
-                    continue;
-                }
-                seen = now;
-                match read_warning_lists(&path) {
-                    Ok(entries) => {
-                        tracing::info!(lists = %path.display(), entries = entries.len(), "warning lists reloaded");
-                        if reloads.send(entries).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => tracing::error!(
-                        "{e:#}; the warning lists in force stay until the file is corrected"
-                    ),
-                }
+    move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(WARNING_LISTS_POLL);
+            let now = stamp(&path);
+            if now == seen {
+                continue;
             }
-        })
-        .map(|_| ())
+            seen = now;
+            match read_warning_lists(&path) {
+                Ok(entries) => {
+                    tracing::info!(lists = %path.display(), entries = entries.len(), "warning lists reloaded");
+                    if reloads.send(entries).is_err() {
+                        // The dataflow is gone: the run is ending.
+                        return Ok(());
+                    }
+                }
+                Err(e) => tracing::error!(
+                    "{e:#}; the warning lists in force stay until the file is corrected"
+                ),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What the output side has seen.
@@ -270,11 +275,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 /// [`run`], observed through `hooks`.
 pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
     let workers = args.workers.max(1);
-    let stop = Arc::new(AtomicBool::new(false));
+    let mut supervisor = Supervisor::default();
+    let stop = supervisor.stop_flag();
+    let abort = supervisor.abort_flag();
     {
-        let stop = Arc::clone(&stop);
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
-            .context("cannot install the Ctrl-C handler")?;
+        let signals = supervisor.signals();
+        ctrlc::set_handler(move || {
+            signals.fetch_add(1, Ordering::SeqCst);
+        })
+        .context("cannot install the Ctrl-C handler")?;
     }
 
     let metrics = ingest::metrics::KafkaMetrics::new();
@@ -287,16 +296,19 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         ..KafkaConfig::new(brokers)
     });
+    let future_tolerance_ms = i64::try_from(args.future_tolerance.as_millis()).unwrap_or(i64::MAX);
     let mut source: Box<dyn Source> = match (&kafka, &args.input) {
         (Some(cfg), _) => {
-            let source = KafkaSource::open(cfg)?;
+            let source = KafkaSource::open(cfg)?.with_future_tolerance(future_tolerance_ms);
             Box::new(if args.stop_when_caught_up {
                 source.stop_when_caught_up()
             } else {
                 source
             })
         }
-        (None, Some(dir)) => Box::new(JsonLinesDir::open(dir)?),
+        (None, Some(dir)) => {
+            Box::new(JsonLinesDir::open(dir)?.with_future_tolerance(future_tolerance_ms))
+        }
         (None, None) => Box::new(EmbeddedSource::new(
             load_tests::ScenarioConfig {
                 seed: args.seed,
@@ -331,26 +343,21 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
         None => None,
     };
     let (stop_delivery, delivery_shutdown) = tokio::sync::watch::channel(false);
-    let delivery_thread = match &outbox {
-        Some(outbox) => {
-            let outbox = outbox.clone();
-            Some(std::thread::Builder::new().name("delivery".into()).spawn(
-                move || -> anyhow::Result<()> {
-                    let rt = tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(2)
-                        .thread_name("delivery-worker")
-                        .enable_all()
-                        .build()?;
-                    rt.block_on(async move {
-                        let workers = outbox.spawn(delivery_shutdown);
-                        workers.join_all().await;
-                    });
-                    Ok(())
-                },
-            )?)
-        }
-        None => None,
-    };
+    if let Some(outbox) = &outbox {
+        let outbox = outbox.clone();
+        supervisor.spawn("delivery", Role::Service, move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("delivery-worker")
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let workers = outbox.spawn(delivery_shutdown);
+                workers.join_all().await;
+            });
+            Ok(())
+        })?;
+    }
     // Logical times before this are durable downstream: offsets below them may be committed.
     let durable = Arc::new(AtomicU64::new(0));
     let mut alerts_out = match &args.alerts_out {
@@ -405,41 +412,57 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
     config.roster = roster;
     if let Some((path, entries)) = load_warning_lists(args.warning_lists.as_deref())? {
         let (reload_tx, reload_rx) = crossbeam_channel::unbounded();
-        watch_warning_lists(path, reload_tx, Arc::clone(&stop))?;
+        supervisor.spawn(
+            "warning-lists",
+            Role::Service,
+            watch_warning_lists(path, reload_tx, Arc::clone(&stop)),
+        )?;
         config.warning_lists = entries;
         config.warning_reloads = Some(reload_rx);
     }
-    let dataflow = std::thread::Builder::new()
-        .name("dataflow".into())
-        .spawn(move || dataflow::runtime::run(receivers, config, out_tx))?;
+    config.stop = Arc::clone(&abort);
+    for (name, server) in crate::metrics_http::take_servers() {
+        supervisor.watch(&name, Role::Service, server);
+    }
 
     let ingest_stats = hooks.stats.clone().unwrap_or_default();
-    let ingest = {
+    {
         let stats = Arc::clone(&ingest_stats);
         let stop = Arc::clone(&stop);
         let config = IngestConfig {
             max_record_bytes: args.max_record_bytes,
             topic_prefix: args.topic_prefix.clone(),
+            future_tolerance_ms,
             ..IngestConfig::default()
         };
         let router = Router::new(senders, args.epoch_ms);
         let durable = Arc::clone(&durable);
         let latency_probe = hooks.latency.clone();
-        std::thread::Builder::new()
-            .name("ingest".into())
-            .spawn(move || {
-                let mut ingestor = Ingestor::new(config, router, DynSink(dead), stats)
-                    .with_durable_frontier(durable);
-                if let Some(probe) = latency_probe {
-                    ingestor = ingestor.with_latency_probe(probe);
-                }
-                ingestor.run(source.as_mut(), &stop)?;
-                ingestor.finish(source.as_mut(), FINISH_WAIT)
-            })?
-    };
+        let abort = Arc::clone(&abort);
+        supervisor.spawn("ingest", Role::Stage, move || {
+            let mut ingestor =
+                Ingestor::new(config, router, DynSink(dead), stats).with_durable_frontier(durable);
+            if let Some(probe) = latency_probe {
+                ingestor = ingestor.with_latency_probe(probe);
+            }
+            ingestor.run(source.as_mut(), &stop)?;
+            // Stopped by force: the last outputs will not come, so only what is already
+            // durable is committed.
+            let wait = if abort.load(Ordering::SeqCst) {
+                Duration::ZERO
+            } else {
+                FINISH_WAIT
+            };
+            ingestor.finish(source.as_mut(), wait)?;
+            Ok(())
+        })?;
+    }
+    supervisor.spawn("dataflow", Role::Stage, move || {
+        dataflow::runtime::run(receivers, config, out_tx).map_err(BoxError::from)
+    })?;
 
     let out_stats = Arc::new(OutputStats::default());
-    let output = {
+    {
         let latency = hooks.latency.clone();
         let samples = Arc::clone(&hooks.samples);
         let stats = Arc::clone(&out_stats);
@@ -456,187 +479,187 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
         let rejected_topic = kafka.as_ref().map(KafkaDeadLetters::new).transpose()?;
         let topic_prefix = args.topic_prefix.clone();
         let desk_hub = desk.as_ref().map(|d| d.hub.clone()); // desk (issue 11)
-        std::thread::Builder::new()
-            .name("alert-output".into())
-            .spawn(move || -> anyhow::Result<()> {
-                let mut snaps = Snapshots::new();
-                let mut sightings = delivery::feedback::Sightings::default();
-                let mut last_feedback: u64 = 0;
-                let mut routing: BTreeMap<u64, Vec<RoutingChange>> = BTreeMap::new();
-                let mut rejected_topic = rejected_topic;
-                for msg in out_rx {
-                    match msg {
-                        Output::Alert(alert, time, diff) => snaps.update(*alert, time, diff),
-                        Output::Matches(_, diff) => {
-                            stats.matches.fetch_add(diff as i64, Ordering::Relaxed);
-                        }
-                        Output::Suppressed(_, diff) => {
-                            stats.suppressed.fetch_add(diff as i64, Ordering::Relaxed);
-                        }
-                        Output::InputEnd(time) => snaps.input_ended(time),
-                        Output::Expired(id, time) => snaps.expired(id, time),
-                        Output::Late(_, n) => {
-                            stats.late_matches.fetch_add(n, Ordering::Relaxed);
-                        }
-                        Output::History(report) => {
-                            if let Ok(mut h) = stats.history.lock() {
-                                let at = report.shard as usize;
-                                if h.len() <= at {
-                                    h.resize(at + 1, Default::default());
-                                }
-                                h[at] = report;
+        let output = move || -> anyhow::Result<()> {
+            let mut snaps = Snapshots::new();
+            let mut sightings = delivery::feedback::Sightings::default();
+            let mut last_feedback: u64 = 0;
+            let mut routing: BTreeMap<u64, Vec<RoutingChange>> = BTreeMap::new();
+            let mut rejected_topic = rejected_topic;
+            for msg in out_rx {
+                match msg {
+                    Output::Alert(alert, time, diff) => snaps.update(*alert, time, diff),
+                    Output::Matches(_, diff) => {
+                        stats.matches.fetch_add(diff as i64, Ordering::Relaxed);
+                    }
+                    Output::Suppressed(_, diff) => {
+                        stats.suppressed.fetch_add(diff as i64, Ordering::Relaxed);
+                    }
+                    Output::InputEnd(time) => snaps.input_ended(time),
+                    Output::Expired(id, time) => snaps.expired(id, time),
+                    Output::Late(_, n) => {
+                        stats.late_matches.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Output::History(report) => {
+                        if let Ok(mut h) = stats.history.lock() {
+                            let at = report.shard as usize;
+                            if h.len() <= at {
+                                h.resize(at + 1, Default::default());
                             }
-                        }
-                        Output::Routing(r, time, diff) => routing
-                            .entry(time)
-                            .or_default()
-                            .push(RoutingChange::Alert { diff, routing: *r }),
-                        Output::Escalation(r, time, diff) => {
-                            routing
-                                .entry(time)
-                                .or_default()
-                                .push(RoutingChange::Escalation {
-                                    diff,
-                                    escalation: *r,
-                                })
-                        }
-                        Output::Handover(r, time, diff) => routing
-                            .entry(time)
-                            .or_default()
-                            .push(RoutingChange::Handover { diff, digest: *r }),
-                        Output::Duty(r, time, diff) => routing
-                            .entry(time)
-                            .or_default()
-                            .push(RoutingChange::Duty { diff, duty: *r }),
-                        Output::Rejected(r, time, diff) => routing
-                            .entry(time)
-                            .or_default()
-                            .push(RoutingChange::Rejected { diff, action: *r }),
-                        Output::Closed(frontier) => {
-                            let bound = snaps.bound(frontier);
-                            let still_open = routing.split_off(&bound);
-                            // desk (issue 11): the closed routing changes, for the desk below.
-                            let desk_routing: Vec<(u64, Vec<RoutingChange>)> = match &desk_hub {
-                                Some(_) => routing.iter().map(|(t, c)| (*t, c.clone())).collect(),
-                                None => Vec::new(),
-                            };
-                            for (time, changes) in std::mem::replace(&mut routing, still_open) {
-                                for change in changes {
-                                    if let RoutingChange::Duty { diff, duty } = &change
-                                        && *diff > 0
-                                        && let Ok(mut d) = stats.on_duty.lock()
-                                    {
-                                        d.clone_from(&duty.center);
-                                    }
-                                    if let RoutingChange::Rejected { diff, action } = &change
-                                        && *diff > 0
-                                    {
-                                        stats.rejected_actions.fetch_add(1, Ordering::Relaxed);
-                                        if let Some(sink) = rejected_topic.as_mut() {
-                                            let topic = format!("{topic_prefix}desk.actions");
-                                            sink.send(action.dead_letter(&topic))?;
-                                        }
-                                    }
-                                    if let Some(out) = routing_out.as_mut() {
-                                        serde_json::to_writer(
-                                            &mut *out,
-                                            &serde_json::json!({"time": time, "change": change}),
-                                        )?;
-                                        out.write_all(b"\n")?;
-                                    }
-                                }
-                            }
-                            if let Some(out) = routing_out.as_mut() {
-                                out.flush()?;
-                            }
-                            if let Some(sink) = rejected_topic.as_mut() {
-                                sink.flush()?;
-                            }
-                            let closed = snaps.close_before(frontier);
-                            if let Some(hub) = &desk_hub {
-                                // desk (issue 11): one consistent closed time after another.
-                                hub.closed(bound, &desk_routing, &closed);
-                            }
-                            if let Some(probe) = &latency {
-                                let now = Instant::now();
-                                let mut samples = samples
-                                    .lock()
-                                    .map_err(|_| anyhow!("latency samples poisoned"))?;
-                                for (time, changes) in &closed {
-                                    let opened_or_updated = changes.iter().any(|c| {
-                                        matches!(
-                                            c.change,
-                                            schemas::ChangeKind::Opened
-                                                | schemas::ChangeKind::Updated
-                                        )
-                                    });
-                                    if let Some(at) =
-                                        probe.ingested_at(*time).filter(|_| opened_or_updated)
-                                    {
-                                        let us = now.saturating_duration_since(at).as_micros();
-                                        samples.push(u32::try_from(us).unwrap_or(u32::MAX));
-                                    }
-                                }
-                                probe.forget_before(bound);
-                            }
-                            for (_, changes) in &closed {
-                                for c in changes {
-                                    stats.alert_changes.fetch_add(1, Ordering::Relaxed);
-                                    if c.change == schemas::ChangeKind::Expired {
-                                        stats.expired_alerts.fetch_add(1, Ordering::Relaxed);
-                                    }
-                                    if let Some(topic) = &alerts_topic {
-                                        topic.send(c)?;
-                                    }
-                                    if let Some(outbox) = &outbox {
-                                        // Durable before the offsets behind it are committed.
-                                        outbox.enqueue(c)?;
-                                        sightings.observe(c);
-                                    }
-                                    if let Some(out) = alerts_out.as_mut() {
-                                        serde_json::to_writer(&mut *out, c)?;
-                                        out.write_all(b"\n")?;
-                                    }
-                                }
-                            }
-                            if !closed.is_empty()
-                                && let Some(out) = alerts_out.as_mut()
-                            {
-                                // A closed time is written whole before the next.
-                                out.flush()?;
-                            }
-                            if let Some(topic) = &alerts_topic
-                                && !closed.is_empty()
-                            {
-                                topic.flush()?;
-                            }
-                            if let Some(outbox) = &outbox
-                                && let Some((time, _)) = closed.last()
-                                && time.saturating_sub(last_feedback) >= FEEDBACK_EVERY_MS
-                            {
-                                last_feedback = *time;
-                                outbox.enqueue_feedback(&sightings, *time)?;
-                            }
-                            durable.store(frontier, Ordering::Release);
-                            stats
-                                .open_alerts
-                                .store(snaps.open_count(), Ordering::Relaxed);
-                            let retro = snaps
-                                .open_alerts()
-                                .filter(|a| a.retroactive_sightings > 0)
-                                .count();
-                            stats
-                                .retroactive_alerts
-                                .store(retro as u64, Ordering::Relaxed);
+                            h[at] = report;
                         }
                     }
+                    Output::Routing(r, time, diff) => routing
+                        .entry(time)
+                        .or_default()
+                        .push(RoutingChange::Alert { diff, routing: *r }),
+                    Output::Escalation(r, time, diff) => {
+                        routing
+                            .entry(time)
+                            .or_default()
+                            .push(RoutingChange::Escalation {
+                                diff,
+                                escalation: *r,
+                            })
+                    }
+                    Output::Handover(r, time, diff) => routing
+                        .entry(time)
+                        .or_default()
+                        .push(RoutingChange::Handover { diff, digest: *r }),
+                    Output::Duty(r, time, diff) => routing
+                        .entry(time)
+                        .or_default()
+                        .push(RoutingChange::Duty { diff, duty: *r }),
+                    Output::Rejected(r, time, diff) => routing
+                        .entry(time)
+                        .or_default()
+                        .push(RoutingChange::Rejected { diff, action: *r }),
+                    Output::Closed(frontier) => {
+                        let bound = snaps.bound(frontier);
+                        let still_open = routing.split_off(&bound);
+                        // desk (issue 11): the closed routing changes, for the desk below.
+                        let desk_routing: Vec<(u64, Vec<RoutingChange>)> = match &desk_hub {
+                            Some(_) => routing.iter().map(|(t, c)| (*t, c.clone())).collect(),
+                            None => Vec::new(),
+                        };
+                        for (time, changes) in std::mem::replace(&mut routing, still_open) {
+                            for change in changes {
+                                if let RoutingChange::Duty { diff, duty } = &change
+                                    && *diff > 0
+                                    && let Ok(mut d) = stats.on_duty.lock()
+                                {
+                                    d.clone_from(&duty.center);
+                                }
+                                if let RoutingChange::Rejected { diff, action } = &change
+                                    && *diff > 0
+                                {
+                                    stats.rejected_actions.fetch_add(1, Ordering::Relaxed);
+                                    if let Some(sink) = rejected_topic.as_mut() {
+                                        let topic = format!("{topic_prefix}desk.actions");
+                                        sink.send(action.dead_letter(&topic))?;
+                                    }
+                                }
+                                if let Some(out) = routing_out.as_mut() {
+                                    serde_json::to_writer(
+                                        &mut *out,
+                                        &serde_json::json!({"time": time, "change": change}),
+                                    )?;
+                                    out.write_all(b"\n")?;
+                                }
+                            }
+                        }
+                        if let Some(out) = routing_out.as_mut() {
+                            out.flush()?;
+                        }
+                        if let Some(sink) = rejected_topic.as_mut() {
+                            sink.flush()?;
+                        }
+                        let closed = snaps.close_before(frontier);
+                        if let Some(hub) = &desk_hub {
+                            // desk (issue 11): one consistent closed time after another.
+                            hub.closed(bound, &desk_routing, &closed);
+                        }
+                        if let Some(probe) = &latency {
+                            let now = Instant::now();
+                            let mut samples = samples
+                                .lock()
+                                .map_err(|_| anyhow!("latency samples poisoned"))?;
+                            for (time, changes) in &closed {
+                                let opened_or_updated = changes.iter().any(|c| {
+                                    matches!(
+                                        c.change,
+                                        schemas::ChangeKind::Opened | schemas::ChangeKind::Updated
+                                    )
+                                });
+                                if let Some(at) =
+                                    probe.ingested_at(*time).filter(|_| opened_or_updated)
+                                {
+                                    let us = now.saturating_duration_since(at).as_micros();
+                                    samples.push(u32::try_from(us).unwrap_or(u32::MAX));
+                                }
+                            }
+                            probe.forget_before(bound);
+                        }
+                        for (_, changes) in &closed {
+                            for c in changes {
+                                stats.alert_changes.fetch_add(1, Ordering::Relaxed);
+                                if c.change == schemas::ChangeKind::Expired {
+                                    stats.expired_alerts.fetch_add(1, Ordering::Relaxed);
+                                }
+                                if let Some(topic) = &alerts_topic {
+                                    topic.send(c)?;
+                                }
+                                if let Some(outbox) = &outbox {
+                                    // Durable before the offsets behind it are committed.
+                                    outbox.enqueue(c)?;
+                                    sightings.observe(c);
+                                }
+                                if let Some(out) = alerts_out.as_mut() {
+                                    serde_json::to_writer(&mut *out, c)?;
+                                    out.write_all(b"\n")?;
+                                }
+                            }
+                        }
+                        if !closed.is_empty()
+                            && let Some(out) = alerts_out.as_mut()
+                        {
+                            // A closed time is written whole before the next.
+                            out.flush()?;
+                        }
+                        if let Some(topic) = &alerts_topic
+                            && !closed.is_empty()
+                        {
+                            topic.flush()?;
+                        }
+                        if let Some(outbox) = &outbox
+                            && let Some((time, _)) = closed.last()
+                            && time.saturating_sub(last_feedback) >= FEEDBACK_EVERY_MS
+                        {
+                            last_feedback = *time;
+                            outbox.enqueue_feedback(&sightings, *time)?;
+                        }
+                        durable.store(frontier, Ordering::Release);
+                        stats
+                            .open_alerts
+                            .store(snaps.open_count(), Ordering::Relaxed);
+                        let retro = snaps
+                            .open_alerts()
+                            .filter(|a| a.retroactive_sightings > 0)
+                            .count();
+                        stats
+                            .retroactive_alerts
+                            .store(retro as u64, Ordering::Relaxed);
+                    }
                 }
-                if let Some(out) = alerts_out.as_mut() {
-                    out.flush()?;
-                }
-                Ok(())
-            })?
-    };
+            }
+            if let Some(out) = alerts_out.as_mut() {
+                out.flush()?;
+            }
+            Ok(())
+        };
+        supervisor.spawn("alert-output", Role::Stage, move || {
+            output().map_err(BoxError::from)
+        })?;
+    }
 
     let started = Instant::now();
     let mut last_events = 0;
@@ -679,8 +702,7 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
         d.open_terminal(Path::new("fusion-run.log"), &stop)?;
     }
     // --- end desk ---
-    while !ingest.is_finished() {
-        std::thread::sleep(Duration::from_millis(50));
+    supervisor.run(|| {
         if args.duration.is_some_and(|d| started.elapsed() >= d) {
             stop.store(true, Ordering::SeqCst);
         }
@@ -697,27 +719,18 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
                 summary(started.elapsed().as_secs_f64(), rate);
             }
         }
-    }
-    ingest
-        .join()
-        .map_err(|_| anyhow!("the ingest thread panicked"))?
-        .context("ingestion failed")?;
-    dataflow
-        .join()
-        .map_err(|_| anyhow!("the dataflow thread panicked"))?
-        .map_err(|e| anyhow!("the dataflow failed: {e}"))?;
-    output
-        .join()
-        .map_err(|_| anyhow!("the alert output thread panicked"))??;
-    if let (Some(outbox), Some(thread)) = (&outbox, delivery_thread) {
+    })?;
+    if let Some(outbox) = &outbox {
         let grace = Instant::now();
-        while outbox.pending().unwrap_or(0) > 0 && grace.elapsed() < DELIVERY_GRACE {
+        let signals = supervisor.signals();
+        while outbox.pending().unwrap_or(0) > 0
+            && grace.elapsed() < DELIVERY_GRACE
+            && signals.load(Ordering::SeqCst) < 2
+        {
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = stop_delivery.send(true);
-        thread
-            .join()
-            .map_err(|_| anyhow!("the delivery thread panicked"))??;
+        supervisor.join("delivery", DELIVERY_STOP)?;
         println!(
             "delivery: {} message(s) still pending in {}",
             outbox.pending().unwrap_or(0),
