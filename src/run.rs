@@ -244,8 +244,16 @@ struct OutputStats {
 /// records: back-pressure on the source when the dataflow lags.
 const FEED_CAPACITY: usize = 8;
 
+/// Bound of the channel from the dataflow workers to the output thread, in messages: a
+/// slow output (a broker away, a full disk) holds the workers back, and through their
+/// feeds the source, instead of filling memory.
+const OUTPUT_CAPACITY: usize = 16 * 1024;
+
 /// Partner feedback is queued once per this much logical time.
 const FEEDBACK_EVERY_MS: u64 = 60_000;
+
+/// How long the delivery thread gets to end once told to.
+const DELIVERY_STOP: Duration = Duration::from_secs(5);
 
 /// How long a stopping run gives the outbox to deliver what is pending (the rest
 /// stays in the outbox for the next run).
@@ -376,7 +384,7 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
         senders.push(tx);
         receivers.push(rx);
     }
-    let (out_tx, out_rx) = crossbeam_channel::unbounded::<Output>();
+    let (out_tx, out_rx) = crossbeam_channel::bounded::<Output>(OUTPUT_CAPACITY);
 
     let roster = load_roster(args.roster.as_deref())?;
     // --- desk (issue 11): the API, its action input, the terminal when there is one ---

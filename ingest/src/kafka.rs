@@ -441,6 +441,27 @@ struct Partition {
     position: i64,
     /// The consumer-lag gauge of this partition.
     lag: Option<IntGauge>,
+    /// Fetching is paused: the queue was full (see [`PARTITION_QUEUE`]).
+    paused: bool,
+}
+
+/// Most records buffered per partition. A partition that runs ahead of the one the
+/// timestamp-ordered release waits for is paused at this many records (the client stops
+/// fetching it and drops what it had prefetched) and resumed, from the next offset, once
+/// half of them have been released; so memory stays bounded, and a source whose consumer
+/// (the dataflow) is slow stops reading instead of buffering.
+const PARTITION_QUEUE: usize = 4096;
+
+impl Partition {
+    /// Full: fetching should pause.
+    fn should_pause(&self) -> bool {
+        !self.paused && self.queue.len() >= PARTITION_QUEUE
+    }
+
+    /// Paused and drained to half: fetching should resume.
+    fn should_resume(&self) -> bool {
+        self.paused && self.queue.len() <= PARTITION_QUEUE / 2
+    }
 }
 
 impl Partition {
@@ -781,6 +802,49 @@ impl KafkaSource {
         release_in_order(&mut self.partitions, &mut self.watermark, max)
     }
 
+    /// Pauses fetching full partitions and resumes drained ones ([`PARTITION_QUEUE`]).
+    fn pace_partitions(&mut self) {
+        for reader in &self.readers {
+            for pause in [true, false] {
+                let mut tpl = TopicPartitionList::new();
+                let mut ids = Vec::new();
+                for ((topic, id), p) in &self.partitions {
+                    let due = if pause {
+                        p.should_pause()
+                    } else {
+                        p.should_resume()
+                    };
+                    if *topic == reader.topic && due {
+                        tpl.add_partition(&reader.name, *id);
+                        ids.push(*id);
+                    }
+                }
+                if ids.is_empty() {
+                    continue;
+                }
+                let paced = if pause {
+                    reader.consumer.pause(&tpl)
+                } else {
+                    reader.consumer.resume(&tpl)
+                };
+                match paced {
+                    Ok(()) => {
+                        for id in &ids {
+                            if let Some(p) = self.partitions.get_mut(&(reader.topic, *id)) {
+                                p.paused = pause;
+                            }
+                        }
+                        tracing::debug!(topic = %reader.name, pause, partitions = ?ids, "partition fetching paced");
+                    }
+                    // Tried again at the next poll.
+                    Err(e) => {
+                        tracing::warn!(topic = %reader.name, pause, error = %e, "cannot pause or resume partitions")
+                    }
+                }
+            }
+        }
+    }
+
     fn check_rehydrated(&mut self) {
         if self.rehydrated_after.is_some() {
             return;
@@ -845,6 +909,7 @@ impl Source for KafkaSource {
             // queued behind others, so refusing to fetch here could stall for good.
             let fetched = self.fetch(max)?;
             let out = self.release(max);
+            self.pace_partitions();
             self.check_rehydrated();
             self.update_lag();
             if !out.is_empty() {
@@ -1012,6 +1077,36 @@ mod tests {
         assert_eq!(watermark, Some(35));
         assert!(parts.get_mut(&p1).unwrap().reached_end());
         assert_eq!(released(&mut parts), vec![(0, 1)]);
+    }
+
+    #[test]
+    fn a_partition_running_ahead_is_paused_when_full_and_resumed_at_half() {
+        let end = 2 * PARTITION_QUEUE as i64;
+        let mut parts = two_partitions(end);
+        let p0 = (Topic::SensorEvents, 0);
+        for offset in 0..PARTITION_QUEUE as i64 - 1 {
+            assert!(feed(&mut parts, 0, offset, 100 + offset));
+        }
+        assert!(!parts[&p0].should_pause(), "room for one more");
+        assert!(feed(&mut parts, 0, PARTITION_QUEUE as i64 - 1, 5_000));
+        assert!(
+            parts[&p0].should_pause(),
+            "full while partition 1 holds it back"
+        );
+        parts.get_mut(&p0).unwrap().paused = true;
+        assert!(!parts[&p0].should_pause(), "paused once");
+        // Partition 1 speaks: partition 0 drains in time order, down to half.
+        assert!(feed(&mut parts, 1, 0, 100 + PARTITION_QUEUE as i64 / 2 - 1));
+        let mut watermark = None;
+        let out = release_in_order(&mut parts, &mut watermark, usize::MAX);
+        assert_eq!(out.len(), PARTITION_QUEUE / 2 + 1);
+        assert!(
+            parts[&p0].should_resume(),
+            "{} left",
+            parts[&p0].queue.len()
+        );
+        parts.get_mut(&p0).unwrap().paused = false;
+        assert!(!parts[&p0].should_resume());
     }
 
     #[test]
