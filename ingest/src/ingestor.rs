@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use schemas::{DeadLetter, DecodeError, ErrorCode, Input, decode_record};
 
 use crate::deadletter::DeadLetterSink;
+use crate::dedup::{Dedup, Seen};
+use crate::metrics::KafkaMetrics;
 use crate::record::{Poll, RawRecord, Source, SourceError};
 use crate::router::{Disconnected, Router};
 use crate::stix;
@@ -29,6 +31,9 @@ pub struct IngestConfig {
     pub topic_prefix: String,
     /// Most records taken from the source per poll.
     pub poll_batch: usize,
+    /// How long an event id is remembered to drop copies and dead-letter conflicting
+    /// ones ([`crate::dedup`]): the evidence window (ms of logical time).
+    pub dedup_window_ms: u64,
     /// How far ahead of its source's clock a record may be stamped (ms); sources judge
     /// it ([`crate::future`]), the ingestor names it in the dead letter.
     pub future_tolerance_ms: i64,
@@ -40,6 +45,7 @@ impl Default for IngestConfig {
             max_record_bytes: 1024 * 1024,
             topic_prefix: "fusion.".to_string(),
             poll_batch: 1024,
+            dedup_window_ms: 3_600_000,
             future_tolerance_ms: crate::future::DEFAULT_TOLERANCE_MS,
         }
     }
@@ -58,6 +64,8 @@ pub struct IngestStats {
     pub actions: AtomicU64,
     /// Records dead-lettered.
     pub dead_letters: AtomicU64,
+    /// Sensor events dropped as exact copies of one seen within the evidence window.
+    pub duplicates: AtomicU64,
     /// Latest logical time sent (ms).
     pub logical_time_ms: AtomicU64,
     /// Milliseconds the rehydration from retained history took; `u64::MAX` while it goes on.
@@ -88,6 +96,8 @@ pub struct Ingestor<D: DeadLetterSink> {
     latency: Option<Arc<crate::latency::LatencyProbe>>,
     last_commit: Instant,
     last_time: u64,
+    dedup: Dedup,
+    metrics: Option<KafkaMetrics>,
 }
 
 /// How often offsets are committed (at most).
@@ -97,6 +107,7 @@ impl<D: DeadLetterSink> Ingestor<D> {
     /// An ingestor routing through `router` and dead-lettering to `dead`.
     pub fn new(config: IngestConfig, router: Router, dead: D, stats: Arc<IngestStats>) -> Self {
         Self {
+            dedup: Dedup::new(config.dedup_window_ms),
             config,
             router,
             dead,
@@ -105,6 +116,7 @@ impl<D: DeadLetterSink> Ingestor<D> {
             latency: None,
             last_commit: Instant::now(),
             last_time: 0,
+            metrics: None,
         }
     }
 
@@ -112,6 +124,12 @@ impl<D: DeadLetterSink> Ingestor<D> {
     /// (every output at a time before it has been acknowledged).
     pub fn with_durable_frontier(mut self, durable: Arc<AtomicU64>) -> Self {
         self.durable = Some(durable);
+        self
+    }
+
+    /// Counts dead letters (per code) and dropped copies in `metrics`.
+    pub fn with_metrics(mut self, metrics: KafkaMetrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -132,6 +150,33 @@ impl<D: DeadLetterSink> Ingestor<D> {
             return Ok(self.router.time_for(rec.timestamp_ms));
         }
         match self.decode(&rec) {
+            Ok(Decoded::One(Input::Event(event))) => {
+                let t = self.router.time_for(rec.timestamp_ms);
+                match self.dedup.check(&event, t) {
+                    Seen::New => self.send(rec.timestamp_ms, Input::Event(event)),
+                    Seen::Copy => {
+                        self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                        if let Some(m) = &self.metrics {
+                            m.duplicates.inc();
+                        }
+                        Ok(t)
+                    }
+                    Seen::Conflict => {
+                        let error = DecodeError::new(
+                            ErrorCode::DuplicateConflict,
+                            Some("event_id".into()),
+                            format!(
+                                "event {} was already seen within the evidence window with \
+                                 other content; the first copy stands: give each event an \
+                                 id of its own",
+                                event.event_id
+                            ),
+                        );
+                        self.dead_letter(&rec, &error)?;
+                        Ok(t)
+                    }
+                }
+            }
             Ok(Decoded::One(input)) => self.send(rec.timestamp_ms, input),
             Ok(Decoded::Bundle(bundle)) => {
                 for skipped in &bundle.skipped {
@@ -173,6 +218,11 @@ impl<D: DeadLetterSink> Ingestor<D> {
         let dead = DeadLetter::new(&topic, rec.partition, rec.offset, &rec.payload, error, at);
         self.dead.send(dead)?;
         self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &self.metrics {
+            m.ingest_dead_letters
+                .with_label_values(&[error.code.as_str()])
+                .inc();
+        }
         Ok(())
     }
 

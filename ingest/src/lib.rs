@@ -11,6 +11,7 @@
 //! when no records arrive, so timers in the dataflow fire on an idle stream.
 
 pub mod deadletter;
+pub mod dedup;
 pub mod desk_actions;
 pub mod embedded;
 pub mod files;

@@ -27,6 +27,10 @@ pub struct KafkaMetrics {
     pub commit_failures: IntCounter,
     /// 1 while the state is being rebuilt from the retained history, then 0.
     pub rehydrating: IntGauge,
+    /// Records dead-lettered by the ingest path (every source), per error code.
+    pub ingest_dead_letters: IntCounterVec,
+    /// Sensor events dropped as exact copies of one seen within the evidence window.
+    pub duplicates: IntCounter,
 }
 
 impl std::fmt::Debug for KafkaMetrics {
@@ -97,8 +101,23 @@ impl KafkaMetrics {
             "1 while the state is rebuilt from the retained history, then 0.",
         )
         .expect("valid metric");
+        let ingest_dead_letters = IntCounterVec::new(
+            Opts::new(
+                "fusion_ingest_deadletters_total",
+                "Records dead-lettered by the ingest path (every source), per error code.",
+            ),
+            &["code"],
+        )
+        .expect("valid metric");
+        let duplicates = IntCounter::new(
+            "fusion_ingest_duplicates_total",
+            "Sensor events dropped as exact copies of one seen within the evidence window.",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(records_in.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(ingest_dead_letters.clone()),
+            Box::new(duplicates.clone()),
             Box::new(records_out.clone()),
             Box::new(dead_letters.clone()),
             Box::new(consumer_lag.clone()),
@@ -119,6 +138,8 @@ impl KafkaMetrics {
             commit_seconds,
             commit_failures,
             rehydrating,
+            ingest_dead_letters,
+            duplicates,
         }
     }
 
@@ -153,6 +174,10 @@ mod tests {
         m.commit_seconds.observe(0.004);
         m.commit_failures.inc();
         m.rehydrating.set(1);
+        m.ingest_dead_letters
+            .with_label_values(&["future_timestamp"])
+            .inc();
+        m.duplicates.inc();
         let text = m.render();
         for line in [
             "fusion_kafka_records_in_total{topic=\"fusion.sensor.events\"} 3",
@@ -163,6 +188,8 @@ mod tests {
             "fusion_kafka_commit_seconds_count 1",
             "fusion_kafka_commit_failures_total 1",
             "fusion_kafka_rehydrating 1",
+            "fusion_ingest_deadletters_total{code=\"future_timestamp\"} 1",
+            "fusion_ingest_duplicates_total 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

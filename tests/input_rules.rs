@@ -1,6 +1,9 @@
-//! The time rules, end to end through the binary with the default roster: a record
-//! stamped far in the future is a dead letter (`future_timestamp`) and changes nothing
-//! else, wherever it sits; a genuine quiet gap of years replays, and finishes.
+//! Input rules, end to end through the binary with the default roster:
+//! - time: a record stamped far in the future is a dead letter (`future_timestamp`) and
+//!   changes nothing else, wherever it sits; a genuine quiet gap of years replays, and
+//!   finishes;
+//! - duplicates: an exact copy of an event changes nothing; a copy with other content is
+//!   a dead letter (`duplicate_conflict`) and changes nothing either.
 
 #![allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
 
@@ -215,4 +218,57 @@ fn a_quiet_gap_of_years_replays_and_finishes() {
         routing.lines().any(|l| l.contains("2031-")),
         "the watch goes on being handed over through the gap"
     );
+}
+
+#[test]
+fn a_copied_event_changes_nothing_and_a_conflicting_copy_is_a_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = scenario(dir.path());
+    let (alerts, routing, dead) = run(&base, &dir.path().join("out-base"));
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join("truth.json")).unwrap()).unwrap();
+    // An event that matches: its copy would add a sighting, a sensor and a country.
+    let matched = truth["expected_matches"][0][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let copies = variant(
+        &base,
+        dir.path(),
+        "copies",
+        "sensor.events.jsonl",
+        |lines| {
+            let at = lines
+                .iter()
+                .position(|l| {
+                    serde_json::from_slice::<serde_json::Value>(l)
+                        .is_ok_and(|v| v["event_id"] == matched.as_str())
+                })
+                .unwrap();
+            let exact = lines[at].clone();
+            let mut other: serde_json::Value = serde_json::from_slice(&exact).unwrap();
+            other["sensor_id"] = "hu-ids-01".into();
+            other["country"] = "HU".into();
+            other["victim_ip"] = "84.0.0.7".into();
+            lines.insert(at + 1, serde_json::to_vec(&other).unwrap());
+            lines.insert(at + 2, exact);
+        },
+    );
+    let (a, r, d) = run(&copies, &dir.path().join("out-copies"));
+    let conflicts: Vec<&serde_json::Value> = d
+        .iter()
+        .filter(|d| d["code"] == "duplicate_conflict")
+        .collect();
+    assert_eq!(conflicts.len(), 1, "{d:?}");
+    assert!(
+        conflicts[0]["detail"].as_str().unwrap().contains(&matched),
+        "{}",
+        conflicts[0]
+    );
+    assert_eq!(d.len(), dead.len() + 1, "the exact copy is no dead letter");
+    assert!(
+        a == alerts,
+        "the alert changes differ from the run without copies"
+    );
+    assert_eq!(sorted(&r), sorted(&routing));
 }
