@@ -1,4 +1,4 @@
-//! `fusion roster check|show`: validates a follow-the-sun roster, or says who is on duty.
+//! `fusion roster check|show FILE`: validates a follow-the-sun roster, or says who is on duty.
 
 use std::path::{Path, PathBuf};
 
@@ -35,9 +35,11 @@ enum RosterCommand {
     },
     /// Prints the center on duty at an instant and the next handovers, in every center's local time.
     Show {
-        /// The roster file (TOML).
-        #[arg(long, default_value = DEFAULT_ROSTER)]
-        roster: PathBuf,
+        /// The roster file (TOML); default deploy/config/roster.toml.
+        file: Option<PathBuf>,
+        /// The roster file, as earlier releases took it (same as FILE).
+        #[arg(long, hide = true, conflicts_with = "file")]
+        roster: Option<PathBuf>,
         /// The instant (RFC 3339, e.g. 2026-06-01T10:00:00Z).
         #[arg(long)]
         at: Timestamp,
@@ -54,7 +56,15 @@ pub fn run(args: RosterArgs) -> anyhow::Result<()> {
             let from = from.unwrap_or_else(|| Timestamp::now().to_zoned(TimeZone::UTC).date());
             check(&file, from, days)
         }
-        RosterCommand::Show { roster, at, next } => show(&roster, at, next),
+        RosterCommand::Show {
+            file,
+            roster,
+            at,
+            next,
+        } => {
+            let file = file.or(roster).unwrap_or_else(|| DEFAULT_ROSTER.into());
+            show(&file, at, next)
+        }
     }
 }
 

@@ -143,9 +143,17 @@ impl OfficersFile {
                 });
             }
         };
+        // Not `e.to_string()`: that quotes the offending line, which may hold a token.
         toml::from_str(&text).map_err(|e| OfficersError::Invalid {
             path: path.into(),
-            reason: e.to_string(),
+            reason: match e.span() {
+                Some(s) => format!(
+                    "line {}: {}",
+                    text.get(..s.start).map_or(0, |t| t.matches('\n').count()) + 1,
+                    e.message().trim_end()
+                ),
+                None => e.message().trim_end().to_string(),
+            },
         })
     }
 
