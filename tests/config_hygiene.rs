@@ -277,3 +277,41 @@ fn an_officer_token_in_a_broken_officers_file_is_not_quoted() {
         assert_no_secret(&all, &token);
     }
 }
+
+/// Every place a subscriptions file names where a secret is, with the secret itself
+/// pasted there instead (raw base64, without the `whsec_` that gives it away): the error
+/// names the field, never the value.
+#[test]
+fn a_secret_pasted_where_its_file_or_variable_goes_is_not_quoted() {
+    let leak = "c2VjcmV0LW1hdGVyaWFsLXRoYXQtbXVzdC1uZXZlci1sZWFr";
+    let ok = "secret_env = \"S\"";
+    let file = |bureau: &str, partner: &str, key: &str| {
+        format!(
+            "pseudonym_key = {key}\n\
+             [[bureau]]\nid = \"b\"\ncountry = \"FR\"\nendpoint = \"https://b.example/hook\"\n\
+             clearance = \"GREEN\"\npersonal_data = false\n{bureau}\n\
+             [[partner]]\nid = \"p\"\nfeedback_endpoint = \"https://p.example/feedback\"\n\
+             feedback_min_count = 1\n{partner}\n"
+        )
+    };
+    let key_ok = "{ secret_env = \"K\" }";
+    let pasted_file = format!("secret_file = \"{leak}\"");
+    let pasted_env = format!("secret_env = \"{leak}\"");
+    let key_file = format!("{{ secret_file = \"{leak}\" }}");
+    let key_env = format!("{{ secret_env = \"{leak}\" }}");
+    let env = |_: &str| Some("whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_string());
+    let dir = tempfile::tempdir().unwrap();
+    for (case, text) in [
+        ("bureau secret_file", file(&pasted_file, ok, key_ok)),
+        ("partner secret_file", file(ok, &pasted_file, key_ok)),
+        ("pseudonym_key secret_file", file(ok, ok, &key_file)),
+        ("bureau secret_env", file(&pasted_env, ok, key_ok)),
+        ("partner secret_env", file(ok, &pasted_env, key_ok)),
+        ("pseudonym_key secret_env", file(ok, ok, &key_env)),
+    ] {
+        let err = delivery::Subscriptions::parse_with_env(&text, dir.path(), &env)
+            .expect_err(case)
+            .to_string();
+        assert_no_secret(&err, leak);
+    }
+}

@@ -261,7 +261,16 @@ impl SecretSource {
                 let path = base.join(file);
                 std::fs::read_to_string(&path)
                     .map(|s| s.trim().to_string())
-                    .map_err(|e| err(format!("cannot read {}: {e}", path.display())))
+                    .map_err(|e| match e.kind() {
+                        // A secret pasted where its path goes names no file: not shown.
+                        std::io::ErrorKind::NotFound => err(
+                            "the file named by secret_file does not exist (relative paths are \
+                             relative to the subscriptions file; the path is not shown, in \
+                             case it is the secret itself)"
+                                .to_string(),
+                        ),
+                        _ => err(format!("cannot read {}: {e}", path.display())),
+                    })
             }
             _ => Err(err(
                 "give exactly one of secret_env or secret_file (never the secret inline)"
