@@ -80,7 +80,7 @@ fn roster_show_takes_the_file_as_roster_check_does() {
 // ---- A byte order mark at the start of every configuration file ----
 
 #[test]
-fn a_byte_order_mark_is_tolerated_in_every_toml_file_fusion_loads() {
+fn a_byte_order_mark_is_tolerated_in_every_config_file_fusion_loads() {
     let dir = tempfile::tempdir().unwrap();
 
     // The roster, through the command that checks it.
@@ -115,7 +115,12 @@ fn a_byte_order_mark_is_tolerated_in_every_toml_file_fusion_loads() {
     // The subscriptions, with their secrets supplied.
     std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
     let secret = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-    write(dir.path(), "secrets/ncb-ar.whsec", secret);
+    // The secret file too, as an editor may write it.
+    write(
+        dir.path(),
+        "secrets/ncb-ar.whsec",
+        &format!("{BOM}{secret}\r\n"),
+    );
     let env = |v: &str| {
         Some(if v == "FUSION_PSEUDONYM_KEY" {
             "a-long-enough-pseudonym-key".to_string()

@@ -58,9 +58,10 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Secret {
-    /// Parses `whsec_...` (surrounding whitespace, e.g. a file's newline, is ignored).
+    /// Parses `whsec_...` (surrounding whitespace, e.g. a file's newline, and a leading
+    /// byte order mark, as some editors write, are ignored).
     pub fn parse(text: &str) -> Result<Self, WebhookError> {
-        let text = text.trim();
+        let text = text.trim_start_matches('\u{feff}').trim();
         let b64 = text
             .strip_prefix("whsec_")
             .ok_or_else(|| WebhookError::BadSecret("no whsec_ prefix".to_string()))?;
