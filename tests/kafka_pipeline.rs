@@ -428,6 +428,8 @@ fn a_bad_input_corpus_lands_in_the_dead_letters_and_valid_records_pass() {
         ("sensor.events", invalid_utf8, Some(ErrorCode::InvalidUtf8)),
         ("sensor.events", event("evil\\u202e", "a.evil.example").into_bytes(), Some(ErrorCode::InvalidValue)),
         ("sensor.events", event("ok-2", "b.evil.example").into_bytes(), None),
+        // "ok-1" again from another country, within the evidence window: a conflicting duplicate.
+        ("sensor.events", event("ok-1", "a.evil.example").replace(r#""country":"FR""#, r#""country":"DE""#).into_bytes(), Some(ErrorCode::DuplicateConflict)),
         ("osint.items", br#"{"schema_version":1,"feed_id":"f","item_id":"1","value":"'; DROP TABLE","published":"2026-11-20T09:00:00Z"}"#.to_vec(), Some(ErrorCode::InvalidValue)),
         ("desk.actions", b"{\"schema_version\":1,\"action_id\":\"a1\"".to_vec(), Some(ErrorCode::MalformedJson)),
         ("sensor.events", event("ok-3", "c.evil.example").into_bytes(), None),
@@ -480,6 +482,15 @@ fn a_bad_input_corpus_lands_in_the_dead_letters_and_valid_records_pass() {
         )
         .map_err(|(e, _)| e)
         .unwrap();
+    // A producer whose clock says 2100: a dead letter, not a jump of the clock for everyone.
+    producer
+        .send(
+            BaseRecord::<(), [u8]>::to(&format!("{prefix}sensor.events"))
+                .payload(event("far", "a.evil.example").as_bytes())
+                .timestamp(4_102_444_800_000),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
     producer.flush(Duration::from_secs(30)).unwrap();
     drop(producer);
 
@@ -503,6 +514,7 @@ fn a_bad_input_corpus_lands_in_the_dead_letters_and_valid_records_pass() {
                 "partner.indicators".to_string(),
                 ErrorCode::UnsupportedPattern,
             ),
+            ("sensor.events".to_string(), ErrorCode::FutureTimestamp),
         ])
         .collect();
     want.sort();
@@ -514,7 +526,8 @@ fn a_bad_input_corpus_lands_in_the_dead_letters_and_valid_records_pass() {
         .unwrap();
     assert_eq!(
         last.alert.sightings, 3,
-        "the three valid events around the corpus all matched"
+        "the three valid events around the corpus all matched, and neither the far one nor \
+         the conflicting copy counted"
     );
     assert!(
         alerts
