@@ -4,18 +4,20 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use clap::Args;
+use fusion::output::{
+    AlertTopic, AlertsFile, Closed, ClosedSink, LatencySink, OutboxSink, OutputLoop, OutputStats,
+    RejectedActions, RoutingFile, SinkError,
+};
 use fusion::supervise::{BoxError, ComponentResult, Role, Supervisor};
-use std::collections::BTreeMap;
 
 use dataflow::history::TierConfig;
 use dataflow::roster::{Roster, RosterSpec};
 use dataflow::runtime::Output;
-use dataflow::snapshot::Snapshots;
 use dataflow::views::warning_lists::{self, WarningEntry};
 use ingest::embedded::EmbeddedSource;
 use ingest::files::JsonLinesDir;
@@ -24,7 +26,6 @@ use ingest::{
     DeadLetterSink, IngestConfig, IngestStats, Ingestor, JsonLinesDeadLetters, MemoryDeadLetters,
     Router, Source,
 };
-use schemas::routing::RoutingChange;
 
 /// Options of `fusion run`.
 #[derive(Args, Debug)]
@@ -225,21 +226,6 @@ fn watch_warning_lists(
     }
 }
 
-/// What the output side has seen.
-#[derive(Default)]
-struct OutputStats {
-    on_duty: std::sync::Mutex<String>,
-    rejected_actions: AtomicU64,
-    matches: AtomicI64,
-    suppressed: AtomicI64,
-    open_alerts: AtomicUsize,
-    alert_changes: AtomicU64,
-    retroactive_alerts: AtomicU64,
-    expired_alerts: AtomicU64,
-    late_matches: AtomicU64,
-    history: std::sync::Mutex<Vec<dataflow::history::HistoryReport>>,
-}
-
 /// Bound of each worker's input channel, in batches of up to [`ingest::router::BATCH`]
 /// records: back-pressure on the source when the dataflow lags.
 const FEED_CAPACITY: usize = 8;
@@ -248,9 +234,6 @@ const FEED_CAPACITY: usize = 8;
 /// slow output (a broker away, a full disk) holds the workers back, and through their
 /// feeds the source, instead of filling memory.
 const OUTPUT_CAPACITY: usize = 16 * 1024;
-
-/// Partner feedback is queued once per this much logical time.
-const FEEDBACK_EVERY_MS: u64 = 60_000;
 
 /// How long the delivery thread gets to end once told to.
 const DELIVERY_STOP: Duration = Duration::from_secs(5);
@@ -368,14 +351,11 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
     }
     // Logical times before this are durable downstream: offsets below them may be committed.
     let durable = Arc::new(AtomicU64::new(0));
-    let mut alerts_out = match &args.alerts_out {
-        Some(path) => {
-            Some(BufWriter::new(File::create(path).with_context(|| {
-                format!("cannot create {}", path.display())
-            })?))
-        }
-        None => None,
-    };
+    let alerts_out = args
+        .alerts_out
+        .as_deref()
+        .map(|path| json_lines("the alerts file", path))
+        .transpose()?;
 
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
@@ -471,201 +451,40 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
 
     let out_stats = Arc::new(OutputStats::default());
     {
-        let latency = hooks.latency.clone();
-        let samples = Arc::clone(&hooks.samples);
-        let stats = Arc::clone(&out_stats);
-        let durable = Arc::clone(&durable);
-        let outbox = outbox.clone();
-        let mut routing_out = match &args.routing_out {
-            Some(path) => {
-                Some(BufWriter::new(File::create(path).with_context(|| {
-                    format!("cannot create {}", path.display())
-                })?))
-            }
-            None => None,
-        };
-        let rejected_topic = kafka.as_ref().map(KafkaDeadLetters::new).transpose()?;
-        let topic_prefix = args.topic_prefix.clone();
-        let desk_hub = desk.as_ref().map(|d| d.hub.clone()); // desk (issue 11)
-        let output = move || -> anyhow::Result<()> {
-            let mut snaps = Snapshots::new();
-            let mut sightings = delivery::feedback::Sightings::default();
-            let mut last_feedback: u64 = 0;
-            let mut routing: BTreeMap<u64, Vec<RoutingChange>> = BTreeMap::new();
-            let mut rejected_topic = rejected_topic;
-            for msg in out_rx {
-                match msg {
-                    Output::Alert(alert, time, diff) => snaps.update(*alert, time, diff),
-                    Output::Matches(_, diff) => {
-                        stats.matches.fetch_add(diff as i64, Ordering::Relaxed);
-                    }
-                    Output::Suppressed(_, diff) => {
-                        stats.suppressed.fetch_add(diff as i64, Ordering::Relaxed);
-                    }
-                    Output::InputEnd(time) => snaps.input_ended(time),
-                    Output::Expired(id, time) => snaps.expired(id, time),
-                    Output::Late(_, n) => {
-                        stats.late_matches.fetch_add(n, Ordering::Relaxed);
-                    }
-                    Output::History(report) => {
-                        if let Ok(mut h) = stats.history.lock() {
-                            let at = report.shard as usize;
-                            if h.len() <= at {
-                                h.resize(at + 1, Default::default());
-                            }
-                            h[at] = report;
-                        }
-                    }
-                    Output::Routing(r, time, diff) => routing
-                        .entry(time)
-                        .or_default()
-                        .push(RoutingChange::Alert { diff, routing: *r }),
-                    Output::Escalation(r, time, diff) => {
-                        routing
-                            .entry(time)
-                            .or_default()
-                            .push(RoutingChange::Escalation {
-                                diff,
-                                escalation: *r,
-                            })
-                    }
-                    Output::Handover(r, time, diff) => routing
-                        .entry(time)
-                        .or_default()
-                        .push(RoutingChange::Handover { diff, digest: *r }),
-                    Output::Duty(r, time, diff) => routing
-                        .entry(time)
-                        .or_default()
-                        .push(RoutingChange::Duty { diff, duty: *r }),
-                    Output::Rejected(r, time, diff) => routing
-                        .entry(time)
-                        .or_default()
-                        .push(RoutingChange::Rejected { diff, action: *r }),
-                    Output::Closed(frontier) => {
-                        let bound = snaps.bound(frontier);
-                        let still_open = routing.split_off(&bound);
-                        // desk (issue 11): the closed routing changes, for the desk below.
-                        let desk_routing: Vec<(u64, Vec<RoutingChange>)> = match &desk_hub {
-                            Some(_) => routing.iter().map(|(t, c)| (*t, c.clone())).collect(),
-                            None => Vec::new(),
-                        };
-                        for (time, changes) in std::mem::replace(&mut routing, still_open) {
-                            for change in changes {
-                                if let RoutingChange::Duty { diff, duty } = &change
-                                    && *diff > 0
-                                    && let Ok(mut d) = stats.on_duty.lock()
-                                {
-                                    d.clone_from(&duty.center);
-                                }
-                                if let RoutingChange::Rejected { diff, action } = &change
-                                    && *diff > 0
-                                {
-                                    stats.rejected_actions.fetch_add(1, Ordering::Relaxed);
-                                    if let Some(sink) = rejected_topic.as_mut() {
-                                        let topic = format!("{topic_prefix}desk.actions");
-                                        sink.send(action.dead_letter(&topic))?;
-                                    }
-                                }
-                                if let Some(out) = routing_out.as_mut() {
-                                    serde_json::to_writer(
-                                        &mut *out,
-                                        &serde_json::json!({"time": time, "change": change}),
-                                    )?;
-                                    out.write_all(b"\n")?;
-                                }
-                            }
-                        }
-                        if let Some(out) = routing_out.as_mut() {
-                            out.flush()?;
-                        }
-                        if let Some(sink) = rejected_topic.as_mut() {
-                            sink.flush()?;
-                        }
-                        let closed = snaps.close_before(frontier);
-                        if let Some(hub) = &desk_hub {
-                            // desk (issue 11): one consistent closed time after another.
-                            hub.closed(bound, &desk_routing, &closed);
-                        }
-                        if let Some(probe) = &latency {
-                            let now = Instant::now();
-                            let mut samples = samples
-                                .lock()
-                                .map_err(|_| anyhow!("latency samples poisoned"))?;
-                            for (time, changes) in &closed {
-                                let opened_or_updated = changes.iter().any(|c| {
-                                    matches!(
-                                        c.change,
-                                        schemas::ChangeKind::Opened | schemas::ChangeKind::Updated
-                                    )
-                                });
-                                if let Some(at) =
-                                    probe.ingested_at(*time).filter(|_| opened_or_updated)
-                                {
-                                    let us = now.saturating_duration_since(at).as_micros();
-                                    samples.push(u32::try_from(us).unwrap_or(u32::MAX));
-                                }
-                            }
-                            probe.forget_before(bound);
-                        }
-                        for (_, changes) in &closed {
-                            for c in changes {
-                                stats.alert_changes.fetch_add(1, Ordering::Relaxed);
-                                if c.change == schemas::ChangeKind::Expired {
-                                    stats.expired_alerts.fetch_add(1, Ordering::Relaxed);
-                                }
-                                if let Some(topic) = &alerts_topic {
-                                    topic.send(c)?;
-                                }
-                                if let Some(outbox) = &outbox {
-                                    // Durable before the offsets behind it are committed.
-                                    outbox.enqueue(c)?;
-                                    sightings.observe(c);
-                                }
-                                if let Some(out) = alerts_out.as_mut() {
-                                    serde_json::to_writer(&mut *out, c)?;
-                                    out.write_all(b"\n")?;
-                                }
-                            }
-                        }
-                        if !closed.is_empty()
-                            && let Some(out) = alerts_out.as_mut()
-                        {
-                            // A closed time is written whole before the next.
-                            out.flush()?;
-                        }
-                        if let Some(topic) = &alerts_topic
-                            && !closed.is_empty()
-                        {
-                            topic.flush()?;
-                        }
-                        if let Some(outbox) = &outbox
-                            && let Some((time, _)) = closed.last()
-                            && time.saturating_sub(last_feedback) >= FEEDBACK_EVERY_MS
-                        {
-                            last_feedback = *time;
-                            outbox.enqueue_feedback(&sightings, *time)?;
-                        }
-                        durable.store(frontier, Ordering::Release);
-                        stats
-                            .open_alerts
-                            .store(snaps.open_count(), Ordering::Relaxed);
-                        let retro = snaps
-                            .open_alerts()
-                            .filter(|a| a.retroactive_sightings > 0)
-                            .count();
-                        stats
-                            .retroactive_alerts
-                            .store(retro as u64, Ordering::Relaxed);
-                    }
-                }
-            }
-            if let Some(out) = alerts_out.as_mut() {
-                out.flush()?;
-            }
-            Ok(())
-        };
+        // The sinks, in the order they get each closed time.
+        let mut output = OutputLoop::new(Arc::clone(&out_stats), Arc::clone(&durable));
+        if let Some(path) = &args.routing_out {
+            let (name, file) = json_lines("the routing file", path)?;
+            output = output.sink(RoutingFile::new(name, file));
+        }
+        if let Some(cfg) = &kafka {
+            output = output.sink(RejectedActions::new(
+                Box::new(KafkaDeadLetters::new(cfg)?),
+                format!("{}desk.actions", args.topic_prefix),
+            ));
+        }
+        // desk (issue 11): one consistent closed time after another.
+        if let Some(d) = &desk {
+            output = output.sink(DeskSink(d.hub.clone()));
+        }
+        if let Some(probe) = &hooks.latency {
+            output = output.sink(LatencySink::new(
+                Arc::clone(probe),
+                Arc::clone(&hooks.samples),
+            ));
+        }
+        if let Some(topic) = alerts_topic {
+            output = output.sink(AlertTopic(topic));
+        }
+        if let Some(outbox) = &outbox {
+            // Durable before the offsets behind it are committed.
+            output = output.sink(OutboxSink::new(outbox.clone()));
+        }
+        if let Some((name, file)) = alerts_out {
+            output = output.sink(AlertsFile::new(name, file));
+        }
         supervisor.spawn("alert-output", Role::Stage, move || {
-            output().map_err(BoxError::from)
+            output.run(&out_rx).map_err(BoxError::from)
         })?;
     }
 
@@ -761,6 +580,29 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
         out_stats.alert_changes.load(Ordering::Relaxed)
     );
     Ok(())
+}
+
+/// A buffered JSON-lines file created at `path`, with its name for messages (`what` and the path).
+fn json_lines(what: &str, path: &Path) -> anyhow::Result<(String, Box<dyn Write + Send>)> {
+    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok((
+        format!("{what} {}", path.display()),
+        Box::new(BufWriter::new(file)),
+    ))
+}
+
+/// desk (issue 11): the desk's hub as a sink of closed times.
+struct DeskSink(crate::desk::DeskHub);
+
+impl ClosedSink for DeskSink {
+    fn name(&self) -> String {
+        "the desk".into()
+    }
+
+    fn closed(&mut self, closed: &Closed<'_>) -> Result<(), SinkError> {
+        self.0.closed(closed.bound, closed.routing, closed.alerts);
+        Ok(())
+    }
 }
 
 /// A boxed sink as a sink.

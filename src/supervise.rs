@@ -1,12 +1,11 @@
 //! Supervision of the threads of `fusion run`.
 //!
 //! Every thread of a run is a named component. A *stage* (ingest, dataflow, alert output)
-//! ends when its input ends, each after the one before it; a *service* (metrics endpoint,
-//! desk API, delivery) runs as long as the run. [`Supervisor::run`] watches them all:
+//! ends when the input ends; a *service* (metrics endpoint, desk API, delivery) runs as
+//! long as the run. [`Supervisor::run`] watches them all:
 //!
-//! - A component that fails (returns an error or panics), a stage that ends before the
-//!   stage it reads from, and a service that ends before the run is told to stop, fail the
-//!   run: the stop flag ends ingestion, the abort flag makes the dataflow workers drop the
+//! - A component that fails (returns an error or panics), and a service that ends before
+//!   the run is told to stop, fail the run: the stop flag ends ingestion, the abort flag makes the dataflow workers drop the
 //!   dataflow between two steps, and the run ends with [`RunError::Failed`] naming the
 //!   component. That commits nothing new: the ingestor commits source offsets only before
 //!   the durable frontier the output side reports, and a failed output no longer moves it.
@@ -36,7 +35,7 @@ pub type ComponentResult = Result<(), BoxError>;
 /// How a component is expected to end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// Ends when its input ends, after the stages registered before it.
+    /// Ends when the input ends (ingest ends last: it commits what the output made durable).
     Stage,
     /// Runs as long as the run; ending before the run is told to stop is a failure.
     Service,
@@ -142,9 +141,36 @@ impl Component {
     }
 }
 
+/// Records, in the order they fail, the components spawned by [`Supervisor::spawn`] that
+/// fail: of several failures seen at once, the first is the cause, the others its consequences.
+struct FailureOrder {
+    name: String,
+    order: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Still in the component's work: dropped so, it panicked.
+    working: bool,
+}
+
+impl FailureOrder {
+    fn record(&self) {
+        if let Ok(mut order) = self.order.lock() {
+            order.push(self.name.clone());
+        }
+    }
+}
+
+impl Drop for FailureOrder {
+    fn drop(&mut self) {
+        if self.working {
+            self.record();
+        }
+    }
+}
+
 /// Watches the components of a run (see the module documentation).
 pub struct Supervisor {
     components: Vec<Component>,
+    /// The components that failed, in the order they did.
+    failed: Arc<std::sync::Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     abort: Arc<AtomicBool>,
     signals: Arc<AtomicUsize>,
@@ -175,6 +201,7 @@ impl Supervisor {
     pub fn new(timing: Timing) -> Self {
         Self {
             components: Vec::new(),
+            failed: Arc::default(),
             stop: Arc::default(),
             abort: Arc::default(),
             signals: Arc::default(),
@@ -205,9 +232,22 @@ impl Supervisor {
     where
         F: FnOnce() -> ComponentResult + Send + 'static,
     {
+        let mut failed = FailureOrder {
+            name: name.to_string(),
+            order: Arc::clone(&self.failed),
+            working: true,
+        };
         let handle = std::thread::Builder::new()
             .name(name.to_string())
-            .spawn(work)?;
+            .spawn(move || {
+                // A panic in `work` records in `failed`'s drop.
+                let result = work();
+                failed.working = false;
+                if result.is_err() {
+                    failed.record();
+                }
+                result
+            })?;
         self.watch(name, role, handle);
         Ok(())
     }
@@ -308,6 +348,7 @@ impl Supervisor {
 
     /// Joins every component that has ended and judges how it ended.
     fn reap(&mut self) {
+        let mut problems = Vec::new();
         for i in 0..self.components.len() {
             let finished = self.components[i]
                 .handle
@@ -320,10 +361,6 @@ impl Supervisor {
                 continue;
             };
             let name = self.components[i].name.clone();
-            let upstream = self.components[..i]
-                .iter()
-                .find(|c| c.role == Role::Stage && c.running())
-                .map(|c| c.name.clone());
             let problem = match handle.join() {
                 Err(panic) => Some(RunError::Failed {
                     component: name.clone(),
@@ -335,34 +372,35 @@ impl Supervisor {
                     source,
                     not_stopped: Vec::new(),
                 }),
-                Ok(Ok(())) => match (self.components[i].role, upstream) {
-                    (Role::Stage, Some(up)) => Some(RunError::Unexpected {
-                        component: name.clone(),
-                        why: format!("it ended while {up} was still running"),
-                        not_stopped: Vec::new(),
-                    }),
-                    (Role::Service, _) if !self.stop.load(Ordering::SeqCst) => {
+                Ok(Ok(())) => match self.components[i].role {
+                    Role::Service if !self.stop.load(Ordering::SeqCst) => {
                         Some(RunError::Unexpected {
                             component: name.clone(),
                             why: "it ended while the run was going on".into(),
                             not_stopped: Vec::new(),
                         })
                     }
-                    _ => None,
+                    Role::Service | Role::Stage => None,
                 },
             };
             match problem {
-                Some(e) if self.error.is_none() && self.aborted_at.is_none() => {
-                    tracing::error!(component = %name, error = %e, "a component failed; stopping the run");
-                    self.error = Some(e);
-                    self.stop.store(true, Ordering::SeqCst);
-                    self.abort.store(true, Ordering::SeqCst);
-                    self.aborted_at = Some(Instant::now());
-                }
-                Some(e) => {
-                    tracing::debug!(component = %name, error = %e, "a component ended after the run was stopped");
-                }
+                Some(e) => problems.push((name, e)),
                 None => tracing::debug!(component = %name, "ended"),
+            }
+        }
+        // The component that failed first is the cause.
+        let order = self.failed.lock().map(|o| o.clone()).unwrap_or_default();
+        problems
+            .sort_by_key(|(name, _)| order.iter().position(|n| n == name).unwrap_or(usize::MAX));
+        for (name, e) in problems {
+            if self.error.is_none() && self.aborted_at.is_none() {
+                tracing::error!(component = %name, error = %e, "a component failed; stopping the run");
+                self.error = Some(e);
+                self.stop.store(true, Ordering::SeqCst);
+                self.abort.store(true, Ordering::SeqCst);
+                self.aborted_at = Some(Instant::now());
+            } else {
+                tracing::debug!(component = %name, error = %e, "a component ended after the run was stopped");
             }
         }
     }
@@ -484,6 +522,32 @@ mod tests {
     }
 
     #[test]
+    fn of_failures_seen_at_once_the_first_is_the_cause() {
+        let mut s = Supervisor::new(Timing {
+            // Both have failed by the first look.
+            poll: Duration::from_millis(300),
+            ..quick()
+        });
+        let output_failed = Arc::new(AtomicBool::new(false));
+        let seen = Arc::clone(&output_failed);
+        s.spawn("ingest", Role::Stage, move || {
+            while !seen.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err("the dataflow workers stopped accepting input".into())
+        })
+        .unwrap();
+        s.spawn("alert-output", Role::Stage, move || {
+            output_failed.store(true, Ordering::SeqCst);
+            Err("disk full".into())
+        })
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let text = s.run(|| {}).unwrap_err().to_string();
+        assert_eq!(text, "alert-output failed: disk full");
+    }
+
+    #[test]
     fn a_panic_is_a_failure_with_its_message() {
         let mut s = Supervisor::new(quick());
         let stop = s.stop_flag();
@@ -492,21 +556,6 @@ mod tests {
             .unwrap();
         let text = s.run(|| {}).unwrap_err().to_string();
         assert_eq!(text, "dataflow failed: panicked: worker 1 lost");
-    }
-
-    #[test]
-    fn a_stage_ending_before_its_upstream_fails_the_run() {
-        let mut s = Supervisor::new(quick());
-        let stop = s.stop_flag();
-        s.spawn("ingest", Role::Stage, until(&stop)).unwrap();
-        s.spawn("alert output", Role::Stage, || Ok(())).unwrap();
-        let text = s.run(|| {}).unwrap_err().to_string();
-        assert!(
-            text.starts_with(
-                "alert output stopped unexpectedly (it ended while ingest was still running)"
-            ),
-            "{text}"
-        );
     }
 
     #[test]
