@@ -196,7 +196,14 @@ impl JsonLinesDir {
         };
         let known: Vec<String> = Topic::INPUTS.into_iter().map(topic_file_name).collect();
         let mut unknown = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let listing = std::fs::read_dir(dir).map_err(|e| {
+            let why = format!(
+                "{e}; give a directory holding one or more of {}",
+                known.join(", ")
+            );
+            io(dir, std::io::Error::new(e.kind(), why))
+        })?;
+        for entry in listing {
             let name = entry.map_err(|e| io(dir, e))?.file_name();
             let name = name.to_string_lossy();
             if name.starts_with('.') || name == TRUTH_FILE || known.iter().any(|k| *k == name) {
