@@ -373,13 +373,13 @@ pub fn spawn_load_publisher(
             .with_context(|| format!("cannot produce to {brokers}"))?;
         producers.insert(topic, producer);
     }
-    let generator = load_tests::Generator::new(load_tests::ScenarioConfig {
+    let generator = scenario::Generator::new(scenario::ScenarioConfig {
         seed,
         events: None,
         start_ms: jiff::Timestamp::now().as_millisecond(),
         events_per_sec: rate.max(1),
         track_truth: false,
-        ..load_tests::ScenarioConfig::default()
+        ..scenario::ScenarioConfig::default()
     });
     Ok(std::thread::Builder::new()
         .name("load-publisher".into())

@@ -166,14 +166,14 @@ fn dispatch() -> anyhow::Result<()> {
         } => {
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
-            let config = load_tests::ScenarioConfig {
+            let config = scenario::ScenarioConfig {
                 seed,
                 events: Some(events),
                 start_ms: start.as_millisecond(),
                 events_per_sec,
-                ..load_tests::ScenarioConfig::default()
+                ..scenario::ScenarioConfig::default()
             };
-            let summary = load_tests::write_dir(&config, &out)
+            let summary = scenario::write_dir(&config, &out)
                 .with_context(|| format!("cannot write the scenario into {}", out.display()))?;
             println!("{}", serde_json::to_string(&summary)?);
             Ok(())

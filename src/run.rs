@@ -301,14 +301,14 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
             Box::new(JsonLinesDir::open(dir)?.with_future_tolerance(future_tolerance_ms))
         }
         (None, None) => Box::new(EmbeddedSource::new(
-            load_tests::ScenarioConfig {
+            scenario::ScenarioConfig {
                 seed: args.seed,
                 events: None,
                 start_ms: jiff::Timestamp::now().as_millisecond(),
                 events_per_sec: args.rate.max(1),
                 // An endless stream: its ground truth would grow without bound.
                 track_truth: false,
-                ..load_tests::ScenarioConfig::default()
+                ..scenario::ScenarioConfig::default()
             },
             ingest::embedded::sped_up_clock(args.speed.max(1)),
         )),

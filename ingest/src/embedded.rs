@@ -4,7 +4,7 @@
 //! the scenario unfold in real time at the configured event rate; with a clock that
 //! jumps ahead (tests, benchmarks) it runs as fast as it can.
 
-use load_tests::{GeneratedRecord, Generator, ScenarioConfig};
+use scenario::{GeneratedRecord, Generator, ScenarioConfig};
 
 use crate::record::{Poll, RawRecord, Source, SourceError};
 

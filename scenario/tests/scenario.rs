@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
-use load_tests::{BadKind, GeneratedRecord, Generator, ScenarioConfig, Truth, write_dir};
 use proptest::prelude::*;
+use scenario::{BadKind, GeneratedRecord, Generator, ScenarioConfig, Truth, write_dir};
 use schemas::{ErrorCode, Indicator, IndicatorKind, Input, SensorEvent, SourceKind, Topic};
 
 fn config(seed: u64, events: u64) -> ScenarioConfig {
@@ -284,7 +284,7 @@ fn timestamps_are_natural_time_and_never_decrease() {
         assert_eq!(natural.as_millisecond(), r.timestamp_ms);
     }
     let first = run.records.first().expect("records");
-    assert_eq!(first.timestamp_ms, load_tests::DEFAULT_START_MS);
+    assert_eq!(first.timestamp_ms, scenario::DEFAULT_START_MS);
     // 60,000 slots at 10,000 events/s span 6 s of event time.
     assert_eq!(last - first.timestamp_ms, 5_999);
 }
@@ -357,7 +357,7 @@ fn campaigns_come_from_every_partner_level_and_several_feeds() {
         let Ok(Input::Indicator(i)) = schemas::decode_record(r.topic, &r.payload) else {
             panic!("partner indicator rejected");
         };
-        let partner = load_tests::world::PARTNERS
+        let partner = scenario::world::PARTNERS
             .iter()
             .find(|p| p.id == i.owner)
             .expect("owner is a partner");
@@ -524,7 +524,7 @@ fn write_dir_writes_one_file_per_topic_and_the_truth() {
         truth.expected_matches.len() as u64
     );
     let written: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join(load_tests::TRUTH_FILE)).expect("truth file"),
+        &std::fs::read(dir.path().join(scenario::TRUTH_FILE)).expect("truth file"),
     )
     .expect("truth is JSON");
     assert_eq!(

@@ -16,11 +16,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use load_tests::{ScenarioConfig, write_dir};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
+use scenario::{ScenarioConfig, write_dir};
 
 const INPUTS: [&str; 4] = [
     "sensor.events",
