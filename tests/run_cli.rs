@@ -513,7 +513,9 @@ fn warning_lists_suppress_matches_and_a_broken_list_file_is_refused() {
 fn a_changed_warning_list_file_is_reloaded_by_a_running_fusion() {
     let dir = tempfile::tempdir().unwrap();
     let lists = dir.path().join("lists.toml");
-    let list = |value: &str| format!("[[list]]\nname = \"local\"\nvalues = [\"{value}\"]\n");
+    let list = |value: &str| {
+        format!("[[list]]\nname = \"local\"\nallow_broad = true\nvalues = [\"{value}\"]\n")
+    };
     std::fs::write(&lists, list("nothing.example.invalid")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_fusion"))
         .args(["run", "--duration", "10s", "--warning-lists"])
