@@ -23,12 +23,21 @@
 //! - `FUSION_FUZZ_ONLY`: run only the decoders whose name contains this.
 //!
 //! A panic stops the decoder's test, saves the input under the test's temporary
-//! directory and names the case. The long run (reported in the README of this crate's
-//! parent issue, ≥ 1 M cases per decoder):
+//! directory and names the case and the command that reruns it.
+//!
+//! The long run, ≥ 1 M cases per decoder, optimized but with overflow checks and debug
+//! assertions on (a release build alone would wrap an overflow silently), in a profile of
+//! its own so that it does not disturb `target/release`:
 //!
 //! ```text
-//! FUSION_FUZZ_CASES=1000000 cargo test --release -p ingest --test fuzz_decoders -- --nocapture
+//! FUSION_FUZZ_CASES=1000000 cargo test -p ingest --test fuzz_decoders \
+//!     --config 'profile.fuzz.inherits="release"' --config 'profile.fuzz.overflow-checks=true' \
+//!     --config 'profile.fuzz.debug-assertions=true' --profile fuzz -- --nocapture
 //! ```
+//!
+//! Seed 1 with 1,000,000 cases per decoder ran without a panic (2026-12-04): canonical
+//! events, indicators, OSINT items and desk actions 17 to 24 s each, EVE 218 s, feed
+//! lists 236 s, STIX 430 s (10.9 GB of bundles), on two cores shared with builds.
 
 #![allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
 
