@@ -18,6 +18,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
+use scenario::{TRUTH_FILE, topic_file_name};
 use schemas::Topic;
 use serde::Deserialize;
 
@@ -121,15 +122,6 @@ impl TopicFile {
 /// The UTF-8 byte order mark.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// A file `fusion generate` writes beside the topic files (the scenario's ground
-/// truth): expected in a replay directory, so not warned about.
-const TRUTH_FILE: &str = "truth.json";
-
-/// The file name of `topic` in a directory of JSON-lines files.
-pub fn topic_file_name(topic: Topic) -> String {
-    format!("{}.jsonl", topic.suffix())
-}
-
 /// Timestamp of unreadable lines before the first readable one: 1 ms after the epoch
 /// (Kafka producers take 0 to mean "now", which would not be reproducible).
 pub const UNREADABLE_TIME_MS: i64 = 1;
@@ -206,6 +198,7 @@ impl JsonLinesDir {
         for entry in listing {
             let name = entry.map_err(|e| io(dir, e))?.file_name();
             let name = name.to_string_lossy();
+            // Hidden files, and the ground truth `fusion generate` writes beside the topic files.
             if name.starts_with('.') || name == TRUTH_FILE || known.iter().any(|k| *k == name) {
                 continue;
             }
