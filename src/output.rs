@@ -88,6 +88,13 @@ pub trait ClosedSink: Send {
     fn name(&self) -> String;
     /// Takes the changes of the times just closed.
     fn closed(&mut self, closed: &Closed<'_>) -> Result<(), SinkError>;
+    /// Whether the sink writes alert changes only, and so takes them as soon as the
+    /// alerts are closed (`AlertsClosed`), without waiting for routing to close the same
+    /// times; it then gets each alert change once, in one of the two calls. A sink that
+    /// shows alerts with their routing (the desk) says no: it gets both at `Closed`.
+    fn alerts_early(&self) -> bool {
+        false
+    }
     /// The output ended: makes everything durable.
     fn finish(&mut self) -> Result<(), SinkError> {
         Ok(())
@@ -144,9 +151,33 @@ impl OutputLoop {
     pub fn run(mut self, outputs: &Receiver<Output>) -> Result<(), OutputError> {
         let mut snaps = Snapshots::new();
         let mut routing: BTreeMap<u64, Vec<RoutingChange>> = BTreeMap::new();
+        // Alert changes already given to the early sinks, kept for the others until
+        // routing closes their times too.
+        let mut early: BTreeMap<u64, Vec<AlertChange>> = BTreeMap::new();
         let stats = Arc::clone(&self.stats);
         for msg in outputs {
             match msg {
+                Output::AlertsClosed(frontier) => {
+                    let closed_alerts = snaps.close_before(frontier);
+                    if closed_alerts.is_empty() {
+                        continue;
+                    }
+                    self.count(&[], &closed_alerts);
+                    let closed = Closed {
+                        bound: snaps.bound(frontier),
+                        routing: &[],
+                        alerts: &closed_alerts,
+                    };
+                    for sink in self.sinks.iter_mut().filter(|s| s.alerts_early()) {
+                        sink.closed(&closed).map_err(|source| OutputError::Sink {
+                            sink: sink.name(),
+                            source,
+                        })?;
+                    }
+                    for (time, changes) in closed_alerts {
+                        early.entry(time).or_default().extend(changes);
+                    }
+                }
                 Output::Alert(alert, time, diff) => snaps.update(*alert, time, diff),
                 Output::Matches(_, diff) => {
                     stats.matches.fetch_add(diff as i64, Ordering::Relaxed);
@@ -203,14 +234,24 @@ impl OutputLoop {
                     for (_, changes) in &mut closed_routing {
                         changes.sort_unstable();
                     }
-                    let closed_alerts = snaps.close_before(frontier);
-                    self.count(&closed_routing, &closed_alerts);
-                    let closed = Closed {
-                        bound,
-                        routing: &closed_routing,
-                        alerts: &closed_alerts,
-                    };
+                    let fresh = snaps.close_before(frontier);
+                    self.count(&closed_routing, &fresh);
+                    // The late sinks get the early alerts of these times as well.
+                    let still_early = early.split_off(&bound);
+                    let mut all = std::mem::replace(&mut early, still_early);
+                    for (time, changes) in &fresh {
+                        all.entry(*time)
+                            .or_default()
+                            .extend(changes.iter().cloned());
+                    }
+                    let all: Vec<(u64, Vec<AlertChange>)> = all.into_iter().collect();
                     for sink in &mut self.sinks {
+                        let alerts = if sink.alerts_early() { &fresh } else { &all };
+                        let closed = Closed {
+                            bound,
+                            routing: &closed_routing,
+                            alerts,
+                        };
                         sink.closed(&closed).map_err(|source| OutputError::Sink {
                             sink: sink.name(),
                             source,
@@ -277,6 +318,10 @@ impl AlertsFile {
 }
 
 impl ClosedSink for AlertsFile {
+    fn alerts_early(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         self.name.clone()
     }
@@ -340,6 +385,10 @@ impl ClosedSink for RoutingFile {
 pub struct AlertTopic(pub KafkaAlerts);
 
 impl ClosedSink for AlertTopic {
+    fn alerts_early(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         "the alert topic".into()
     }
@@ -413,6 +462,10 @@ impl OutboxSink {
 }
 
 impl ClosedSink for OutboxSink {
+    fn alerts_early(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         "the delivery outbox".into()
     }
@@ -449,6 +502,10 @@ impl LatencySink {
 }
 
 impl ClosedSink for LatencySink {
+    fn alerts_early(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         "the latency samples".into()
     }
@@ -601,6 +658,80 @@ mod tests {
             Some(alerts.bytes.lock().unwrap().len()),
             "flushed once the closed time was written"
         );
+    }
+
+    /// A sink that records what each call gave it: (bound, routing times, alert ids).
+    #[derive(Clone, Default)]
+    struct Recorder {
+        early: bool,
+        calls: Arc<Mutex<Vec<(u64, Vec<u64>, Vec<String>)>>>,
+    }
+
+    impl ClosedSink for Recorder {
+        fn alerts_early(&self) -> bool {
+            self.early
+        }
+        fn name(&self) -> String {
+            "a recorder".into()
+        }
+        fn closed(&mut self, closed: &Closed<'_>) -> Result<(), SinkError> {
+            self.calls.lock().unwrap().push((
+                closed.bound,
+                closed.routing.iter().map(|(t, _)| *t).collect(),
+                closed
+                    .alerts
+                    .iter()
+                    .flat_map(|(_, c)| c.iter().map(|c| c.alert.id.clone()))
+                    .collect(),
+            ));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn alerts_go_out_once_closed_and_the_desk_gets_them_with_their_routing() {
+        let alert_sink = Recorder {
+            early: true,
+            ..Recorder::default()
+        };
+        let desk = Recorder::default();
+        let durable = Arc::new(AtomicU64::new(0));
+        let lp = OutputLoop::new(Arc::default(), Arc::clone(&durable))
+            .sink(alert_sink.clone())
+            .sink(desk.clone());
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for o in [
+            Output::Alert(Box::new(alert("a")), 10, 1),
+            Output::Duty(duty("Lyon", 0), 10, 1),
+            Output::Closed(5),
+            Output::AlertsClosed(15),
+            Output::Alert(Box::new(alert("b")), 20, 1),
+            Output::Closed(25),
+        ] {
+            tx.send(o).unwrap();
+        }
+        drop(tx);
+        lp.run(&rx).unwrap();
+        let early = alert_sink.calls.lock().unwrap().clone();
+        assert_eq!(
+            early,
+            [
+                (5, vec![], vec![]),
+                (15, vec![], vec!["a".to_string()]),
+                (25, vec![10], vec!["b".to_string()]),
+            ],
+            "the alert sink gets a at the alerts' frontier, and b (never early) at Closed"
+        );
+        let late = desk.calls.lock().unwrap().clone();
+        assert_eq!(
+            late,
+            [
+                (5, vec![], vec![]),
+                (25, vec![10], vec!["a".to_string(), "b".to_string()]),
+            ],
+            "the desk gets a with its routing, once"
+        );
+        assert_eq!(durable.load(Ordering::SeqCst), 25);
     }
 
     #[test]

@@ -81,6 +81,10 @@ pub enum Output {
     Suppressed(Time, isize),
     /// Every output at times before this one has been sent.
     Closed(Time),
+    /// Every alert change (and expiry) at times before this one has been sent; routing
+    /// may still be working on them. Sent only when it is ahead of [`Output::Closed`]
+    /// (with a roster): alert sinks need not wait for routing.
+    AlertsClosed(Time),
     /// An alert's routing (owner, state, notes) changed by `diff` at `time`.
     Routing(Box<AlertRouting>, Time, isize),
     /// An escalation appeared (or was withdrawn) at `time`.
@@ -451,6 +455,7 @@ pub fn run(
             .and_then(|mut f| f.get_mut(index).and_then(Option::take));
         let out = out.clone();
         let probe = ProbeHandle::new();
+        let alert_probe = ProbeHandle::new();
         // Worker 0 holds the warning lists and reads their reloads.
         let reloads = if index == 0 {
             warning_reloads.lock().ok().and_then(|mut r| r.take())
@@ -513,6 +518,7 @@ pub fn run(
                 .inspect(move |(alert, time, diff)| {
                     let _ = to_out.send(Output::Alert(Box::new(alert.clone()), *time, *diff));
                 })
+                .probe_with(&alert_probe)
                 .probe_with(&probe);
             let roster_input = if roster.is_some() {
                 let (roster_in, roster_coll) = scope.new_collection::<RosterSpec, isize>();
@@ -578,11 +584,17 @@ pub fn run(
         }
 
         let mut reported: Option<Time> = None;
+        let mut reported_alerts: Option<Time> = None;
         let mut report = |probe: &ProbeHandle<Time>| {
             if index != 0 {
                 return;
             }
             let frontier = probe.with_frontier(|f| f.first().copied().unwrap_or(Time::MAX));
+            let alerts = alert_probe.with_frontier(|f| f.first().copied().unwrap_or(Time::MAX));
+            if alerts > frontier && reported_alerts.is_none_or(|r| alerts > r) {
+                reported_alerts = Some(alerts);
+                let _ = out.send(Output::AlertsClosed(alerts));
+            }
             if reported != Some(frontier) {
                 reported = Some(frontier);
                 let _ = out.send(Output::Closed(frontier));

@@ -93,6 +93,7 @@ fn run_dataflow_with(
             Output::InputEnd(t) => snaps.input_ended(t),
             Output::Suppressed(_, d) => suppressed += d,
             Output::Matches(..)
+            | Output::AlertsClosed(..)
             | Output::Late(..)
             | Output::History(..)
             | Output::Routing(..)
