@@ -288,6 +288,46 @@ fn assert_same_alerts(
     );
 }
 
+/// Input partitions of `prefix` holding records whose committed offset (fusion group) is
+/// short of their end, with that offset and the end.
+fn short_of_the_end(broker: &str, prefix: &str) -> Vec<(String, Offset, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", "fusion")
+        .create()
+        .unwrap();
+    let mut short = Vec::new();
+    for topic in INPUTS {
+        let name = format!("{prefix}{topic}");
+        let md = consumer
+            .fetch_metadata(Some(&name), Duration::from_secs(10))
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in md.topics()[0].partitions() {
+            tpl.add_partition(&name, p.id());
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap();
+        // Copied out before `committed` is dropped (holding it across the consumer's drop hangs).
+        let offsets: Vec<(i32, Offset)> = committed
+            .elements()
+            .iter()
+            .map(|e| (e.partition(), e.offset()))
+            .collect();
+        drop(committed);
+        for (p, offset) in offsets {
+            let (_, high) = consumer
+                .fetch_watermarks(&name, p, Duration::from_secs(10))
+                .unwrap();
+            if high > 0 && offset != Offset::Offset(high) {
+                short.push((format!("{name}/{p}"), offset, high));
+            }
+        }
+    }
+    short
+}
+
 /// Committed offsets of the fusion group equal the end of every input partition.
 fn assert_all_committed(broker: &str, prefix: &str) {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -764,4 +804,70 @@ fn a_live_run_serves_metrics_of_what_it_read_wrote_and_committed() {
         on_topic,
         "every alert change on the topic was counted once it was acknowledged"
     );
+}
+
+#[test]
+fn a_run_whose_alert_output_fails_stops_at_once_commits_only_what_was_written_and_a_rerun_completes_it()
+ {
+    let broker = bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let scn = dir.path().join("scn");
+    fusion(&[
+        "generate",
+        "--seed",
+        "23",
+        "--events",
+        "100000",
+        "--out",
+        scn.to_str().unwrap(),
+    ]);
+    let whole = unique("whole");
+    publish_scenario(&broker, &whole, &scn);
+    wait_success(spawn_run(&broker, &whole));
+    let expected = dedup(&alert_changes(&broker, &whole));
+    assert!(expected.len() > 50, "the scenario raises alerts");
+
+    // The alerts file is on a full disk: the first closed time with alert changes fails.
+    let failing = unique("failing");
+    publish_scenario(&broker, &failing, &scn);
+    let mut run = spawn_run_with(
+        &broker,
+        &failing,
+        &["--stop-when-caught-up", "--alerts-out", "/dev/full"],
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the failing run did not stop: {}",
+            run.complaints()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = std::fs::read_to_string(run.log.path()).unwrap();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("error: alert-output failed: cannot write the alerts file /dev/full"),
+        "{log}"
+    );
+    // Ingestion did not go on to the end and wait there for outputs that never came.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !short_of_the_end(&broker, &failing).is_empty(),
+        "what produced the alerts that were not written is not committed"
+    );
+
+    wait_success(spawn_run(&broker, &failing));
+    assert_same_alerts(&dedup(&alert_changes(&broker, &failing)), &expected);
+    assert_all_committed(&broker, &failing);
 }
