@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Runs the fusion center (default: on the embedded scenario generator).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Drives `fusion run` with generated traffic at a steady rate and reports throughput,
     /// ingestion-to-alert latency, CPU and memory (JSON).
     Load(load::LoadArgs),
@@ -146,7 +146,7 @@ fn dispatch() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Load(args) => load::load(args),
         Command::Desk(args) => desk::cli::desk(args),
         Command::Officer(cmd) => desk::cli::officer(cmd),

@@ -109,9 +109,9 @@ pub enum OutputError {
     Sink {
         /// The sink's name.
         sink: String,
-        /// Why.
+        /// Why (boxed: a Kafka error is large, and this travels up the output thread).
         #[source]
-        source: SinkError,
+        source: Box<SinkError>,
     },
 }
 
@@ -171,7 +171,7 @@ impl OutputLoop {
                     for sink in self.sinks.iter_mut().filter(|s| s.alerts_early()) {
                         sink.closed(&closed).map_err(|source| OutputError::Sink {
                             sink: sink.name(),
-                            source,
+                            source: Box::new(source),
                         })?;
                     }
                     for (time, changes) in closed_alerts {
@@ -254,7 +254,7 @@ impl OutputLoop {
                         };
                         sink.closed(&closed).map_err(|source| OutputError::Sink {
                             sink: sink.name(),
-                            source,
+                            source: Box::new(source),
                         })?;
                     }
                     self.durable.store(frontier, Ordering::Release);
@@ -274,7 +274,7 @@ impl OutputLoop {
         for sink in &mut self.sinks {
             sink.finish().map_err(|source| OutputError::Sink {
                 sink: sink.name(),
-                source,
+                source: Box::new(source),
             })?;
         }
         Ok(())
