@@ -421,27 +421,25 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
             max_record_bytes: args.max_record_bytes,
             topic_prefix: args.topic_prefix.clone(),
             future_tolerance_ms,
+            dedup_window_ms: window(args.evidence_window, 3_600, 600),
             ..IngestConfig::default()
         };
+        let ingest_metrics = metrics.clone();
         let router = Router::new(senders, args.epoch_ms);
         let durable = Arc::clone(&durable);
         let latency_probe = hooks.latency.clone();
         let abort = Arc::clone(&abort);
         supervisor.spawn("ingest", Role::Stage, move || {
-            let mut ingestor =
-                Ingestor::new(config, router, DynSink(dead), stats).with_durable_frontier(durable);
+            let mut ingestor = Ingestor::new(config, router, DynSink(dead), stats)
+                .with_durable_frontier(durable)
+                .with_metrics(ingest_metrics);
             if let Some(probe) = latency_probe {
                 ingestor = ingestor.with_latency_probe(probe);
             }
             ingestor.run(source.as_mut(), &stop)?;
             // Stopped by force: the last outputs will not come, so only what is already
             // durable is committed.
-            let wait = if abort.load(Ordering::SeqCst) {
-                Duration::ZERO
-            } else {
-                FINISH_WAIT
-            };
-            ingestor.finish(source.as_mut(), wait)?;
+            ingestor.finish(source.as_mut(), FINISH_WAIT, &abort)?;
             Ok(())
         })?;
     }

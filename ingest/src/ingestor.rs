@@ -296,9 +296,15 @@ impl<D: DeadLetterSink> Ingestor<D> {
         Ok(())
     }
 
-    /// Ends ingestion: closes the dataflow's input, waits (up to `wait`) until everything
-    /// handed on is durable, and commits it.
-    pub fn finish(self, source: &mut dyn Source, wait: Duration) -> Result<(), IngestError> {
+    /// Ends ingestion: closes the dataflow's input, waits (up to `wait`, and only until
+    /// `abort` is set: stopped by force, the last outputs will not come) until everything
+    /// handed on is durable, and commits what is.
+    pub fn finish(
+        self,
+        source: &mut dyn Source,
+        wait: Duration,
+        abort: &AtomicBool,
+    ) -> Result<(), IngestError> {
         let Ingestor {
             router,
             mut dead,
@@ -310,7 +316,10 @@ impl<D: DeadLetterSink> Ingestor<D> {
         dead.flush()?;
         if let Some(durable) = durable {
             let started = Instant::now();
-            while durable.load(Ordering::Acquire) <= last_time && started.elapsed() < wait {
+            while durable.load(Ordering::Acquire) <= last_time
+                && started.elapsed() < wait
+                && !abort.load(Ordering::SeqCst)
+            {
                 std::thread::sleep(Duration::from_millis(10));
             }
             source.commit_before(durable.load(Ordering::Acquire))?;
