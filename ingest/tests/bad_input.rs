@@ -112,6 +112,38 @@ fn bad_records_are_dead_lettered_with_their_code_and_good_ones_pass() {
     assert_eq!(stats.records.load(Ordering::Relaxed), corpus.len() as u64);
 }
 
+/// Replays the JSON-lines directory `dir` through an ingestor: the events and
+/// indicators handed on, as (logical time, id), and the dead letters.
+fn replay_dir(dir: &std::path::Path) -> (Vec<(u64, String)>, Vec<schemas::DeadLetter>) {
+    let mut source = JsonLinesDir::open(dir).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let dead = MemoryDeadLetters::with_limit(10);
+    let mut ingestor = Ingestor::new(
+        IngestConfig::default(),
+        Router::new(vec![tx], 10),
+        dead.clone(),
+        Arc::new(IngestStats::default()),
+    );
+    ingestor.run(&mut source, &AtomicBool::new(false)).unwrap();
+    drop(ingestor);
+    let passed = rx
+        .try_iter()
+        .flatten()
+        .filter_map(|f| match f {
+            Feed::Record {
+                time_ms,
+                input: Input::Event(e),
+            } => Some((time_ms, e.event_id)),
+            Feed::Record {
+                time_ms,
+                input: Input::Indicator(i),
+            } => Some((time_ms, i.id)),
+            _ => None,
+        })
+        .collect();
+    (passed, dead.kept())
+}
+
 #[test]
 fn json_lines_files_merge_by_natural_time_and_dead_letter_bad_lines() {
     let dir = tempfile::tempdir().unwrap();
@@ -130,39 +162,13 @@ fn json_lines_files_merge_by_natural_time_and_dead_letter_bad_lines() {
     .unwrap();
     drop((ev, ind));
 
-    let mut source = JsonLinesDir::open(dir.path()).unwrap();
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let dead = MemoryDeadLetters::with_limit(10);
-    let mut ingestor = Ingestor::new(
-        IngestConfig::default(),
-        Router::new(vec![tx], 10),
-        dead.clone(),
-        Arc::new(IngestStats::default()),
-    );
-    ingestor.run(&mut source, &AtomicBool::new(false)).unwrap();
-    drop(ingestor);
-    let order: Vec<(u64, String)> = rx
-        .try_iter()
-        .flatten()
-        .filter_map(|f| match f {
-            Feed::Record {
-                time_ms,
-                input: Input::Event(e),
-            } => Some((time_ms, e.event_id)),
-            Feed::Record {
-                time_ms,
-                input: Input::Indicator(i),
-            } => Some((time_ms, i.id)),
-            _ => None,
-        })
-        .collect();
+    let (order, dead) = replay_dir(dir.path());
     let ids: Vec<&str> = order.iter().map(|(_, id)| id.as_str()).collect();
     assert_eq!(ids, vec!["e1", "i1", "e2"], "merged by natural time");
     assert!(
         order.windows(2).all(|w| w[0].0 <= w[1].0),
         "logical times never go back"
     );
-    let dead = dead.kept();
     assert_eq!(dead.len(), 1);
     assert_eq!(
         (dead[0].offset, dead[0].code),
@@ -201,32 +207,7 @@ fn a_line_stamped_far_in_the_future_is_a_dead_letter_and_moves_no_time() {
     .unwrap();
     drop(ind);
 
-    let mut source = JsonLinesDir::open(dir.path()).unwrap();
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let dead = MemoryDeadLetters::with_limit(10);
-    let mut ingestor = Ingestor::new(
-        IngestConfig::default(),
-        Router::new(vec![tx], 10),
-        dead.clone(),
-        Arc::new(IngestStats::default()),
-    );
-    ingestor.run(&mut source, &AtomicBool::new(false)).unwrap();
-    drop(ingestor);
-    let passed: Vec<(u64, String)> = rx
-        .try_iter()
-        .flatten()
-        .filter_map(|f| match f {
-            Feed::Record {
-                time_ms,
-                input: Input::Event(e),
-            } => Some((time_ms, e.event_id)),
-            Feed::Record {
-                time_ms,
-                input: Input::Indicator(i),
-            } => Some((time_ms, i.id)),
-            _ => None,
-        })
-        .collect();
+    let (passed, dead) = replay_dir(dir.path());
     let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap().as_millisecond() as u64;
     assert_eq!(
         passed,
@@ -237,7 +218,6 @@ fn a_line_stamped_far_in_the_future_is_a_dead_letter_and_moves_no_time() {
         ],
         "the rest keeps its own times"
     );
-    let dead = dead.kept();
     let got: Vec<(&str, i64, ErrorCode)> = dead
         .iter()
         .map(|d| (d.topic.as_str(), d.offset, d.code))
