@@ -83,7 +83,7 @@ pub(super) fn apply(
     state.expired = false;
 
     // Cancel what is no longer allowed, parked messages included.
-    for (seq, q) in tx.messages_of(&alert.id)? {
+    for (seq, q) in tx.messages_of(&alert.id, &state.lanes)? {
         if q.kind != MessageKind::Alert {
             continue;
         }
@@ -115,7 +115,7 @@ pub(super) fn apply(
         match decide(alert, r, &subs.policy) {
             Decision::Deliver(view) => {
                 let id = webhook_id(&alert.id, change.version, &r.id, MessageKind::Alert);
-                if tx.known(&alert.id, &id)? {
+                if tx.known(&r.id, &alert.id, &id)? {
                     continue;
                 }
                 let kind = match change.change {
@@ -141,6 +141,7 @@ pub(super) fn apply(
                     parked: None,
                 };
                 queue(tx, &q)?;
+                state.lanes.insert(r.id.clone());
                 report.queued += 1;
             }
             Decision::Withhold(_) => {
@@ -156,7 +157,7 @@ pub(super) fn apply(
             continue;
         }
         let id = webhook_id(&alert.id, change.version, &r.id, MessageKind::Retraction);
-        if tx.known(&alert.id, &id)? {
+        if tx.known(&r.id, &alert.id, &id)? {
             continue;
         }
         let reason = if state.retracted {
@@ -187,6 +188,7 @@ pub(super) fn apply(
             parked: None,
         };
         queue(tx, &q)?;
+        state.lanes.insert(r.id.clone());
         state.retracted_to.insert(r.id.clone());
         report.retractions += 1;
     }
@@ -210,7 +212,7 @@ pub(super) fn feedback(
         };
         let alert_id = format!("feedback:{}", p.id);
         let id = webhook_id("feedback", period, &p.id, MessageKind::Feedback);
-        if tx.known(&alert_id, &id)? {
+        if tx.known(&p.id, &alert_id, &id)? {
             continue;
         }
         let data: serde_json::Value = serde_json::from_str(&bundle)?;

@@ -1,17 +1,24 @@
 //! The outbox's redb tables and the indexes that keep enqueue and pick independent of
 //! the size of other recipients' queues.
 //!
-//! Tables (every write goes through one [`Tx`], so the indexes change with the rows):
+//! Tables (every write goes through one [`Tx`], so the indexes change with the rows).
+//!
+//! Each recipient has its own *lane* of five tables, so the messages queued for one
+//! recipient never share B-tree pages with another's: a bureau that is down with a large
+//! backlog makes its own tables deep, not everyone's (the outbox_backlog bench measures
+//! it). Lane tables are named `lane/{recipient}/{table}`:
 //! - `queue`: seq → message (JSON). The only copy of a message's body.
-//! - `heads`: (recipient, next attempt ms, seq) → alert id. Exactly the oldest
-//!   non-parked message of each (alert, recipient): messages of one alert go out one at a
-//!   time, in order, so only heads can be picked. A worker reads its recipient's range up
-//!   to "now": its cost is the messages it picks, not the queue behind them.
-//! - `by_alert`: (alert id, recipient, seq) → role (queued, head or parked). Finds an
-//!   alert's messages for revocation and the next head, without scanning the queue.
+//! - `heads`: (next attempt ms, seq) → alert id. Exactly the oldest non-parked message
+//!   of each alert: messages of one alert go out one at a time, in order, so only heads
+//!   can be picked. A worker reads its lane up to "now": its cost is the messages it
+//!   picks, not the queue behind them.
+//! - `by_alert`: (alert id, seq) → role (queued, head or parked). Finds an alert's
+//!   messages for revocation and the next head, without scanning the queue.
 //! - `ids`: webhook id → seq of every queued or parked message (enqueue is idempotent).
-//! - `parked`: (recipient, seq) → (): messages that will not be retried until an
-//!   operator re-queues them.
+//! - `parked`: seq → (): messages that will not be retried until an operator re-queues them.
+//!
+//! Shared tables:
+//! - `recipients`: recipient → (): the lanes that exist.
 //! - `counts`: recipient → (queued, parked), for `pending` without a scan.
 //! - `final_by_alert`: (alert id, webhook id) → outcome of a finished message, so a change
 //!   enqueued again (after a restart) queues nothing new. Dropped with the alert.
@@ -24,7 +31,7 @@
 //! - `endpoints`: recipient → endpoint state (disabled by 410).
 //! - `meta`: sequences, the newest version seen, the layout version.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
@@ -36,11 +43,11 @@ use super::{LogEntry, OutboxError, Outcome, ParkReason};
 use crate::webhook::MessageKind;
 use schemas::Marking;
 
-pub(super) const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
-const HEADS: TableDefinition<(&str, i64, u64), &str> = TableDefinition::new("heads");
-const BY_ALERT: TableDefinition<(&str, &str, u64), u8> = TableDefinition::new("by_alert");
-const IDS: TableDefinition<&str, u64> = TableDefinition::new("ids");
-const PARKED: TableDefinition<(&str, u64), ()> = TableDefinition::new("parked");
+/// The shared tables of layouts 1 and 2 (one of each for every recipient): read once
+/// at open to move their messages into lanes, then deleted.
+const LEGACY_QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
+const LEGACY_INDEXES: [&str; 4] = ["heads", "by_alert", "ids", "parked"];
+const RECIPIENTS: TableDefinition<&str, ()> = TableDefinition::new("recipients");
 const COUNTS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("counts");
 const FINAL: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("final_by_alert");
 /// Finished messages of outboxes written before `final_by_alert` (webhook id → outcome);
@@ -54,8 +61,8 @@ const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("endpoints");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
-/// The layout this code writes; older outboxes get their indexes built on open.
-const LAYOUT: u64 = 2;
+/// The layout this code writes; older outboxes get their messages moved into lanes on open.
+const LAYOUT: u64 = 3;
 
 /// Role of a message in `by_alert`.
 const ROLE_QUEUED: u8 = 0;
@@ -119,6 +126,10 @@ pub(super) struct AlertState {
     pub reached: BTreeSet<String>,
     /// Recipients sent a retraction.
     pub retracted_to: BTreeSet<String>,
+    /// Recipients that have had a message of this alert queued: the lanes to look in for
+    /// its messages (a superset of those holding one now).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub lanes: BTreeSet<String>,
 }
 
 impl AlertState {
@@ -151,32 +162,145 @@ pub(super) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Creates the tables and, for an outbox of an older layout, builds the indexes from its queue.
+/// Creates the tables and, for an outbox of an older layout, moves its messages into lanes.
 pub(super) fn init(db: &Database, retention: Retention) -> Result<(), OutboxError> {
     let w = store!(db.begin_write())?;
-    let layout;
-    {
-        let mut tx = Tx::open(&w, retention)?;
-        layout = store!(tx.meta.get("layout"))?.map(|g| g.value());
-        if layout.is_none_or(|l| l < LAYOUT) {
-            tx.rebuild_indexes()?;
-            store!(tx.meta.insert("layout", LAYOUT))?;
-        }
-    }
-    store!(w.commit())?;
+    let layout = {
+        let meta = store!(w.open_table(META))?;
+        store!(meta.get("layout"))?.map(|g| g.value())
+    };
     if layout.is_some_and(|l| l > LAYOUT) {
         return Err(OutboxError::Layout(layout.unwrap_or_default()));
     }
+    if layout.is_none_or(|l| l < LAYOUT) {
+        migrate(&w, retention)?;
+    }
+    {
+        // Creates what a new outbox lacks.
+        Tx::open(&w, retention)?;
+    }
+    store!(w.commit())?;
     Ok(())
+}
+
+/// Moves the messages of the shared queue (layouts 1 and 2) into lanes, with their
+/// indexes and counts built afresh.
+fn migrate(w: &WriteTransaction, retention: Retention) -> Result<(), OutboxError> {
+    let mut all = Vec::new();
+    {
+        let queue = store!(w.open_table(LEGACY_QUEUE))?;
+        for item in store!(queue.iter())? {
+            let (k, v) = store!(item)?;
+            all.push((k.value(), serde_json::from_slice::<Queued>(v.value())?));
+        }
+    }
+    store!(w.delete_table(LEGACY_QUEUE))?;
+    for name in LEGACY_INDEXES {
+        // Deleted by name: their key types do not matter.
+        store!(w.delete_table(TableDefinition::<u64, ()>::new(name)))?;
+    }
+    store!(w.delete_table(COUNTS))?;
+    let mut tx = Tx::open(w, retention)?;
+    for (seq, q) in all {
+        tx.restore(seq, &q)?;
+    }
+    store!(tx.meta.insert("layout", LAYOUT))?;
+    Ok(())
+}
+
+/// The tables of one recipient's messages (see the module docs).
+struct Lane<'t> {
+    queue: Table<'t, u64, &'static [u8]>,
+    heads: Table<'t, (i64, u64), &'static str>,
+    by_alert: Table<'t, (&'static str, u64), u8>,
+    ids: Table<'t, &'static str, u64>,
+    parked: Table<'t, u64, ()>,
+}
+
+fn lane_table(recipient: &str, table: &str) -> String {
+    format!("lane/{recipient}/{table}")
+}
+
+impl<'t> Lane<'t> {
+    fn open(w: &'t WriteTransaction, recipient: &str) -> Result<Self, OutboxError> {
+        let name = |t| lane_table(recipient, t);
+        Ok(Self {
+            queue: store!(w.open_table(TableDefinition::new(&name("queue"))))?,
+            heads: store!(w.open_table(TableDefinition::new(&name("heads"))))?,
+            by_alert: store!(w.open_table(TableDefinition::new(&name("by_alert"))))?,
+            ids: store!(w.open_table(TableDefinition::new(&name("ids"))))?,
+            parked: store!(w.open_table(TableDefinition::new(&name("parked"))))?,
+        })
+    }
+
+    fn get(&self, seq: u64) -> Result<Option<Queued>, OutboxError> {
+        match store!(self.queue.get(seq))? {
+            Some(g) => Ok(Some(serde_json::from_slice(g.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put(&mut self, seq: u64, q: &Queued) -> Result<(), OutboxError> {
+        store!(self.queue.insert(seq, serde_json::to_vec(q)?.as_slice()))?;
+        Ok(())
+    }
+
+    fn role(&self, alert_id: &str, seq: u64) -> Result<Option<u8>, OutboxError> {
+        Ok(store!(self.by_alert.get((alert_id, seq)))?.map(|g| g.value()))
+    }
+
+    /// Seqs of the alert's queued or parked messages in this lane, oldest first.
+    fn seqs_of(&self, alert_id: &str) -> Result<Vec<u64>, OutboxError> {
+        let mut out = Vec::new();
+        for item in store!(self.by_alert.range((alert_id, 0u64)..=(alert_id, u64::MAX)))? {
+            out.push(store!(item)?.0.value().1);
+        }
+        Ok(out)
+    }
+
+    /// Makes the oldest non-parked message of the alert its only head.
+    fn fix_head(&mut self, alert_id: &str) -> Result<(), OutboxError> {
+        let mut current = None;
+        let mut first = None;
+        for item in store!(self.by_alert.range((alert_id, 0u64)..=(alert_id, u64::MAX)))? {
+            let (k, v) = store!(item)?;
+            let seq = k.value().1;
+            match v.value() {
+                ROLE_HEAD => current = Some(seq),
+                ROLE_PARKED => continue,
+                _ => {}
+            }
+            if first.is_none() {
+                first = Some(seq);
+            }
+        }
+        if current == first {
+            return Ok(());
+        }
+        if let Some(old) = current {
+            let q = self
+                .get(old)?
+                .ok_or(OutboxError::Corrupt("head without a message"))?;
+            store!(self.heads.remove((q.next_attempt_ms, old)))?;
+            store!(self.by_alert.insert((alert_id, old), ROLE_QUEUED))?;
+        }
+        if let Some(new) = first {
+            let q = self
+                .get(new)?
+                .ok_or(OutboxError::Corrupt("index without a message"))?;
+            store!(self.heads.insert((q.next_attempt_ms, new), alert_id))?;
+            store!(self.by_alert.insert((alert_id, new), ROLE_HEAD))?;
+        }
+        Ok(())
+    }
 }
 
 /// Every open table of one write transaction; index upkeep lives here.
 pub(super) struct Tx<'t> {
-    queue: Table<'t, u64, &'static [u8]>,
-    heads: Table<'t, (&'static str, i64, u64), &'static str>,
-    by_alert: Table<'t, (&'static str, &'static str, u64), u8>,
-    ids: Table<'t, &'static str, u64>,
-    parked: Table<'t, (&'static str, u64), ()>,
+    w: &'t WriteTransaction,
+    /// The lanes opened so far in this transaction.
+    lanes: HashMap<String, Lane<'t>>,
+    recipients: Table<'t, &'static str, ()>,
     counts: Table<'t, &'static str, (u64, u64)>,
     finals: Table<'t, (&'static str, &'static str), &'static [u8]>,
     legacy_final: Table<'t, &'static str, &'static [u8]>,
@@ -197,11 +321,9 @@ impl<'t> Tx<'t> {
     /// Opens every table in `w`.
     pub fn open(w: &'t WriteTransaction, retention: Retention) -> Result<Self, OutboxError> {
         Ok(Self {
-            queue: store!(w.open_table(QUEUE))?,
-            heads: store!(w.open_table(HEADS))?,
-            by_alert: store!(w.open_table(BY_ALERT))?,
-            ids: store!(w.open_table(IDS))?,
-            parked: store!(w.open_table(PARKED))?,
+            w,
+            lanes: HashMap::new(),
+            recipients: store!(w.open_table(RECIPIENTS))?,
             counts: store!(w.open_table(COUNTS))?,
             finals: store!(w.open_table(FINAL))?,
             legacy_final: store!(w.open_table(LEGACY_FINAL))?,
@@ -215,6 +337,29 @@ impl<'t> Tx<'t> {
             parked_now: Vec::new(),
             retention,
         })
+    }
+
+    /// The lane of `recipient`, opened (and created) on first use in this transaction.
+    fn lane(&mut self, recipient: &str) -> Result<&mut Lane<'t>, OutboxError> {
+        if !self.lanes.contains_key(recipient) {
+            let lane = Lane::open(self.w, recipient)?;
+            if store!(self.recipients.get(recipient))?.is_none() {
+                store!(self.recipients.insert(recipient, ()))?;
+            }
+            self.lanes.insert(recipient.to_string(), lane);
+        }
+        self.lanes
+            .get_mut(recipient)
+            .ok_or(OutboxError::Corrupt("lane not opened"))
+    }
+
+    /// Every recipient with a lane.
+    fn all_recipients(&self) -> Result<Vec<String>, OutboxError> {
+        let mut out = Vec::new();
+        for item in store!(self.recipients.iter())? {
+            out.push(store!(item)?.0.value().to_string());
+        }
+        Ok(out)
     }
 
     fn next_seq(&mut self, name: &str) -> Result<u64, OutboxError> {
@@ -276,16 +421,9 @@ impl<'t> Tx<'t> {
         Ok(())
     }
 
-    pub fn get(&self, seq: u64) -> Result<Option<Queued>, OutboxError> {
-        match store!(self.queue.get(seq))? {
-            Some(g) => Ok(Some(serde_json::from_slice(g.value())?)),
-            None => Ok(None),
-        }
-    }
-
-    fn put(&mut self, seq: u64, q: &Queued) -> Result<(), OutboxError> {
-        store!(self.queue.insert(seq, serde_json::to_vec(q)?.as_slice()))?;
-        Ok(())
+    /// The message `seq` of `recipient`, if it is still queued or parked.
+    pub fn get(&mut self, recipient: &str, seq: u64) -> Result<Option<Queued>, OutboxError> {
+        self.lane(recipient)?.get(seq)
     }
 
     fn count(&mut self, recipient: &str, queued: i64, parked: i64) -> Result<(), OutboxError> {
@@ -304,8 +442,13 @@ impl<'t> Tx<'t> {
     }
 
     /// Whether a message with this webhook id is queued, parked or finished.
-    pub fn known(&self, alert_id: &str, webhook_id: &str) -> Result<bool, OutboxError> {
-        Ok(store!(self.ids.get(webhook_id))?.is_some()
+    pub fn known(
+        &mut self,
+        recipient: &str,
+        alert_id: &str,
+        webhook_id: &str,
+    ) -> Result<bool, OutboxError> {
+        Ok(store!(self.lane(recipient)?.ids.get(webhook_id))?.is_some()
             || store!(self.finals.get((alert_id, webhook_id)))?.is_some()
             || store!(self.legacy_final.get(webhook_id))?.is_some())
     }
@@ -313,44 +456,68 @@ impl<'t> Tx<'t> {
     /// Queues a new message behind the others of its (alert, recipient).
     pub fn insert(&mut self, q: &Queued) -> Result<u64, OutboxError> {
         let seq = self.next_seq("queue_seq")?;
-        self.put(seq, q)?;
-        store!(self.ids.insert(q.webhook_id.as_str(), seq))?;
-        store!(self.by_alert.insert(
-            (q.alert_id.as_str(), q.recipient.as_str(), seq),
-            ROLE_QUEUED
-        ))?;
+        let lane = self.lane(&q.recipient)?;
+        lane.put(seq, q)?;
+        store!(lane.ids.insert(q.webhook_id.as_str(), seq))?;
+        store!(
+            lane.by_alert
+                .insert((q.alert_id.as_str(), seq), ROLE_QUEUED)
+        )?;
+        lane.fix_head(&q.alert_id)?;
         self.count(&q.recipient, 1, 0)?;
-        self.fix_head(&q.alert_id, &q.recipient)?;
         Ok(seq)
+    }
+
+    /// Puts back a message of an older layout under its own seq, with its indexes.
+    fn restore(&mut self, seq: u64, q: &Queued) -> Result<(), OutboxError> {
+        let lane = self.lane(&q.recipient)?;
+        lane.put(seq, q)?;
+        store!(lane.ids.insert(q.webhook_id.as_str(), seq))?;
+        let role = if q.parked.is_some() {
+            store!(lane.parked.insert(seq, ()))?;
+            ROLE_PARKED
+        } else {
+            ROLE_QUEUED
+        };
+        store!(lane.by_alert.insert((q.alert_id.as_str(), seq), role))?;
+        lane.fix_head(&q.alert_id)?;
+        if role == ROLE_PARKED {
+            self.count(&q.recipient, 0, 1)?;
+        } else {
+            self.count(&q.recipient, 1, 0)?;
+        }
+        // Counted at open from `counts`, not as a change.
+        self.parked_delta = 0;
+        if q.kind != MessageKind::Feedback {
+            let mut state = self.alert_state(&q.alert_id)?.unwrap_or_default();
+            if state.lanes.insert(q.recipient.clone()) {
+                self.put_alert_state(&q.alert_id, &state)?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes a queued or parked message (`q` as stored) with its index entries.
     pub fn remove(&mut self, seq: u64, q: &Queued) -> Result<(), OutboxError> {
-        store!(self.queue.remove(seq))?;
-        store!(self.ids.remove(q.webhook_id.as_str()))?;
-        let role = store!(
-            self.by_alert
-                .remove((q.alert_id.as_str(), q.recipient.as_str(), seq))
-        )?
-        .map(|g| g.value());
+        let lane = self.lane(&q.recipient)?;
+        store!(lane.queue.remove(seq))?;
+        store!(lane.ids.remove(q.webhook_id.as_str()))?;
+        let role = store!(lane.by_alert.remove((q.alert_id.as_str(), seq)))?.map(|g| g.value());
         match role {
             Some(ROLE_HEAD) => {
-                store!(
-                    self.heads
-                        .remove((q.recipient.as_str(), q.next_attempt_ms, seq))
-                )?;
+                store!(lane.heads.remove((q.next_attempt_ms, seq)))?;
             }
             Some(ROLE_PARKED) => {
-                store!(self.parked.remove((q.recipient.as_str(), seq)))?;
+                store!(lane.parked.remove(seq))?;
             }
             _ => {}
         }
+        lane.fix_head(&q.alert_id)?;
         if role == Some(ROLE_PARKED) {
-            self.count(&q.recipient, 0, -1)?;
+            self.count(&q.recipient, 0, -1)
         } else {
-            self.count(&q.recipient, -1, 0)?;
+            self.count(&q.recipient, -1, 0)
         }
-        self.fix_head(&q.alert_id, &q.recipient)
     }
 
     /// Records a finished message (for idempotent enqueues) after [`Tx::remove`].
@@ -365,23 +532,16 @@ impl<'t> Tx<'t> {
 
     /// Stores a message's new attempt count, status or schedule (`old_next` is the stored schedule).
     pub fn update(&mut self, seq: u64, old_next: i64, q: &Queued) -> Result<(), OutboxError> {
-        self.put(seq, q)?;
-        if old_next != q.next_attempt_ms && self.role(q, seq)? == Some(ROLE_HEAD) {
-            store!(self.heads.remove((q.recipient.as_str(), old_next, seq)))?;
-            store!(self.heads.insert(
-                (q.recipient.as_str(), q.next_attempt_ms, seq),
-                q.alert_id.as_str()
-            ))?;
+        let lane = self.lane(&q.recipient)?;
+        lane.put(seq, q)?;
+        if old_next != q.next_attempt_ms && lane.role(&q.alert_id, seq)? == Some(ROLE_HEAD) {
+            store!(lane.heads.remove((old_next, seq)))?;
+            store!(
+                lane.heads
+                    .insert((q.next_attempt_ms, seq), q.alert_id.as_str())
+            )?;
         }
         Ok(())
-    }
-
-    fn role(&self, q: &Queued, seq: u64) -> Result<Option<u8>, OutboxError> {
-        Ok(store!(
-            self.by_alert
-                .get((q.alert_id.as_str(), q.recipient.as_str(), seq))
-        )?
-        .map(|g| g.value()))
     }
 
     /// Parks a queued message (`q` as stored, `parking` set): it stays, visible, until re-queued.
@@ -389,26 +549,25 @@ impl<'t> Tx<'t> {
         let Some(parking) = &q.parked else {
             return Ok(());
         };
-        let role = self.role(q, seq)?;
+        let lane = self.lane(&q.recipient)?;
+        let role = lane.role(&q.alert_id, seq)?;
         if role == Some(ROLE_PARKED) || role.is_none() {
             return Ok(());
         }
         if role == Some(ROLE_HEAD) {
-            store!(
-                self.heads
-                    .remove((q.recipient.as_str(), q.next_attempt_ms, seq))
-            )?;
+            store!(lane.heads.remove((q.next_attempt_ms, seq)))?;
         }
-        self.put(seq, q)?;
-        store!(self.by_alert.insert(
-            (q.alert_id.as_str(), q.recipient.as_str(), seq),
-            ROLE_PARKED
-        ))?;
-        store!(self.parked.insert((q.recipient.as_str(), seq), ()))?;
+        lane.put(seq, q)?;
+        store!(
+            lane.by_alert
+                .insert((q.alert_id.as_str(), seq), ROLE_PARKED)
+        )?;
+        store!(lane.parked.insert(seq, ()))?;
+        // A parked message no longer holds back the next version of its alert.
+        lane.fix_head(&q.alert_id)?;
         self.count(&q.recipient, -1, 1)?;
         self.parked_now.push(parking.reason);
-        // A parked message no longer holds back the next version of its alert.
-        self.fix_head(&q.alert_id, &q.recipient)
+        Ok(())
     }
 
     /// Re-queues a parked message for an attempt now, with a fresh retry budget. It keeps
@@ -417,107 +576,52 @@ impl<'t> Tx<'t> {
         q.parked = None;
         q.attempts = 0;
         q.next_attempt_ms = now;
-        self.put(seq, &q)?;
-        store!(self.by_alert.insert(
-            (q.alert_id.as_str(), q.recipient.as_str(), seq),
-            ROLE_QUEUED
-        ))?;
-        store!(self.parked.remove((q.recipient.as_str(), seq)))?;
+        let lane = self.lane(&q.recipient)?;
+        lane.put(seq, &q)?;
+        store!(
+            lane.by_alert
+                .insert((q.alert_id.as_str(), seq), ROLE_QUEUED)
+        )?;
+        store!(lane.parked.remove(seq))?;
+        lane.fix_head(&q.alert_id)?;
         self.count(&q.recipient, 1, -1)?;
-        self.fix_head(&q.alert_id, &q.recipient)?;
         Ok(q)
     }
 
-    /// Makes the oldest non-parked message of (alert, recipient) its only head.
-    fn fix_head(&mut self, alert_id: &str, recipient: &str) -> Result<(), OutboxError> {
-        let mut current = None;
-        let mut first = None;
-        for item in store!(
-            self.by_alert
-                .range((alert_id, recipient, 0u64)..=(alert_id, recipient, u64::MAX))
-        )? {
-            let (k, v) = store!(item)?;
-            let seq = k.value().2;
-            match v.value() {
-                ROLE_HEAD => current = Some(seq),
-                ROLE_PARKED => continue,
-                _ => {}
-            }
-            if first.is_none() {
-                first = Some(seq);
-            }
-        }
-        if current == first {
-            return Ok(());
-        }
-        if let Some(old) = current {
-            let q = self
-                .get(old)?
-                .ok_or(OutboxError::Corrupt("head without a message"))?;
-            store!(self.heads.remove((recipient, q.next_attempt_ms, old)))?;
-            store!(
-                self.by_alert
-                    .insert((alert_id, recipient, old), ROLE_QUEUED)
-            )?;
-        }
-        if let Some(new) = first {
-            let q = self
-                .get(new)?
-                .ok_or(OutboxError::Corrupt("index without a message"))?;
-            store!(
-                self.heads
-                    .insert((recipient, q.next_attempt_ms, new), alert_id)
-            )?;
-            store!(self.by_alert.insert((alert_id, recipient, new), ROLE_HEAD))?;
-        }
-        Ok(())
-    }
-
-    /// Every queued or parked message of an alert: (seq, message).
-    pub fn messages_of(&self, alert_id: &str) -> Result<Vec<(u64, Queued)>, OutboxError> {
-        let mut seqs = Vec::new();
-        for item in store!(self.by_alert.range((alert_id, "", 0u64)..))? {
-            let (k, _) = store!(item)?;
-            let (a, _, seq) = k.value();
-            if a != alert_id {
-                break;
-            }
-            seqs.push(seq);
-        }
-        let mut out = Vec::with_capacity(seqs.len());
-        for seq in seqs {
-            if let Some(q) = self.get(seq)? {
-                out.push((seq, q));
+    /// Every queued or parked message of an alert in the given lanes: (seq, message).
+    pub fn messages_of(
+        &mut self,
+        alert_id: &str,
+        lanes: &BTreeSet<String>,
+    ) -> Result<Vec<(u64, Queued)>, OutboxError> {
+        let mut out = Vec::new();
+        for r in lanes {
+            let lane = self.lane(r)?;
+            for seq in lane.seqs_of(alert_id)? {
+                if let Some(q) = lane.get(seq)? {
+                    out.push((seq, q));
+                }
             }
         }
         Ok(out)
     }
 
-    fn has_messages(&self, alert_id: &str) -> Result<bool, OutboxError> {
-        Ok(
-            match store!(self.by_alert.range((alert_id, "", 0u64)..))?.next() {
-                Some(item) => store!(item)?.0.value().0 == alert_id,
-                None => false,
-            },
-        )
-    }
-
     /// Up to `limit` due heads of `recipient` at or after `from`, skipping `skip`'s alerts:
     /// (next attempt ms, seq, alert id), oldest schedule first.
     pub fn due_heads(
-        &self,
+        &mut self,
         recipient: &str,
         from: (i64, u64),
         now: i64,
         skip: &BTreeSet<String>,
         limit: usize,
     ) -> Result<Vec<(i64, u64, String)>, OutboxError> {
-        due_heads(&self.heads, recipient, from, now, skip, limit)
+        due_heads(&self.lane(recipient)?.heads, from, now, skip, limit)
     }
 
     /// The earliest scheduled attempt of `recipient` after `now`.
-    pub fn next_due(&self, recipient: &str, now: i64) -> Result<Option<i64>, OutboxError> {
-        next_due(&self.heads, recipient, now)
+    pub fn next_due(&mut self, recipient: &str, now: i64) -> Result<Option<i64>, OutboxError> {
+        next_due(&self.lane(recipient)?.heads, now)
     }
 
     pub fn alert_state(&self, alert_id: &str) -> Result<Option<AlertState>, OutboxError> {
@@ -554,8 +658,13 @@ impl<'t> Tx<'t> {
         let Some(state) = self.alert_state(alert_id)? else {
             return Ok(false);
         };
-        if !state.closed() || self.has_messages(alert_id)? {
+        if !state.closed() {
             return Ok(false);
+        }
+        for r in &state.lanes {
+            if !self.lane(r)?.seqs_of(alert_id)?.is_empty() {
+                return Ok(false);
+            }
         }
         store!(self.alerts.remove(alert_id))?;
         let mut finished = Vec::new();
@@ -590,12 +699,18 @@ impl<'t> Tx<'t> {
     }
 
     /// Parked messages, of one recipient or all: (seq, message).
-    pub fn parked(&self, recipient: Option<&str>) -> Result<Vec<(u64, Queued)>, OutboxError> {
-        let keys = parked_keys(&self.parked, recipient)?;
-        let mut out = Vec::with_capacity(keys.len());
-        for (_, seq) in keys {
-            if let Some(q) = self.get(seq)? {
-                out.push((seq, q));
+    pub fn parked(&mut self, recipient: Option<&str>) -> Result<Vec<(u64, Queued)>, OutboxError> {
+        let recipients = match recipient {
+            Some(r) => vec![r.to_string()],
+            None => self.all_recipients()?,
+        };
+        let mut out = Vec::new();
+        for r in recipients {
+            let lane = self.lane(&r)?;
+            for seq in parked_seqs(&lane.parked)? {
+                if let Some(q) = lane.get(seq)? {
+                    out.push((seq, q));
+                }
             }
         }
         Ok(out)
@@ -605,43 +720,10 @@ impl<'t> Tx<'t> {
     pub fn disabled_endpoints(&self) -> Result<Vec<(String, String)>, OutboxError> {
         disabled_endpoints(&self.endpoints)
     }
-
-    /// Builds `heads`, `by_alert`, `ids`, `counts` and `parked` from the queue (an outbox
-    /// written before they existed). Runs once, at open.
-    fn rebuild_indexes(&mut self) -> Result<(), OutboxError> {
-        let mut all = Vec::new();
-        for item in store!(self.queue.iter())? {
-            let (k, v) = store!(item)?;
-            all.push((k.value(), serde_json::from_slice::<Queued>(v.value())?));
-        }
-        if all.is_empty() {
-            return Ok(());
-        }
-        for (seq, q) in all {
-            store!(self.ids.insert(q.webhook_id.as_str(), seq))?;
-            let role = if q.parked.is_some() {
-                store!(self.parked.insert((q.recipient.as_str(), seq), ()))?;
-                self.count(&q.recipient, 0, 1)?;
-                ROLE_PARKED
-            } else {
-                self.count(&q.recipient, 1, 0)?;
-                ROLE_QUEUED
-            };
-            store!(
-                self.by_alert
-                    .insert((q.alert_id.as_str(), q.recipient.as_str(), seq), role)
-            )?;
-            self.fix_head(&q.alert_id, &q.recipient)?;
-        }
-        // Counted at open from `counts`, not as a change.
-        self.parked_delta = 0;
-        Ok(())
-    }
 }
 
 fn due_heads(
-    heads: &impl ReadableTable<(&'static str, i64, u64), &'static str>,
-    recipient: &str,
+    heads: &impl ReadableTable<(i64, u64), &'static str>,
     from: (i64, u64),
     now: i64,
     skip: &BTreeSet<String>,
@@ -651,12 +733,12 @@ fn due_heads(
     if from.0 > now {
         return Ok(out);
     }
-    for item in store!(heads.range((recipient, from.0, from.1)..=(recipient, now, u64::MAX)))? {
+    for item in store!(heads.range((from.0, from.1)..=(now, u64::MAX)))? {
         if out.len() >= limit {
             break;
         }
         let (k, v) = store!(item)?;
-        let (_, next, seq) = k.value();
+        let (next, seq) = k.value();
         let alert = v.value();
         if skip.contains(alert) {
             continue;
@@ -667,35 +749,36 @@ fn due_heads(
 }
 
 fn next_due(
-    heads: &impl ReadableTable<(&'static str, i64, u64), &'static str>,
-    recipient: &str,
+    heads: &impl ReadableTable<(i64, u64), &'static str>,
     now: i64,
 ) -> Result<Option<i64>, OutboxError> {
     if now == i64::MAX {
         return Ok(None);
     }
-    match store!(heads.range((recipient, now + 1, 0u64)..=(recipient, i64::MAX, u64::MAX)))?.next()
-    {
-        Some(item) => Ok(Some(store!(item)?.0.value().1)),
+    match store!(heads.range((now + 1, 0u64)..))?.next() {
+        Some(item) => Ok(Some(store!(item)?.0.value().0)),
         None => Ok(None),
     }
 }
 
-fn parked_keys(
-    parked: &impl ReadableTable<(&'static str, u64), ()>,
-    recipient: Option<&str>,
-) -> Result<Vec<(String, u64)>, OutboxError> {
+fn parked_seqs(parked: &impl ReadableTable<u64, ()>) -> Result<Vec<u64>, OutboxError> {
     let mut out = Vec::new();
-    let range = match recipient {
-        Some(r) => store!(parked.range((r, 0u64)..=(r, u64::MAX)))?,
-        None => store!(parked.range::<(&str, u64)>(..))?,
-    };
-    for item in range {
-        let (k, _) = store!(item)?;
-        let (r, seq) = k.value();
-        out.push((r.to_string(), seq));
+    for item in store!(parked.iter())? {
+        out.push(store!(item)?.0.value());
     }
     Ok(out)
+}
+
+/// Opens a table for reading; `None` if it was never created (a lane nobody wrote to).
+fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
+    r: &ReadTransaction,
+    name: &str,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, OutboxError> {
+    match r.open_table(TableDefinition::<K, V>::new(name)) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(OutboxError::Store(e.into())),
+    }
 }
 
 fn disabled_endpoints(
@@ -722,6 +805,16 @@ impl Snapshot {
         Ok(Self {
             r: store!(db.begin_read())?,
         })
+    }
+
+    /// Every recipient with a lane.
+    fn recipients(&self) -> Result<Vec<String>, OutboxError> {
+        let recipients = store!(self.r.open_table(RECIPIENTS))?;
+        let mut out = Vec::new();
+        for item in store!(recipients.iter())? {
+            out.push(store!(item)?.0.value().to_string());
+        }
+        Ok(out)
     }
 
     /// Per recipient: (queued, parked).
@@ -757,21 +850,34 @@ impl Snapshot {
         now: i64,
         skip: &BTreeSet<String>,
     ) -> Result<(bool, Option<i64>), OutboxError> {
-        let heads = store!(self.r.open_table(HEADS))?;
-        if !due_heads(&heads, recipient, (i64::MIN, 0), now, skip, 1)?.is_empty() {
+        let Some(heads) = open_read::<(i64, u64), &str>(&self.r, &lane_table(recipient, "heads"))?
+        else {
+            return Ok((false, None));
+        };
+        if !due_heads(&heads, (i64::MIN, 0), now, skip, 1)?.is_empty() {
             return Ok((true, Some(now)));
         }
-        Ok((false, next_due(&heads, recipient, now)?))
+        Ok((false, next_due(&heads, now)?))
     }
 
     /// Parked messages, of one recipient or all.
     pub fn parked(&self, recipient: Option<&str>) -> Result<Vec<Queued>, OutboxError> {
-        let parked = store!(self.r.open_table(PARKED))?;
-        let queue = store!(self.r.open_table(QUEUE))?;
+        let recipients = match recipient {
+            Some(r) => vec![r.to_string()],
+            None => self.recipients()?,
+        };
         let mut out = Vec::new();
-        for (_, seq) in parked_keys(&parked, recipient)? {
-            if let Some(g) = store!(queue.get(seq))? {
-                out.push(serde_json::from_slice(g.value())?);
+        for r in recipients {
+            let (Some(parked), Some(queue)) = (
+                open_read::<u64, ()>(&self.r, &lane_table(&r, "parked"))?,
+                open_read::<u64, &[u8]>(&self.r, &lane_table(&r, "queue"))?,
+            ) else {
+                continue;
+            };
+            for seq in parked_seqs(&parked)? {
+                if let Some(g) = store!(queue.get(seq))? {
+                    out.push(serde_json::from_slice(g.value())?);
+                }
             }
         }
         Ok(out)
@@ -797,15 +903,19 @@ impl Snapshot {
     /// Whether any state of this alert is kept (state, tombstone, messages), for tests and operators.
     pub fn alert_footprint(&self, alert_id: &str) -> Result<AlertFootprint, OutboxError> {
         let alerts = store!(self.r.open_table(ALERTS))?;
-        let by_alert = store!(self.r.open_table(BY_ALERT))?;
         let finals = store!(self.r.open_table(FINAL))?;
         let closed = store!(self.r.open_table(CLOSED))?;
         let mut messages = 0;
-        for item in store!(by_alert.range((alert_id, "", 0u64)..))? {
-            if store!(item)?.0.value().0 != alert_id {
-                break;
+        for r in self.recipients()? {
+            let Some(by_alert) =
+                open_read::<(&str, u64), u8>(&self.r, &lane_table(&r, "by_alert"))?
+            else {
+                continue;
+            };
+            for item in store!(by_alert.range((alert_id, 0u64)..=(alert_id, u64::MAX)))? {
+                store!(item)?;
+                messages += 1;
             }
-            messages += 1;
         }
         let mut finished = 0;
         for item in store!(finals.range((alert_id, "")..))? {

@@ -187,7 +187,9 @@ impl Worker {
                 }
                 for (next, seq, _) in candidates.into_iter().take(need) {
                     from = (next, seq.saturating_add(1));
-                    let Some(mut q) = tx.get(seq)? else { continue };
+                    let Some(mut q) = tx.get(&ep.id, seq)? else {
+                        continue;
+                    };
                     // Re-check the egress rule against the latest marking before every attempt.
                     if let (MessageKind::Alert, Some(r)) = (q.kind, ep.recipient.as_ref()) {
                         let state = tx.alert_state(&q.alert_id)?;
@@ -258,7 +260,7 @@ impl Worker {
         {
             let mut tx = Tx::open(&w, inner.retention())?;
             // Cancelled meanwhile (revocation) if it is gone.
-            let stored = tx.get(seq)?.filter(|s| s.parked.is_none());
+            let stored = tx.get(&sent.recipient, seq)?.filter(|s| s.parked.is_none());
             let (status, retry_after) = match &response {
                 Response::Status(s, ra) => (Some(*s), *ra),
                 Response::Error(_) => (None, None),
