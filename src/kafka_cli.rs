@@ -42,11 +42,9 @@ pub enum TopicsCommand {
         /// Partitions per topic.
         #[arg(long, default_value_t = 4)]
         partitions: i32,
-        /// Keep every version of every indicator instead of compacting the indicator topic
-        /// to the latest: a replay then re-derives the same alert history, intermediate
-        /// versions included (drills, tests). A compacted topic rebuilds the same current
-        /// state, but alerts opened under a superseded version may come out at a later version.
-        #[arg(long)]
+        /// Accepted for older scripts: the indicator topic always keeps every version now
+        /// (no topic is compacted), so a replay re-derives the same alert history.
+        #[arg(long, hide = true)]
         keep_every_version: bool,
     },
 }
@@ -55,13 +53,10 @@ pub enum TopicsCommand {
 pub fn topics(cmd: TopicsCommand) -> anyhow::Result<()> {
     match cmd {
         TopicsCommand::Create {
-            kafka,
-            partitions,
-            keep_every_version,
+            kafka, partitions, ..
         } => {
             let cfg = KafkaConfig {
                 partitions,
-                compact_indicators: !keep_every_version,
                 ..kafka.config()
             };
             let rt = tokio::runtime::Builder::new_current_thread()

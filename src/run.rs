@@ -90,6 +90,11 @@ pub struct RunArgs {
     /// letter (`future_timestamp`) instead of moving the logical clock for everyone.
     #[arg(long, value_parser = crate::parse_duration, default_value = "1h")]
     future_tolerance: Duration,
+    /// With --kafka: how much earlier than the broker's last word on an idle partition's
+    /// end a record appended to it may be stamped and still count at its own time (later
+    /// ones are counted as late, at the clock). Also the latency an idle partition adds.
+    #[arg(long, value_parser = crate::parse_duration, default_value = "250ms")]
+    skew_allowance: Duration,
     /// Follow-the-sun roster: alerts are routed to the center on duty, handed over and
     /// escalated. Default: deploy/config/roster.toml when present.
     #[arg(long)]
@@ -290,7 +295,10 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
     let future_tolerance_ms = i64::try_from(args.future_tolerance.as_millis()).unwrap_or(i64::MAX);
     let mut source: Box<dyn Source> = match (&kafka, &args.input) {
         (Some(cfg), _) => {
-            let source = KafkaSource::open(cfg)?.with_future_tolerance(future_tolerance_ms);
+            let skew_ms = i64::try_from(args.skew_allowance.as_millis()).unwrap_or(i64::MAX);
+            let source = KafkaSource::open(cfg)?
+                .with_future_tolerance(future_tolerance_ms)
+                .with_skew_allowance(skew_ms);
             Box::new(if args.stop_when_caught_up {
                 source.stop_when_caught_up()
             } else {

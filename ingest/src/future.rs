@@ -54,14 +54,17 @@ pub fn mark(rec: &mut RawRecord, clock_ms: i64, at_ms: i64) {
 /// Header the source adds to a record it judged in the future: its clock then (ms).
 const CLOCK_HEADER: &str = "fusion-source-clock-ms";
 
+/// The source's clock (ms) when it judged `rec` to be in the future, if it did ([`mark`]).
+pub fn clock_of(rec: &RawRecord) -> Option<i64> {
+    rec.header(CLOCK_HEADER)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.parse::<i64>().ok())
+}
+
 /// The dead-letter reason for a record stamped `stamped_ms` by a source whose clock read
 /// `clock_ms`, with `tolerance_ms` allowed.
 pub fn error(rec: &RawRecord, stamped_ms: i64, tolerance_ms: i64) -> DecodeError {
-    let clock_ms = rec
-        .header(CLOCK_HEADER)
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(rec.timestamp_ms);
+    let clock_ms = clock_of(rec).unwrap_or(rec.timestamp_ms);
     let ahead = SignedDuration::from_millis(stamped_ms.saturating_sub(clock_ms));
     DecodeError::new(
         ErrorCode::FutureTimestamp,

@@ -66,6 +66,8 @@ pub struct IngestStats {
     pub dead_letters: AtomicU64,
     /// Sensor events dropped as exact copies of one seen within the evidence window.
     pub duplicates: AtomicU64,
+    /// Records behind the logical clock, counted at it.
+    pub late_records: AtomicU64,
     /// Latest logical time sent (ms).
     pub logical_time_ms: AtomicU64,
     /// Milliseconds the rehydration from retained history took; `u64::MAX` while it goes on.
@@ -149,6 +151,9 @@ impl<D: DeadLetterSink> Ingestor<D> {
             self.dead_letter(&rec, &error)?;
             return Ok(self.router.time_for(rec.timestamp_ms));
         }
+        if self.router.is_late(rec.timestamp_ms) {
+            self.count_late(&rec);
+        }
         match self.decode(&rec) {
             Ok(Decoded::One(Input::Event(event))) => {
                 let t = self.router.time_for(rec.timestamp_ms);
@@ -209,6 +214,16 @@ impl<D: DeadLetterSink> Ingestor<D> {
         self.stats.logical_time_ms.fetch_max(t, Ordering::Relaxed);
         self.last_time = self.last_time.max(t);
         Ok(t)
+    }
+
+    /// Counts a record the router will count at its clock rather than at its own time.
+    fn count_late(&self, rec: &RawRecord) {
+        self.stats.late_records.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &self.metrics {
+            let topic = format!("{}{}", self.config.topic_prefix, rec.topic.suffix());
+            m.late_records.with_label_values(&[topic.as_str()]).inc();
+        }
+        tracing::debug!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, stamped = rec.timestamp_ms, "record behind the logical clock; counted at it");
     }
 
     fn dead_letter(&mut self, rec: &RawRecord, error: &DecodeError) -> Result<(), IngestError> {

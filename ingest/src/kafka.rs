@@ -2,17 +2,46 @@
 //!
 //! # Reading
 //! Every partition of every input topic is assigned from the beginning: on start,
-//! the dataflow's state is rebuilt from the retained history (the compacted
-//! indicator topic, the retained events) before live records follow. The
+//! the dataflow's state is rebuilt from the retained history (the indicator topic with
+//! every version, the retained events) before live records follow. The
 //! committed offsets of the consumer group mark how far a previous run had got:
 //! until every partition has passed them, the source is *rehydrating*.
 //!
-//! Records are released in timestamp order across partitions (a partition
-//! without a buffered record holds the others back until it has one or has
-//! reached its end), so a record's logical time — its Kafka timestamp rounded
-//! up to the epoch — is the same on every run, and a restart re-derives the same
-//! alert ids and versions. Records that arrive later with an older timestamp
-//! count at the current clock.
+//! # Logical time
+//! Records are released in timestamp order across partitions, so a record's logical
+//! time — its Kafka timestamp rounded up to the epoch — is the same on every run, and a
+//! restart re-derives the same alert ids and versions. A partition without a buffered
+//! record holds the others back at its *frontier*:
+//!
+//! - before its end (as known at start, or as the broker last reported it), nothing can
+//!   pass it: records known to exist are still to come;
+//! - at its end, its frontier is the wall-clock instant at which the broker last
+//!   confirmed that end (a fetch that hit the end, or a `ListOffsets` answer no higher
+//!   than what was read, asked every [`PROBE_EVERY`] while some partition waits there),
+//!   minus the **skew allowance** ([`DEFAULT_SKEW_ALLOWANCE_MS`], 250 ms, `--skew-allowance`).
+//!   A record appended after that answer was stamped by its producer no earlier than the
+//!   allowance before it, unless the producer's clock or its batching is off by more:
+//!   the allowance covers a producer's linger (5 ms by default), the trip to the broker,
+//!   and clock differences between well-synchronised hosts. It is also the latency an
+//!   idle partition adds to live records: they wait until the broker has confirmed that
+//!   the idle partition had nothing older.
+//!
+//! The source's watermark (what the dataflow's timers, expiries and handovers run on) is
+//! the least frontier over all partitions, so an idle stream's clock moves only as far as
+//! the broker vouches for: with the broker away, it stops.
+//!
+//! **Late records.** A record that still arrives behind the watermark (stamped more than
+//! the allowance before its append, or behind an earlier record of its own partition) is
+//! counted in `fusion_ingest_late_records_total{topic}`, logged, and **counted at the
+//! watermark**: its logical time becomes the watermark's epoch. It is not dead-lettered:
+//! a late officer action or sighting is still true, and its event time (the data that
+//! windows and buckets use) is unchanged; only the instant at which the dataflow learns
+//! it moves, by at most the delay that made it late.
+//!
+//! Every such decision, and every record dead-lettered as stamped in the future (a
+//! judgement against the wall clock), is bound in the durable [`crate::remap`] before the
+//! record is handed on, and read back on restart: a replay gives every record the logical
+//! time it had the first time, whatever the wall clock and the broker say then.
 //!
 //! # Committing
 //! Offsets are committed only for records whose logical time the caller reports
@@ -48,6 +77,7 @@ use schemas::{AlertChange, DeadLetter, Topic};
 use crate::deadletter::DeadLetterSink;
 use crate::metrics::KafkaMetrics;
 use crate::record::{Poll, RawRecord, Source, SourceError};
+use crate::remap::{self, Binding, BindingKind, Remap, RemapLog};
 
 /// Where the broker is and how topics are named.
 #[derive(Debug, Clone)]
@@ -60,10 +90,6 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// Partitions of topics created by [`create_topics`].
     pub partitions: i32,
-    /// Topics created by [`create_topics`] keep only the latest version of each indicator
-    /// (`cleanup.policy=compact`). Off keeps every version: a replay then sees each
-    /// intermediate version, so it re-derives the same alert history (drills, tests).
-    pub compact_indicators: bool,
     /// Where the Kafka path counts what it does.
     pub metrics: KafkaMetrics,
 }
@@ -76,7 +102,6 @@ impl KafkaConfig {
             prefix: "fusion.".to_string(),
             group_id: "fusion".to_string(),
             partitions: 4,
-            compact_indicators: true,
             metrics: KafkaMetrics::new(),
         }
     }
@@ -84,6 +109,11 @@ impl KafkaConfig {
     /// The full name of `topic`.
     pub fn topic(&self, topic: Topic) -> String {
         format!("{}{}", self.prefix, topic.suffix())
+    }
+
+    /// The full name of the remap topic ([`crate::remap`]).
+    pub fn remap_topic(&self) -> String {
+        format!("{}remap", self.prefix)
     }
 }
 
@@ -118,26 +148,30 @@ fn client(brokers: &str, source: KafkaError) -> KafkaFailure {
     }
 }
 
-/// Creates every topic (inputs and outputs); existing topics are left as they are.
-/// Returns, per topic, whether it was created.
+/// Creates every topic (inputs, outputs and the remap); existing topics are left as they
+/// are. Returns, per topic, whether it was created.
+///
+/// No topic is compacted: the indicator topic keeps every version of every indicator
+/// for its retention, so any period's alert history can be re-derived (a compacted
+/// topic would rebuild the same current state, but alerts opened under a superseded
+/// version would come out at other versions). Rehydration still ends with the latest
+/// version of each indicator: the dataflow keeps, per indicator id, the version with the
+/// latest `modified` and ignores older ones, whatever order they are read in.
 pub async fn create_topics(cfg: &KafkaConfig) -> Result<Vec<(String, bool)>, KafkaFailure> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &cfg.brokers)
         .create()
         .map_err(|e| client(&cfg.brokers, e))?;
     let names: Vec<String> = Topic::ALL.iter().map(|t| cfg.topic(*t)).collect();
-    let topics: Vec<NewTopic<'_>> = Topic::ALL
+    let remap = cfg.remap_topic();
+    let topics: Vec<NewTopic<'_>> = names
         .iter()
-        .zip(&names)
-        .map(|(t, name)| {
-            let topic = NewTopic::new(name, cfg.partitions, TopicReplication::Fixed(1));
-            // Indicators are keyed by id: only the latest version of each matters on rehydration.
-            if *t == Topic::PartnerIndicators && cfg.compact_indicators {
-                topic.set("cleanup.policy", "compact")
-            } else {
-                topic
-            }
-        })
+        .map(|name| NewTopic::new(name, cfg.partitions, TopicReplication::Fixed(1)))
+        // One partition: bindings are read back in the order they were written (a later
+        // one wins). Deleted by the retention the inputs have, never compacted.
+        .chain([
+            NewTopic::new(&remap, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "delete")
+        ])
         .collect();
     let results = admin
         .create_topics(&topics, &AdminOptions::new())
@@ -398,6 +432,14 @@ impl HighWatermarks {
 struct LagContext(Arc<HighWatermarks>);
 
 impl ClientContext for LagContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Every consumer error also reaches `poll`, which handles it; an end of partition
+        // is no error at all (rdkafka's default logs each one at error level).
+        if error.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF) {
+            tracing::warn!(error = %error, reason, "Kafka consumer error");
+        }
+    }
+
     fn stats(&self, statistics: rdkafka::Statistics) {
         let Ok(mut highs) = (self.0).0.lock() else {
             return;
@@ -443,6 +485,11 @@ struct Partition {
     lag: Option<IntGauge>,
     /// Fetching is paused: the queue was full (see [`PARTITION_QUEUE`]).
     paused: bool,
+    /// Wall-clock instant (ms) at which the broker last confirmed, while the partition
+    /// was at its end, that it held nothing beyond what was read.
+    end_confirmed_ms: Option<i64>,
+    /// The partition's low watermark when the run started (retention deleted what is below).
+    low_at_start: i64,
 }
 
 /// Most records buffered per partition. A partition that runs ahead of the one the
@@ -483,40 +530,141 @@ impl Partition {
         true
     }
 
-    /// The client reported the end of the partition. Believed (and true is returned)
-    /// only from the end known at start on: before it, records known to exist are still
-    /// to come, and releasing the other partitions past them would break time order (a
-    /// batch run would even stop short). The client keeps fetching either way.
-    fn reached_end(&mut self) -> bool {
+    /// The client reported the end of the partition, from a fetch sent no earlier than
+    /// `confirmed_ms`. Believed (and true is returned) only from the end known at start
+    /// on: before it, records known to exist are still to come, and releasing the other
+    /// partitions past them would break time order (a batch run would even stop short).
+    /// The client keeps fetching either way.
+    fn reached_end(&mut self, confirmed_ms: i64) -> bool {
         if self.position >= self.end_at_start {
             self.at_end = true;
+            self.confirm(confirmed_ms);
         }
         self.at_end
     }
+
+    /// The broker, asked at `asked_ms`, said the partition ends before `high`.
+    fn broker_end(&mut self, high: i64, asked_ms: i64) {
+        if high <= self.position && self.position >= self.end_at_start {
+            self.at_end = true;
+            self.confirm(asked_ms);
+        } else if high > self.position {
+            // Records the broker already holds are on their way: wait for them.
+            self.at_end = false;
+        }
+    }
+
+    fn confirm(&mut self, at_ms: i64) {
+        self.end_confirmed_ms = Some(self.end_confirmed_ms.map_or(at_ms, |c| c.max(at_ms)));
+    }
+
+    /// No record stamped before this will be released from the partition any more, if
+    /// known: its oldest buffered record, or, with nothing buffered at its end, the last
+    /// confirmation of its end less the skew allowance. None holds everything back.
+    fn frontier(&self, skew_ms: i64) -> Option<i64> {
+        match self.queue.front() {
+            Some(r) => Some(r.timestamp_ms),
+            None if self.at_end => self.end_confirmed_ms.map(|c| c.saturating_sub(skew_ms)),
+            None => None,
+        }
+    }
+}
+
+/// What one release gave.
+#[derive(Default)]
+struct Release {
+    /// Records in timestamp order, late ones re-timed.
+    records: Vec<RawRecord>,
+    /// Decisions to make durable before the records are handed on ([`crate::remap`]).
+    minted: Vec<Binding>,
+    /// Records counted at the watermark: (topic, partition, offset, stamped ms).
+    late: Vec<(Topic, i32, i64, i64)>,
 }
 
 /// Releases up to `max` buffered records across `partitions` in timestamp order (ties by
-/// topic and partition), as far as every partition allows: one with nothing buffered that
-/// is not at its end holds the others back. Raises `watermark` to the last time released.
+/// topic and partition), as far as every partition allows: none passes the frontier of a
+/// partition with nothing buffered ([`Partition::frontier`]). A record behind `watermark`
+/// is late: it is re-timed to the watermark and bound ([`Release::minted`]), unless
+/// `remap` already binds it; so is a record marked as stamped in the future. Raises
+/// `watermark` to the last time released, then, if `idle_clock`, to the least frontier of
+/// all partitions (an idle stream's clock, as far as the broker vouches for it).
 fn release_in_order(
     partitions: &mut BTreeMap<(Topic, i32), Partition>,
     watermark: &mut Option<i64>,
     max: usize,
-) -> Vec<RawRecord> {
-    let mut out = Vec::new();
-    while out.len() < max {
-        if partitions.values().any(|p| p.queue.is_empty() && !p.at_end) {
-            break;
+    skew_ms: i64,
+    remap: &Remap,
+    idle_clock: bool,
+) -> Release {
+    let mut out = Release::default();
+    while out.records.len() < max {
+        let mut bound = i64::MAX;
+        for p in partitions.values().filter(|p| p.queue.is_empty()) {
+            match p.frontier(skew_ms) {
+                Some(f) => bound = bound.min(f),
+                None => return finish_release(partitions, watermark, skew_ms, idle_clock, out),
+            }
         }
         let next = partitions
             .iter_mut()
             .filter(|(_, p)| !p.queue.is_empty())
             .min_by_key(|(k, p)| (p.queue.front().map(|r| r.timestamp_ms), **k));
-        let Some(rec) = next.and_then(|(_, p)| p.queue.pop_front()) else {
+        let Some((_, p)) = next else {
             break;
         };
-        *watermark = Some(watermark.unwrap_or(i64::MIN).max(rec.timestamp_ms));
-        out.push(rec);
+        if p.queue.front().is_some_and(|r| r.timestamp_ms > bound) {
+            break;
+        }
+        let Some(mut rec) = p.queue.pop_front() else {
+            break;
+        };
+        let w = watermark.unwrap_or(i64::MIN);
+        let mint = |rec: &RawRecord, kind| Binding {
+            topic: rec.topic,
+            partition: rec.partition,
+            from: rec.offset,
+            to: rec.offset + 1,
+            time_ms: rec.timestamp_ms,
+            kind,
+        };
+        if rec.future_timestamp_ms.is_some() {
+            // Dead-lettered, not late: its time only orders its commit.
+            rec.timestamp_ms = rec.timestamp_ms.max(w);
+            if remap.lookup(rec.topic, rec.partition, rec.offset).is_none() {
+                let clock_ms = crate::future::clock_of(&rec).unwrap_or(rec.timestamp_ms);
+                out.minted
+                    .push(mint(&rec, BindingKind::Future { clock_ms }));
+            }
+        } else if rec.timestamp_ms < w {
+            out.late
+                .push((rec.topic, rec.partition, rec.offset, rec.timestamp_ms));
+            rec.timestamp_ms = w;
+            out.minted.push(mint(&rec, BindingKind::Late));
+        }
+        *watermark = Some(w.max(rec.timestamp_ms));
+        out.records.push(rec);
+    }
+    finish_release(partitions, watermark, skew_ms, idle_clock, out)
+}
+
+/// Raises `watermark` to the least frontier of all partitions, if every one has one and
+/// `idle_clock` is on.
+fn finish_release(
+    partitions: &BTreeMap<(Topic, i32), Partition>,
+    watermark: &mut Option<i64>,
+    skew_ms: i64,
+    idle_clock: bool,
+    out: Release,
+) -> Release {
+    if !idle_clock {
+        return out;
+    }
+    let least = partitions
+        .values()
+        .map(|p| p.frontier(skew_ms))
+        .try_fold(i64::MAX, |least, f| f.map(|f| least.min(f)));
+    if let Some(least) = least.filter(|l| *l != i64::MAX) {
+        *watermark = Some(watermark.unwrap_or(i64::MIN).max(least));
     }
     out
 }
@@ -537,7 +685,32 @@ pub struct KafkaSource {
     lag_updated: Option<Instant>,
     /// How far ahead of the wall clock a record may be stamped (ms).
     future_tolerance_ms: i64,
+    /// How much earlier than the broker's confirmation of an idle partition's end a
+    /// record appended to it afterwards may be stamped (ms); see the module doc.
+    skew_ms: i64,
+    /// Bindings of offsets to times decided by earlier runs and this one.
+    remap: Remap,
+    /// Where new bindings are made durable.
+    remap_log: RemapLog,
+    /// When the ends of waiting partitions were last asked for.
+    probed: Option<Instant>,
+    /// Late records counted, per input topic.
+    late_records: BTreeMap<Topic, IntCounter>,
 }
+
+/// The skew allowance of an idle partition's frontier (ms): see the module doc.
+pub const DEFAULT_SKEW_ALLOWANCE_MS: i64 = 250;
+
+/// How often the broker is asked for the ends of partitions with nothing buffered (a
+/// `ListOffsets` request per topic), so their frontiers follow what it holds.
+pub const PROBE_EVERY: Duration = Duration::from_millis(50);
+
+/// How long one such request may take (the broker may be away).
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// `fetch.wait.max.ms` of the consumers: an end of partition reported by a fetch was
+/// true no earlier than this before it was received.
+const FETCH_WAIT_MS: i64 = 50;
 
 /// How often the consumer-lag gauges are recomputed (the statistics come once a second).
 const LAG_EVERY: Duration = Duration::from_secs(1);
@@ -593,6 +766,21 @@ impl KafkaSource {
             readers.push(reader);
             partitions.extend(parts);
         }
+        let mut remap = remap::load(cfg)?;
+        for ((topic, id), p) in &partitions {
+            remap.prune_below(*topic, *id, p.low_at_start);
+        }
+        let remap_log = RemapLog::new(cfg)?;
+        let late_records = Topic::INPUTS
+            .into_iter()
+            .map(|t| {
+                let name = cfg.topic(t);
+                (
+                    t,
+                    cfg.metrics.late_records.with_label_values(&[name.as_str()]),
+                )
+            })
+            .collect();
         cfg.metrics.rehydrating.set(1);
         Ok(Self {
             readers,
@@ -605,7 +793,20 @@ impl KafkaSource {
             metrics: cfg.metrics.clone(),
             lag_updated: None,
             future_tolerance_ms: crate::future::DEFAULT_TOLERANCE_MS,
+            skew_ms: DEFAULT_SKEW_ALLOWANCE_MS,
+            remap,
+            remap_log,
+            probed: None,
+            late_records,
         })
+    }
+
+    /// Sets the skew allowance of idle partitions' frontiers (ms; default
+    /// [`DEFAULT_SKEW_ALLOWANCE_MS`]).
+    #[must_use]
+    pub fn with_skew_allowance(mut self, skew_ms: i64) -> Self {
+        self.skew_ms = skew_ms.max(0);
+        self
     }
 
     /// Sets how far ahead of the wall clock a record may be stamped (ms; default
@@ -690,6 +891,7 @@ impl KafkaSource {
                     ),
                     // An emptied partition (everything deleted) has nothing to wait for.
                     end_at_start: if low >= high { 0 } else { high },
+                    low_at_start: low,
                     ..Partition::default()
                 },
             ));
@@ -762,18 +964,30 @@ impl KafkaSource {
                             }),
                             future_timestamp_ms: None,
                         };
-                        // Stamped too far ahead of the wall clock: handed on in place (at
-                        // the partition's last time) to be dead-lettered, so it neither
-                        // holds the other partitions back nor moves the watermark.
                         let now = jiff::Timestamp::now().as_millisecond();
-                        let at = part
-                            .queue
-                            .back()
-                            .map(|r| r.timestamp_ms)
-                            .or(self.watermark)
-                            .unwrap_or(now)
-                            .min(now);
-                        crate::future::judge(&mut rec, now, self.future_tolerance_ms, at);
+                        match self.remap.lookup(rec.topic, rec.partition, rec.offset) {
+                            // Decided by an earlier run: decided again the same way.
+                            Some(bound) => match bound.kind {
+                                BindingKind::Late => rec.timestamp_ms = bound.time_ms,
+                                BindingKind::Future { clock_ms } => {
+                                    crate::future::mark(&mut rec, clock_ms, bound.time_ms);
+                                }
+                            },
+                            None => {
+                                // Stamped too far ahead of the wall clock: handed on in place
+                                // (at the partition's last time) to be dead-lettered, so it
+                                // neither holds the other partitions back nor moves the
+                                // watermark.
+                                let at = part
+                                    .queue
+                                    .back()
+                                    .map(|r| r.timestamp_ms)
+                                    .or(self.watermark)
+                                    .unwrap_or(now)
+                                    .min(now);
+                                crate::future::judge(&mut rec, now, self.future_tolerance_ms, at);
+                            }
+                        }
                         let accepted = part.accept(rec);
                         if !accepted {
                             tracing::warn!(topic = %reader.name, partition = msg.partition(), offset = msg.offset(), expected, "a record read again; skipped");
@@ -786,7 +1000,8 @@ impl KafkaSource {
                     }
                     Err(KafkaError::PartitionEOF(p)) => {
                         let part = self.partitions.entry((reader.topic, p)).or_default();
-                        if !part.reached_end() {
+                        let sent = jiff::Timestamp::now().as_millisecond() - FETCH_WAIT_MS;
+                        if !part.reached_end(sent) {
                             tracing::warn!(topic = %reader.name, partition = p, position = part.position, end = part.end_at_start, "end of partition reported before its known end; ignored");
                         }
                     }
@@ -801,9 +1016,88 @@ impl KafkaSource {
         Ok(fetched)
     }
 
-    /// Releases up to `max` buffered records in timestamp order, as far as every partition allows.
-    fn release(&mut self, max: usize) -> Vec<RawRecord> {
-        release_in_order(&mut self.partitions, &mut self.watermark, max)
+    /// Releases up to `max` buffered records in timestamp order, as far as every partition
+    /// allows; the decisions bound on the way are durable before the records are returned.
+    fn release(&mut self, max: usize) -> Result<Vec<RawRecord>, SourceError> {
+        let out = release_in_order(
+            &mut self.partitions,
+            &mut self.watermark,
+            max,
+            self.skew_ms,
+            &self.remap,
+            // A batch run replays what is there: its clock ends at its last record, as a
+            // replay of the same records from files does, instead of jumping to the wall
+            // clock (which would expire alerts the files' replay keeps open).
+            !self.stop_when_caught_up,
+        );
+        if !out.minted.is_empty() {
+            let bindings = remap::coalesce(out.minted);
+            self.remap_log
+                .append(&bindings)
+                .map_err(|e| SourceError::Remap(e.to_string()))?;
+            for b in &bindings {
+                self.remap.insert(b);
+            }
+        }
+        if let Some((topic, partition, offset, stamped)) = out.late.first() {
+            for (topic, ..) in &out.late {
+                if let Some(c) = self.late_records.get(topic) {
+                    c.inc();
+                }
+            }
+            tracing::warn!(
+                records = out.late.len(),
+                %topic,
+                partition,
+                offset,
+                stamped,
+                watermark = self.watermark,
+                "records arrived behind the watermark; counted at it (fusion_ingest_late_records_total)"
+            );
+        }
+        Ok(out.records)
+    }
+
+    /// Asks the broker, at most every [`PROBE_EVERY`], for the end of each partition that
+    /// has nothing buffered and is past its end known at start, so an idle partition's
+    /// frontier follows what the broker holds (and stops when the broker does not answer).
+    fn probe_ends(&mut self) {
+        if self.probed.is_some_and(|t| t.elapsed() < PROBE_EVERY) {
+            return;
+        }
+        let waiting = |p: &Partition| p.queue.is_empty() && p.position >= p.end_at_start;
+        if !self.partitions.values().any(waiting) {
+            return;
+        }
+        self.probed = Some(Instant::now());
+        for reader in &self.readers {
+            let mut tpl = TopicPartitionList::new();
+            for ((topic, id), p) in &self.partitions {
+                if *topic == reader.topic && waiting(p) {
+                    let _ = tpl.add_partition_offset(&reader.name, *id, Offset::End);
+                }
+            }
+            if tpl.count() == 0 {
+                continue;
+            }
+            let asked = jiff::Timestamp::now().as_millisecond();
+            match reader.consumer.offsets_for_times(tpl, PROBE_TIMEOUT) {
+                Ok(ends) => {
+                    for e in ends.elements() {
+                        if let (Offset::Offset(high), Some(p)) = (
+                            e.offset(),
+                            self.partitions.get_mut(&(reader.topic, e.partition())),
+                        ) {
+                            p.broker_end(high, asked);
+                        }
+                    }
+                }
+                // The frontier waits for the broker's next answer.
+                Err(e) => {
+                    tracing::debug!(topic = %reader.name, error = %e, "cannot ask for the ends of partitions")
+                }
+            }
+        }
     }
 
     /// Pauses fetching full partitions and resumes drained ones ([`PARTITION_QUEUE`]).
@@ -912,7 +1206,8 @@ impl Source for KafkaSource {
             // Always drain the client's queue: the record a waiting partition needs may be
             // queued behind others, so refusing to fetch here could stall for good.
             let fetched = self.fetch(max)?;
-            let out = self.release(max);
+            self.probe_ends();
+            let out = self.release(max)?;
             self.pace_partitions();
             self.check_rehydrated();
             self.update_lag();
@@ -923,17 +1218,15 @@ impl Source for KafkaSource {
                 // Records came in but a partition still holds the others back: fetch on.
                 continue;
             }
-            if self
-                .partitions
-                .values()
-                .all(|p| p.at_end && p.queue.is_empty())
+            // Caught up everywhere: a batch run ends; a live one's clock moves on as the
+            // broker confirms the ends (see `probe_ends`), not by the wall clock alone.
+            if self.stop_when_caught_up
+                && self
+                    .partitions
+                    .values()
+                    .all(|p| p.at_end && p.queue.is_empty())
             {
-                if self.stop_when_caught_up {
-                    return Ok(Poll::Exhausted);
-                }
-                // Caught up everywhere: the clock moves on by itself.
-                let now = jiff::Timestamp::now().as_millisecond();
-                self.watermark = Some(self.watermark.unwrap_or(i64::MIN).max(now));
+                return Ok(Poll::Exhausted);
             }
             std::thread::sleep(Duration::from_millis(1));
             return Ok(Poll::Idle);
@@ -1048,8 +1341,19 @@ mod tests {
             .accept(rec(Topic::SensorEvents, partition, offset, ts))
     }
 
+    /// A wall-clock instant far after every record of these tests (ms).
+    const LATER: i64 = 1_000_000;
+
+    /// Releases with no skew allowance and nothing bound.
+    fn release_all(
+        parts: &mut BTreeMap<(Topic, i32), Partition>,
+        watermark: &mut Option<i64>,
+    ) -> Vec<RawRecord> {
+        release_in_order(parts, watermark, usize::MAX, 0, &Remap::default(), true).records
+    }
+
     fn released(parts: &mut BTreeMap<(Topic, i32), Partition>) -> Vec<(i32, i64)> {
-        release_in_order(parts, &mut None, usize::MAX)
+        release_all(parts, &mut None)
             .into_iter()
             .map(|r| (r.partition, r.offset))
             .collect()
@@ -1069,7 +1373,7 @@ mod tests {
         assert!(feed(&mut parts, 1, 0, 10));
         assert!(feed(&mut parts, 1, 1, 35));
         let mut watermark = None;
-        let out: Vec<i64> = release_in_order(&mut parts, &mut watermark, usize::MAX)
+        let out: Vec<i64> = release_all(&mut parts, &mut watermark)
             .iter()
             .map(|r| r.timestamp_ms)
             .collect();
@@ -1079,7 +1383,7 @@ mod tests {
             "40 waits: partition 1 may still send older records"
         );
         assert_eq!(watermark, Some(35));
-        assert!(parts.get_mut(&p1).unwrap().reached_end());
+        assert!(parts.get_mut(&p1).unwrap().reached_end(LATER));
         assert_eq!(released(&mut parts), vec![(0, 1)]);
     }
 
@@ -1102,7 +1406,7 @@ mod tests {
         // Partition 1 speaks: partition 0 drains in time order, down to half.
         assert!(feed(&mut parts, 1, 0, 100 + PARTITION_QUEUE as i64 / 2 - 1));
         let mut watermark = None;
-        let out = release_in_order(&mut parts, &mut watermark, usize::MAX);
+        let out = release_all(&mut parts, &mut watermark);
         assert_eq!(out.len(), PARTITION_QUEUE / 2 + 1);
         assert!(
             parts[&p0].should_resume(),
@@ -1121,7 +1425,7 @@ mod tests {
         assert!(feed(&mut parts, 1, 0, 10));
         assert_eq!(released(&mut parts), vec![(1, 0)]);
         // Partition 1 holds 2 records; an end reported after the first is spurious.
-        assert!(!parts.get_mut(&p1).unwrap().reached_end());
+        assert!(!parts.get_mut(&p1).unwrap().reached_end(LATER));
         assert_eq!(
             released(&mut parts),
             vec![],
@@ -1130,7 +1434,7 @@ mod tests {
         assert!(feed(&mut parts, 1, 1, 20));
         assert_eq!(released(&mut parts), vec![(1, 1)]);
         assert!(
-            parts.get_mut(&p1).unwrap().reached_end(),
+            parts.get_mut(&p1).unwrap().reached_end(LATER),
             "now it is the end"
         );
         assert_eq!(released(&mut parts), vec![(0, 0)]);
@@ -1155,9 +1459,256 @@ mod tests {
             parts
                 .get_mut(&(Topic::SensorEvents, 1))
                 .unwrap()
-                .reached_end()
+                .reached_end(LATER)
         );
         let out: Vec<(i32, i64)> = released(&mut parts);
         assert_eq!(out, vec![(0, 0), (0, 1), (0, 2)], "each record once");
+    }
+
+    /// Two partitions, both at the end of what they held at start, confirmed at `at`.
+    fn two_idle_partitions(at: i64) -> BTreeMap<(Topic, i32), Partition> {
+        let mut parts = two_partitions(0);
+        for p in parts.values_mut() {
+            assert!(p.reached_end(at));
+        }
+        parts
+    }
+
+    #[test]
+    fn an_idle_partition_holds_the_others_back_to_its_confirmed_end_less_the_skew() {
+        let mut parts = two_idle_partitions(1_000);
+        let mut watermark = None;
+        let remap = Remap::default();
+        let go = |parts: &mut BTreeMap<_, _>, watermark: &mut Option<i64>| {
+            release_in_order(parts, watermark, usize::MAX, 100, &remap, true)
+                .records
+                .iter()
+                .map(|r| r.offset)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(go(&mut parts, &mut watermark), Vec::<i64>::new());
+        assert_eq!(
+            watermark,
+            Some(900),
+            "idle: the broker's word less the skew"
+        );
+        assert!(feed(&mut parts, 0, 0, 850));
+        assert!(feed(&mut parts, 0, 1, 950));
+        assert_eq!(
+            go(&mut parts, &mut watermark),
+            vec![0],
+            "950 waits: partition 1 may still get a record stamped after 900"
+        );
+        assert_eq!(watermark, Some(900));
+        // Without a new word from the broker, the clock does not move.
+        assert_eq!(go(&mut parts, &mut watermark), Vec::<i64>::new());
+        assert_eq!(watermark, Some(900));
+        parts
+            .get_mut(&(Topic::SensorEvents, 1))
+            .unwrap()
+            .broker_end(0, 1_200);
+        assert_eq!(go(&mut parts, &mut watermark), vec![1]);
+        assert_eq!(watermark, Some(950), "then up to partition 0's end");
+        parts
+            .get_mut(&(Topic::SensorEvents, 0))
+            .unwrap()
+            .broker_end(2, 1_300);
+        go(&mut parts, &mut watermark);
+        assert_eq!(
+            watermark,
+            Some(1_100),
+            "the least confirmation less the skew"
+        );
+        // The broker holds a record partition 1 has not fetched yet: it holds back again.
+        parts
+            .get_mut(&(Topic::SensorEvents, 1))
+            .unwrap()
+            .broker_end(1, 5_000);
+        assert!(feed(&mut parts, 0, 2, 1_150));
+        assert_eq!(go(&mut parts, &mut watermark), Vec::<i64>::new());
+        assert_eq!(watermark, Some(1_100));
+        // A batch run's clock follows its records only.
+        let mut parts = two_idle_partitions(1_000);
+        let mut watermark = None;
+        let out = release_in_order(&mut parts, &mut watermark, 9, 100, &remap, false);
+        assert!(out.records.is_empty());
+        assert_eq!(watermark, None, "no record, no clock");
+    }
+
+    #[test]
+    fn a_record_behind_the_watermark_is_counted_at_it_and_bound() {
+        let mut parts = two_idle_partitions(1_000);
+        let mut watermark = Some(900);
+        assert!(feed(&mut parts, 1, 0, 400));
+        let out = release_in_order(
+            &mut parts,
+            &mut watermark,
+            usize::MAX,
+            100,
+            &Remap::default(),
+            true,
+        );
+        assert_eq!(out.records.len(), 1);
+        assert_eq!(out.records[0].timestamp_ms, 900, "counted at the watermark");
+        assert_eq!(out.late, vec![(Topic::SensorEvents, 1, 0, 400)]);
+        let want = Binding {
+            topic: Topic::SensorEvents,
+            partition: 1,
+            from: 0,
+            to: 1,
+            time_ms: 900,
+            kind: BindingKind::Late,
+        };
+        assert_eq!(out.minted, vec![want.clone()]);
+        // Bound by an earlier run and read again at its bound time: not late, not bound again.
+        let mut remap = Remap::default();
+        remap.insert(&want);
+        let mut parts = two_idle_partitions(1_000);
+        let mut watermark = Some(800);
+        assert!(feed(&mut parts, 1, 0, 900));
+        let out = release_in_order(&mut parts, &mut watermark, usize::MAX, 100, &remap, true);
+        assert!(out.late.is_empty() && out.minted.is_empty());
+        assert_eq!(out.records[0].timestamp_ms, 900);
+    }
+
+    #[test]
+    fn a_record_stamped_in_the_future_is_bound_once_with_the_clock_that_judged_it() {
+        let mut parts = two_idle_partitions(1_000);
+        let mut watermark = Some(900);
+        let mut r = rec(Topic::SensorEvents, 0, 0, 99_999_999);
+        assert!(crate::future::judge(&mut r, 1_000, 10, 700));
+        assert!(parts.get_mut(&(Topic::SensorEvents, 0)).unwrap().accept(r));
+        let out = release_in_order(
+            &mut parts,
+            &mut watermark,
+            usize::MAX,
+            100,
+            &Remap::default(),
+            true,
+        );
+        assert!(out.late.is_empty(), "a dead letter, not a late record");
+        assert_eq!(out.records[0].timestamp_ms, 900);
+        assert_eq!(
+            out.minted,
+            vec![Binding {
+                topic: Topic::SensorEvents,
+                partition: 0,
+                from: 0,
+                to: 1,
+                time_ms: 900,
+                kind: BindingKind::Future { clock_ms: 1_000 },
+            }]
+        );
+    }
+
+    /// Per (partition, offset), the time each record was released at.
+    type Times = BTreeMap<(i32, i64), i64>;
+
+    /// A live run: `arrivals` are (partition, stamped ms, wall-clock ms of arrival), in
+    /// arrival order; both partitions are idle between arrivals and the broker confirms
+    /// their ends at each arrival's instant. Returns the times given and the bindings made.
+    fn live(arrivals: &[(i32, i64, i64)], skew: i64) -> (Times, Remap) {
+        let mut parts = two_idle_partitions(0);
+        let mut offsets = [0i64; 2];
+        let mut watermark = None;
+        let mut remap = Remap::default();
+        let mut times = Times::new();
+        for &(p, ts, wall) in arrivals {
+            let o = offsets[p as usize];
+            offsets[p as usize] += 1;
+            assert!(feed(&mut parts, p, o, ts));
+            for (id, part) in parts.iter_mut() {
+                part.broker_end(offsets[id.1 as usize], wall);
+            }
+            let out = release_in_order(&mut parts, &mut watermark, usize::MAX, skew, &remap, true);
+            for b in remap::coalesce(out.minted) {
+                remap.insert(&b);
+            }
+            for r in out.records {
+                times.insert((r.partition, r.offset), r.timestamp_ms);
+            }
+        }
+        // Everything confirmed much later: what is held back goes out.
+        for part in parts.values_mut() {
+            let end = part.position;
+            part.broker_end(end, i64::MAX / 2);
+        }
+        for r in
+            release_in_order(&mut parts, &mut watermark, usize::MAX, skew, &remap, true).records
+        {
+            times.insert((r.partition, r.offset), r.timestamp_ms);
+        }
+        (times, remap)
+    }
+
+    /// A replay of the same records, all present from the start, with `remap` read back:
+    /// the times given and the number of records it found late.
+    fn replay(arrivals: &[(i32, i64, i64)], remap: &Remap) -> (Times, usize) {
+        let mut parts = two_partitions(0);
+        let mut offsets = [0i64; 2];
+        for &(p, ts, _) in arrivals {
+            let o = offsets[p as usize];
+            offsets[p as usize] += 1;
+            let mut r = rec(Topic::SensorEvents, p, o, ts);
+            if let Some(b) = remap.lookup(Topic::SensorEvents, p, o) {
+                r.timestamp_ms = b.time_ms;
+            }
+            parts
+                .get_mut(&(Topic::SensorEvents, p))
+                .unwrap()
+                .end_at_start = offsets[p as usize];
+            assert!(parts.get_mut(&(Topic::SensorEvents, p)).unwrap().accept(r));
+        }
+        for part in parts.values_mut() {
+            part.reached_end(i64::MAX / 2);
+        }
+        let mut watermark = None;
+        let out = release_in_order(&mut parts, &mut watermark, usize::MAX, 0, remap, true);
+        let times = out
+            .records
+            .iter()
+            .map(|r| ((r.partition, r.offset), r.timestamp_ms))
+            .collect();
+        (times, out.late.len())
+    }
+
+    #[test]
+    fn a_replay_with_the_remap_gives_every_record_the_time_it_had_live() {
+        // A fixed pseudo-random live history: records mostly stamped a little before they
+        // arrive, some long before (a producer that queued them), over idle spells.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut wall = 10_000i64;
+        let mut arrivals = Vec::new();
+        for _ in 0..2_000 {
+            wall += if next(10) == 0 {
+                2_000
+            } else {
+                next(30) as i64
+            };
+            let delay = if next(20) == 0 {
+                300 + next(5_000) as i64
+            } else {
+                next(40) as i64
+            };
+            arrivals.push((next(2) as i32, wall - delay, wall));
+        }
+        let (live_times, remap) = live(&arrivals, 100);
+
+        assert_eq!(live_times.len(), arrivals.len(), "every record released");
+        assert!(!remap.is_empty(), "some records were late and bound");
+        assert_eq!(
+            replay(&arrivals, &remap),
+            (live_times.clone(), 0),
+            "the same times, and nothing found late again"
+        );
+        // The oracle can fail: without the remap, the late records get other times.
+        let (unbound, _) = replay(&arrivals, &Remap::default());
+        assert_ne!(unbound, live_times);
     }
 }

@@ -6,8 +6,10 @@
 //! record; what fails becomes a [`schemas::DeadLetter`] with the reason and the
 //! original bytes, sent to a [`DeadLetterSink`], and the pipeline goes on. What
 //! passes is stamped with its logical time — the record's timestamp rounded up to
-//! the epoch length, never earlier than what was already sent — and routed to a
-//! dataflow worker ([`Router`]). A source's watermark advances the logical clock
+//! the epoch length, never earlier than what was already sent (a record behind the
+//! clock is counted as late) — and routed to a dataflow worker ([`Router`]). Kafka's
+//! decisions on logical time that a replay could not make again are kept durably
+//! ([`remap`]). A source's watermark advances the logical clock
 //! when no records arrive, so timers in the dataflow fire on an idle stream.
 
 pub mod deadletter;
@@ -21,6 +23,7 @@ pub mod kafka;
 pub mod latency;
 pub mod metrics;
 pub mod record;
+pub mod remap;
 pub mod router;
 pub mod stix;
 

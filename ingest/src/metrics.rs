@@ -31,6 +31,8 @@ pub struct KafkaMetrics {
     pub ingest_dead_letters: IntCounterVec,
     /// Sensor events dropped as exact copies of one seen within the evidence window.
     pub duplicates: IntCounter,
+    /// Records that arrived behind the source's watermark (counted at it), per input topic.
+    pub late_records: IntCounterVec,
 }
 
 impl std::fmt::Debug for KafkaMetrics {
@@ -114,10 +116,19 @@ impl KafkaMetrics {
             "Sensor events dropped as exact copies of one seen within the evidence window.",
         )
         .expect("valid metric");
+        let late_records = IntCounterVec::new(
+            Opts::new(
+                "fusion_ingest_late_records_total",
+                "Records that arrived behind the source's watermark and were counted at it, per input topic.",
+            ),
+            &["topic"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(records_in.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(ingest_dead_letters.clone()),
             Box::new(duplicates.clone()),
+            Box::new(late_records.clone()),
             Box::new(records_out.clone()),
             Box::new(dead_letters.clone()),
             Box::new(consumer_lag.clone()),
@@ -140,6 +151,7 @@ impl KafkaMetrics {
             rehydrating,
             ingest_dead_letters,
             duplicates,
+            late_records,
         }
     }
 
@@ -178,6 +190,9 @@ mod tests {
             .with_label_values(&["future_timestamp"])
             .inc();
         m.duplicates.inc();
+        m.late_records
+            .with_label_values(&["fusion.desk.actions"])
+            .inc_by(2);
         let text = m.render();
         for line in [
             "fusion_kafka_records_in_total{topic=\"fusion.sensor.events\"} 3",
@@ -190,6 +205,7 @@ mod tests {
             "fusion_kafka_rehydrating 1",
             "fusion_ingest_deadletters_total{code=\"future_timestamp\"} 1",
             "fusion_ingest_duplicates_total 1",
+            "fusion_ingest_late_records_total{topic=\"fusion.desk.actions\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

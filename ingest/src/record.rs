@@ -62,6 +62,11 @@ pub enum SourceError {
     /// Committing offsets failed.
     #[error("cannot commit offsets: {0}; the records will be read again after a restart")]
     Commit(String),
+    /// A decision on a record's logical time could not be made durable ([`crate::remap`]).
+    #[error(
+        "cannot store the logical times of late records: {0}; nothing was handed on or committed, a restart reads them again"
+    )]
+    Remap(String),
 }
 
 /// A source of raw records.

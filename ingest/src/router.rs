@@ -4,7 +4,8 @@ use crossbeam_channel::Sender;
 use schemas::{Feed, Input};
 
 /// Sends inputs to workers. Times are rounded up to the epoch length and never go
-/// backwards; a record older than the clock counts at the clock. Records are spread
+/// backwards; a record older than the clock counts at the clock ([`Router::is_late`]: the
+/// ingestor counts it, never silently). Records are spread
 /// over workers by a fixed hash of their key, so the same input goes to the same
 /// worker on every run.
 ///
@@ -43,6 +44,13 @@ impl Router {
         ts.div_ceil(self.epoch_ms)
             .saturating_mul(self.epoch_ms)
             .max(self.floor)
+    }
+
+    /// Whether a record stamped `ts_ms` is behind the clock: its own time (the timestamp
+    /// rounded up to the epoch) is before the floor, so it counts at the floor.
+    pub fn is_late(&self, ts_ms: i64) -> bool {
+        let ts = u64::try_from(ts_ms).unwrap_or(0);
+        ts.div_ceil(self.epoch_ms).saturating_mul(self.epoch_ms) < self.floor
     }
 
     /// Sends `input` with timestamp `ts_ms` to its worker; returns its logical time.
@@ -137,6 +145,8 @@ mod tests {
             2010,
             "a record at the watermark is not late"
         );
+        assert!(!r.is_late(2001), "in the floor's epoch: not late");
+        assert!(r.is_late(2000));
         assert_eq!(r.time_for(1500), 2010, "a late record counts at the clock");
         r.advance(1000).unwrap();
         assert!(rx.try_recv().is_err(), "the clock never goes back");
