@@ -6,6 +6,7 @@
 
 mod delivery_cli;
 mod desk;
+mod drill;
 mod kafka_cli;
 mod load;
 mod metrics_http;
@@ -53,6 +54,9 @@ enum Command {
     /// Lists and re-queues messages the outbox parked (refused, or out of retries).
     #[command(subcommand)]
     Outbox(delivery_cli::OutboxCommand),
+    /// Exercise drills: capture a period, replay it isolated from live operations, score it.
+    #[command(subcommand)]
+    Drill(drill::DrillCommand),
     /// Validates a follow-the-sun roster, or shows who is on duty at an instant.
     Roster(roster::RosterArgs),
     /// Writes a deterministic scenario as JSON lines per topic, with its ground truth.
@@ -155,6 +159,7 @@ fn dispatch() -> anyhow::Result<()> {
         Command::Deliver(args) => delivery_cli::deliver(args),
         Command::ExplainDelivery(args) => delivery_cli::explain_delivery(args),
         Command::Outbox(cmd) => delivery_cli::outbox(cmd),
+        Command::Drill(cmd) => drill::drill(cmd),
         Command::Topics(cmd) => kafka_cli::topics(cmd),
         Command::Publish(args) => kafka_cli::publish(args).map(|_| ()),
         Command::Generate {

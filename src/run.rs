@@ -136,6 +136,13 @@ pub struct RunArgs {
     #[arg(long)]
     token_file: Option<PathBuf>,
     // --- end desk ---
+    /// Record every input record with the logical time it was handed on at to this capture
+    /// file (JSON lines), for exercise drills (`fusion drill run NAME --capture FILE`).
+    #[arg(long)]
+    capture_out: Option<PathBuf>,
+    /// Set by `fusion drill run` only.
+    #[arg(skip)]
+    pub(crate) drill: Option<crate::drill::DrillSpec>,
 }
 
 /// The configuration file `given`, or the shipped `default` when none is given and it exists.
@@ -293,8 +300,10 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
         ..KafkaConfig::new(brokers)
     });
     let future_tolerance_ms = i64::try_from(args.future_tolerance.as_millis()).unwrap_or(i64::MAX);
-    let mut source: Box<dyn Source> = match (&kafka, &args.input) {
-        (Some(cfg), _) => {
+    let source: Box<dyn Source> = match (&args.drill, &kafka, &args.input) {
+        // drill (issue 13): the capture, replayed.
+        (Some(d), _, _) => Box::new(d.source(future_tolerance_ms, args.epoch_ms)?),
+        (None, Some(cfg), _) => {
             let skew_ms = i64::try_from(args.skew_allowance.as_millis()).unwrap_or(i64::MAX);
             let source = KafkaSource::open(cfg)?
                 .with_future_tolerance(future_tolerance_ms)
@@ -305,10 +314,10 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
                 source
             })
         }
-        (None, Some(dir)) => {
+        (None, None, Some(dir)) => {
             Box::new(JsonLinesDir::open(dir)?.with_future_tolerance(future_tolerance_ms))
         }
-        (None, None) => Box::new(EmbeddedSource::new(
+        (None, None, None) => Box::new(EmbeddedSource::new(
             scenario::ScenarioConfig {
                 seed: args.seed,
                 events: None,
@@ -321,6 +330,24 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
             ingest::embedded::sped_up_clock(args.speed.max(1)),
         )),
     };
+    // --- drill (issue 13): a capture of what is handed on ---
+    let mut source: Box<dyn Source> = match &args.capture_out {
+        Some(path) => {
+            let what = match (&args.kafka, &args.input) {
+                (Some(b), _) => format!("kafka {b} prefix {}", args.topic_prefix),
+                (None, Some(dir)) => format!("directory {}", dir.display()),
+                (None, None) => format!("embedded scenario, seed {}", args.seed),
+            };
+            Box::new(crate::drill::capture::Recorder::create(
+                source,
+                path,
+                args.epoch_ms,
+                what,
+            )?)
+        }
+        None => source,
+    };
+    // --- end drill ---
     let dead: Box<dyn DeadLetterSink> = match (&kafka, &args.deadletters_out) {
         (Some(cfg), _) => Box::new(KafkaDeadLetters::new(cfg)?),
         (None, Some(path)) => Box::new(
@@ -374,7 +401,11 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
     }
     let (out_tx, out_rx) = crossbeam_channel::bounded::<Output>(OUTPUT_CAPACITY);
 
-    let roster = load_roster(args.roster.as_deref())?;
+    let mut roster = load_roster(args.roster.as_deref())?;
+    // drill (issue 13): outage injects are roster overrides.
+    if let Some(d) = &args.drill {
+        roster = d.roster(roster, args.epoch_ms)?;
+    }
     // --- desk (issue 11): the API, its action input, the terminal when there is one ---
     let mut desk = crate::desk::start::DeskRun::start(crate::desk::start::DeskOptions {
         addr: args.desk_addr,
@@ -390,7 +421,7 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
         source = d.wrap(source);
     }
     // --- end desk ---
-    let embedded = args.kafka.is_none() && args.input.is_none();
+    let embedded = args.kafka.is_none() && args.input.is_none() && args.drill.is_none();
     let window = |given: Option<Duration>, live: u64, embedded_default: u64| {
         let d = given.unwrap_or(Duration::from_secs(if embedded {
             embedded_default
@@ -406,6 +437,7 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
     let mut config = dataflow::runtime::Config::new(tiers);
     config.grace_ms = window(args.grace, 7 * 86_400, 3_600);
     config.roster = roster;
+    config.drill = args.drill.is_some();
     if let Some((path, entries)) = load_warning_lists(args.warning_lists.as_deref())? {
         let (reload_tx, reload_rx) = crossbeam_channel::unbounded();
         supervisor.spawn(
@@ -484,7 +516,19 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
         }
         if let Some(outbox) = &outbox {
             // Durable before the offsets behind it are committed.
-            output = output.sink(OutboxSink::new(outbox.clone()));
+            match &args.drill {
+                // drill (issue 13): what happened before the period was delivered live.
+                Some(d) => output = output.sink(d.within_period(OutboxSink::new(outbox.clone()))),
+                None => output = output.sink(OutboxSink::new(outbox.clone())),
+            }
+        }
+        // drill (issue 13): the deliveries the drill's alert changes would cause.
+        if let (Some(d), Some(path)) = (&args.drill, &args.subscriptions) {
+            let subs = delivery::Subscriptions::load(path)
+                .with_context(|| format!("cannot load the subscriptions {}", path.display()))?;
+            let intents =
+                crate::drill::DeliveryIntents::create(subs, &d.dir.join("deliveries.jsonl"))?;
+            output = output.sink(d.within_period(intents));
         }
         if let Some((name, file)) = alerts_out {
             output = output.sink(AlertsFile::new(name, file));

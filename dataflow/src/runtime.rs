@@ -53,6 +53,9 @@ pub struct Config {
     pub warning_reloads: Option<Receiver<Vec<WarningEntry>>>,
     /// Set to stop the workers between two steps (shutdown, or a failure elsewhere).
     pub stop: Arc<AtomicBool>,
+    /// An exercise drill: every alert is marked `drill` (routing, the desk, the outbox
+    /// and the egress rule all see the marking).
+    pub drill: bool,
 }
 
 impl Config {
@@ -66,6 +69,7 @@ impl Config {
             warning_lists: Vec::new(),
             warning_reloads: None,
             stop: Arc::default(),
+            drill: false,
         }
     }
 }
@@ -433,6 +437,7 @@ pub fn run(
         warning_lists,
         warning_reloads,
         stop,
+        drill,
     } = config;
     let out = Out { tx: out, stop };
     let warning_reloads = Arc::new(Mutex::new(warning_reloads));
@@ -514,7 +519,14 @@ pub fn run(
                 let _ = to_out.send(Output::Suppressed(*time, diff * n));
             });
             let to_out = out.clone();
-            let alerts = alerts::corroborated(kept_alerts, current, corroboration)
+            let mut alerts = alerts::corroborated(kept_alerts, current, corroboration);
+            if drill {
+                alerts = alerts.map(|mut a| {
+                    a.drill = true;
+                    a
+                });
+            }
+            let alerts = alerts
                 .inspect(move |(alert, time, diff)| {
                     let _ = to_out.send(Output::Alert(Box::new(alert.clone()), *time, *diff));
                 })

@@ -328,6 +328,8 @@ struct RawPartner {
     #[serde(default)]
     secret_file: Option<PathBuf>,
     feedback_min_count: u64,
+    #[serde(default)]
+    drill: bool,
 }
 
 fn default_max_in_flight() -> usize {
@@ -362,6 +364,9 @@ pub struct Partner {
     pub secret: Secret,
     /// Feedback only once an indicator has at least this many sightings.
     pub feedback_min_count: u64,
+    /// A drill endpoint: only a drill may feed back to it (and a drill feeds back to
+    /// drill endpoints only).
+    pub drill: bool,
 }
 
 /// Every subscription and the pseudonymisation policy.
@@ -510,6 +515,7 @@ impl Subscriptions {
                 id,
                 feedback_endpoint: p.feedback_endpoint.into_inner(),
                 feedback_min_count: p.feedback_min_count.max(1),
+                drill: p.drill,
             });
         }
         Ok(Self {

@@ -173,7 +173,11 @@ async fn an_outbox_of_layout_2_moves_its_messages_into_lanes_on_open() {
     let outbox = Outbox::open(&outbox_dir, subs, fast_config()).unwrap();
     assert_eq!(outbox.pending().unwrap(), 1);
     assert_eq!(
-        outbox.parked_counts().unwrap().into_iter().collect::<Vec<_>>(),
+        outbox
+            .parked_counts()
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
         vec![("ncb-fr".to_string(), 1)]
     );
     let parked = outbox.parked(None).unwrap();
@@ -182,7 +186,11 @@ async fn an_outbox_of_layout_2_moves_its_messages_into_lanes_on_open() {
     // a1's messages, in both lanes, are found by a retraction and cancelled.
     assert_eq!(outbox.alert_footprint("a1").unwrap().messages, 2);
     let r = outbox
-        .enqueue(&change(ChangeKind::Retracted, 2000, alert("a1", Tlp::Green, &[])))
+        .enqueue(&change(
+            ChangeKind::Retracted,
+            2000,
+            alert("a1", Tlp::Green, &[]),
+        ))
         .unwrap();
     assert_eq!(r.cancelled, 2, "{r:?}");
     assert_eq!(outbox.pending().unwrap(), 0);

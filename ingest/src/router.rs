@@ -17,6 +17,10 @@ pub struct Router {
     epoch_ms: u64,
     /// Lowest logical time still allowed (every worker has been told so).
     floor: u64,
+    /// Whether a record was sent: the first one's time is announced to every worker, so
+    /// what a worker starts at that time (worker 0 holds the roster) does not depend on
+    /// which worker the first record goes to, nor on how many there are.
+    started: bool,
 }
 
 /// Most inputs in one channel message.
@@ -35,6 +39,7 @@ impl Router {
             workers,
             epoch_ms: epoch_ms.max(1),
             floor: 0,
+            started: false,
         }
     }
 
@@ -56,6 +61,12 @@ impl Router {
     /// Sends `input` with timestamp `ts_ms` to its worker; returns its logical time.
     pub fn send(&mut self, ts_ms: i64, input: Input) -> Result<u64, Disconnected> {
         let time_ms = self.time_for(ts_ms);
+        if !self.started {
+            self.started = true;
+            for buffer in &mut self.buffers {
+                buffer.push(Feed::Advance { time_ms });
+            }
+        }
         let worker = match &input {
             Input::Event(e) => fnv1a(e.event_id.as_bytes()),
             Input::Indicator(i) => fnv1a(i.id.as_bytes()),
