@@ -362,8 +362,16 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
             let subs = delivery::Subscriptions::load(path)
                 .with_context(|| format!("cannot load the subscriptions {}", path.display()))?;
             Some(
-                delivery::Outbox::open(&args.outbox, subs, delivery::OutboxConfig::default())
-                    .with_context(|| format!("cannot open the outbox {}", args.outbox.display()))?,
+                delivery::Outbox::open(
+                    &args.outbox,
+                    subs,
+                    delivery::OutboxConfig {
+                        // drill (issue 13): every webhook names the drill.
+                        drill: args.drill.as_ref().map(|d| d.name.clone()),
+                        ..delivery::OutboxConfig::default()
+                    },
+                )
+                .with_context(|| format!("cannot open the outbox {}", args.outbox.display()))?,
             )
         }
         None => None,

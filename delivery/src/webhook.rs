@@ -17,6 +17,8 @@ pub const HEADER_ID: &str = "webhook-id";
 pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
 /// Header carrying the signatures.
 pub const HEADER_SIGNATURE: &str = "webhook-signature";
+/// Header naming the exercise drill a message belongs to (absent in live operations).
+pub const HEADER_DRILL: &str = "fusion-drill";
 /// Default tolerance between the message timestamp and the receiver's clock.
 pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
 

@@ -405,3 +405,78 @@ async fn a_contributing_sources_marking_withholds_and_cancels_queued() {
     });
     queued_then_withheld_is_never_attempted(v2).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_outbox_names_its_drill_in_a_header_and_the_payload_says_drill() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = receiver(Behaviour::Always(204)).await;
+    let live_subs = subscriptions(dir.path(), &[("ncb-fr", &rx.url)]);
+    let toml = format!(
+        "pseudonym_key = {{ secret_file = \"key\" }}\n[[bureau]]\nid = \"ncb-fr-drill\"\ncountry = \"FR\"\n\
+         endpoint = \"{}\"\nsecret_file = \"hook.whsec\"\nclearance = \"AMBER\"\npersonal_data = false\ndrill = true\n",
+        rx.url
+    );
+    let drill_subs = delivery::Subscriptions::parse(&toml, dir.path()).unwrap();
+    let config = delivery::OutboxConfig {
+        drill: Some("ex-7".into()),
+        ..fast_config()
+    };
+    let drill_box = Outbox::open(&dir.path().join("drill"), drill_subs, config).unwrap();
+    let live_box = Outbox::open(&dir.path().join("live"), live_subs, fast_config()).unwrap();
+    let mut drill_alert = alert("d1", Tlp::Green, &[]);
+    drill_alert.drill = true;
+    // A drill alert goes to the drill endpoint only; a live alert to the live one only.
+    assert_eq!(
+        drill_box
+            .enqueue(&change(ChangeKind::Opened, 1000, drill_alert.clone()))
+            .unwrap()
+            .queued,
+        1
+    );
+    assert_eq!(
+        drill_box
+            .enqueue(&change(
+                ChangeKind::Opened,
+                1000,
+                alert("l1", Tlp::Green, &[])
+            ))
+            .unwrap()
+            .queued,
+        0
+    );
+    assert_eq!(
+        live_box
+            .enqueue(&change(ChangeKind::Opened, 1000, drill_alert))
+            .unwrap()
+            .queued,
+        0
+    );
+    assert_eq!(
+        live_box
+            .enqueue(&change(
+                ChangeKind::Opened,
+                1000,
+                alert("l1", Tlp::Green, &[])
+            ))
+            .unwrap()
+            .queued,
+        1
+    );
+    for outbox in [&drill_box, &live_box] {
+        let (stop, shutdown) = watch::channel(false);
+        let workers = outbox.spawn(shutdown);
+        wait_for("delivered", || outbox.pending().unwrap() == 0).await;
+        stop.send(true).unwrap();
+        workers.join_all().await;
+    }
+    let log = rx.log.lock().unwrap();
+    assert_eq!(log.accepted.len(), 2);
+    let by_id: Vec<(Option<String>, bool)> = log
+        .requests
+        .iter()
+        .zip(&log.drill_headers)
+        .map(|((_, body, _), h)| (h.clone(), body.contains("\"drill\":true")))
+        .collect();
+    assert!(by_id.contains(&(Some("ex-7".into()), true)), "{by_id:?}");
+    assert!(by_id.contains(&(None, false)), "{by_id:?}");
+}

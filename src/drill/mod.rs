@@ -122,6 +122,8 @@ pub struct DrillRunArgs {
 /// What `fusion run` needs to run a drill (set by `fusion drill run` only).
 #[derive(Debug, Clone, Default)]
 pub struct DrillSpec {
+    /// The drill's name.
+    pub name: String,
     /// Its directory.
     pub dir: PathBuf,
     /// The capture replayed.
@@ -371,6 +373,7 @@ fn run(args: DrillRunArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let spec = DrillSpec {
+        name: args.name.clone(),
         dir: dir.clone(),
         capture: args.capture.clone(),
         from_ms: capture::shift_time(from, shift_ms),

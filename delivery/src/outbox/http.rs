@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::store::{Queued, now_ms};
-use crate::webhook::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, Secret};
+use crate::webhook::{HEADER_DRILL, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, Secret};
 
 /// What one HTTP attempt came back with.
 pub(super) enum Response {
@@ -57,18 +57,20 @@ pub(super) async fn send(
     url: &str,
     secret: &Secret,
     q: &Queued,
+    drill: Option<&str>,
 ) -> Response {
     let ts = now_ms() / 1000;
     let sig = secret.sign(&q.webhook_id, ts, q.body.as_bytes());
-    let res = client
+    let mut req = client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(HEADER_ID, &q.webhook_id)
         .header(HEADER_TIMESTAMP, ts.to_string())
-        .header(HEADER_SIGNATURE, sig)
-        .body(q.body.clone())
-        .send()
-        .await;
+        .header(HEADER_SIGNATURE, sig);
+    if let Some(name) = drill {
+        req = req.header(HEADER_DRILL, name);
+    }
+    let res = req.body(q.body.clone()).send().await;
     match res {
         Ok(r) => Response::Status(r.status().as_u16(), retry_after(r.headers())),
         Err(e) if e.is_timeout() => Response::Error(format!("timed out: {e}")),

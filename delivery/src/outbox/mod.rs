@@ -194,6 +194,9 @@ pub struct OutboxConfig {
     /// horizon is stale; one replayed later would be delivered again (under the same
     /// webhook id). It covers the dataflow's retention window (30 days) with a margin.
     pub closed_horizon: Duration,
+    /// The exercise drill this outbox delivers for, if any: every message then carries
+    /// the header `fusion-drill: <name>` (its payload says `"drill": true` too).
+    pub drill: Option<String>,
 }
 
 impl Default for OutboxConfig {
@@ -206,6 +209,7 @@ impl Default for OutboxConfig {
             max_retry_after: Duration::from_secs(24 * 3600),
             log_retention: Duration::from_secs(365 * 86_400),
             closed_horizon: Duration::from_secs(35 * 86_400),
+            drill: None,
         }
     }
 }

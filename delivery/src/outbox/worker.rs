@@ -99,8 +99,9 @@ impl Worker {
                             let endpoint = self.endpoint;
                             tasks.spawn(async move {
                                 let e = &outbox.inner.endpoints[endpoint];
+                                let drill = outbox.inner.config.drill.as_deref();
                                 let response =
-                                    send(&outbox.inner.client, &e.url, &e.secret, &q).await;
+                                    send(&outbox.inner.client, &e.url, &e.secret, &q, drill).await;
                                 Attempted { seq, q, response }
                             });
                         }

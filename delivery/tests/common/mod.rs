@@ -130,6 +130,8 @@ pub struct Log {
     pub requests: Vec<(String, String, bool)>,
     /// Requests answered with 2xx: (webhook id, body).
     pub accepted: Vec<(String, String)>,
+    /// The `fusion-drill` header of every request, if it had one.
+    pub drill_headers: Vec<Option<String>>,
 }
 
 pub struct Receiver {
@@ -167,6 +169,7 @@ async fn handle(
         let mut log = st.log.lock().unwrap();
         let n = log.requests.len();
         log.requests.push((id.clone(), text.clone(), ok));
+        log.drill_headers.push(h("fusion-drill").map(String::from));
         match &*st.behaviour.lock().unwrap() {
             Behaviour::FailFirst(k, s) if n < *k => Some(*s),
             Behaviour::FailFirst(..) => Some(204),
