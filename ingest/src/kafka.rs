@@ -17,7 +17,7 @@
 //!   pass it: records known to exist are still to come;
 //! - at its end, its frontier is the wall-clock instant at which the broker last
 //!   confirmed that end (a fetch that hit the end, or a `ListOffsets` answer no higher
-//!   than what was read, asked every [`PROBE_EVERY`] while some partition waits there),
+//!   than what was read, which a thread of the source asks for every [`PROBE_EVERY`]),
 //!   minus the **skew allowance** ([`DEFAULT_SKEW_ALLOWANCE_MS`], 250 ms, `--skew-allowance`).
 //!   A record appended after that answer was stamped by its producer no earlier than the
 //!   allowance before it, unless the producer's clock or its batching is off by more:
@@ -58,6 +58,7 @@
 //! latency are counted in the configuration's [`KafkaMetrics`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -692,8 +693,8 @@ pub struct KafkaSource {
     remap: Remap,
     /// Where new bindings are made durable.
     remap_log: RemapLog,
-    /// When the ends of waiting partitions were last asked for.
-    probed: Option<Instant>,
+    /// The broker's latest answers on the partitions' ends.
+    ends: EndProbe,
     /// Late records counted, per input topic.
     late_records: BTreeMap<Topic, IntCounter>,
 }
@@ -707,6 +708,102 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(50);
 
 /// How long one such request may take (the broker may be away).
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Latest answer per partition: (end offset, wall-clock ms when it was asked for).
+type EndAnswers = HashMap<(Topic, i32), (i64, i64)>;
+
+/// A thread that asks the broker for the end of every input partition every
+/// [`PROBE_EVERY`] (one `ListOffsets` request per topic), so the source's thread never
+/// waits on it; the source applies the answers at its next poll.
+struct EndProbe {
+    answers: Arc<Mutex<EndAnswers>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EndProbe {
+    fn spawn(
+        cfg: &KafkaConfig,
+        partitions: &BTreeMap<(Topic, i32), Partition>,
+    ) -> Result<Self, KafkaFailure> {
+        // No group: it only asks for offsets.
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &cfg.brokers)
+            .create()
+            .map_err(|e| client(&cfg.brokers, e))?;
+        let mut topics: BTreeMap<Topic, (String, Vec<i32>)> = BTreeMap::new();
+        for (topic, id) in partitions.keys() {
+            topics
+                .entry(*topic)
+                .or_insert_with(|| (cfg.topic(*topic), Vec::new()))
+                .1
+                .push(*id);
+        }
+        let answers = Arc::new(Mutex::new(EndAnswers::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let answers = Arc::clone(&answers);
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("kafka-end-probe".into())
+                .spawn(move || probe_ends(&consumer, &topics, &answers, &stop))
+                .map_err(|e| KafkaFailure::Delivery {
+                    topic: "(input topics)".into(),
+                    reason: format!("cannot start the end-of-partition probe: {e}"),
+                })?
+        };
+        Ok(Self {
+            answers,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EndProbe {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The probe's loop: asks for every partition's end, records the answers, until `stop`.
+fn probe_ends(
+    consumer: &BaseConsumer,
+    topics: &BTreeMap<Topic, (String, Vec<i32>)>,
+    answers: &Mutex<EndAnswers>,
+    stop: &AtomicBool,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        for (topic, (name, ids)) in topics {
+            let mut tpl = TopicPartitionList::new();
+            for id in ids {
+                // In offsets_for_times, "End" asks for the latest offset (the log end).
+                let _ = tpl.add_partition_offset(name, *id, Offset::End);
+            }
+            let asked = jiff::Timestamp::now().as_millisecond();
+            match consumer.offsets_for_times(tpl, PROBE_TIMEOUT) {
+                Ok(ends) => {
+                    let Ok(mut answers) = answers.lock() else {
+                        return;
+                    };
+                    for e in ends.elements() {
+                        if let Offset::Offset(high) = e.offset() {
+                            answers.insert((*topic, e.partition()), (high, asked));
+                        }
+                    }
+                }
+                // The frontiers wait for the broker's next answer.
+                Err(e) => {
+                    tracing::debug!(topic = %name, error = %e, "cannot ask for the ends of partitions")
+                }
+            }
+        }
+        std::thread::sleep(PROBE_EVERY);
+    }
+}
 
 /// `fetch.wait.max.ms` of the consumers: an end of partition reported by a fetch was
 /// true no earlier than this before it was received.
@@ -771,6 +868,7 @@ impl KafkaSource {
             remap.prune_below(*topic, *id, p.low_at_start);
         }
         let remap_log = RemapLog::new(cfg)?;
+        let ends = EndProbe::spawn(cfg, &partitions)?;
         let late_records = Topic::INPUTS
             .into_iter()
             .map(|t| {
@@ -796,7 +894,7 @@ impl KafkaSource {
             skew_ms: DEFAULT_SKEW_ALLOWANCE_MS,
             remap,
             remap_log,
-            probed: None,
+            ends,
             late_records,
         })
     }
@@ -1058,44 +1156,14 @@ impl KafkaSource {
         Ok(out.records)
     }
 
-    /// Asks the broker, at most every [`PROBE_EVERY`], for the end of each partition that
-    /// has nothing buffered and is past its end known at start, so an idle partition's
-    /// frontier follows what the broker holds (and stops when the broker does not answer).
-    fn probe_ends(&mut self) {
-        if self.probed.is_some_and(|t| t.elapsed() < PROBE_EVERY) {
+    /// Applies the broker's answers on the partitions' ends that came since the last poll.
+    fn apply_ends(&mut self) {
+        let Ok(mut answers) = self.ends.answers.lock() else {
             return;
-        }
-        let waiting = |p: &Partition| p.queue.is_empty() && p.position >= p.end_at_start;
-        if !self.partitions.values().any(waiting) {
-            return;
-        }
-        self.probed = Some(Instant::now());
-        for reader in &self.readers {
-            let mut tpl = TopicPartitionList::new();
-            for ((topic, id), p) in &self.partitions {
-                if *topic == reader.topic && waiting(p) {
-                    let _ = tpl.add_partition_offset(&reader.name, *id, Offset::End);
-                }
-            }
-            if tpl.count() == 0 {
-                continue;
-            }
-            let asked = jiff::Timestamp::now().as_millisecond();
-            match reader.consumer.offsets_for_times(tpl, PROBE_TIMEOUT) {
-                Ok(ends) => {
-                    for e in ends.elements() {
-                        if let (Offset::Offset(high), Some(p)) = (
-                            e.offset(),
-                            self.partitions.get_mut(&(reader.topic, e.partition())),
-                        ) {
-                            p.broker_end(high, asked);
-                        }
-                    }
-                }
-                // The frontier waits for the broker's next answer.
-                Err(e) => {
-                    tracing::debug!(topic = %reader.name, error = %e, "cannot ask for the ends of partitions")
-                }
+        };
+        for (key, (high, asked_ms)) in answers.drain() {
+            if let Some(p) = self.partitions.get_mut(&key) {
+                p.broker_end(high, asked_ms);
             }
         }
     }
@@ -1206,7 +1274,7 @@ impl Source for KafkaSource {
             // Always drain the client's queue: the record a waiting partition needs may be
             // queued behind others, so refusing to fetch here could stall for good.
             let fetched = self.fetch(max)?;
-            self.probe_ends();
+            self.apply_ends();
             let out = self.release(max)?;
             self.pace_partitions();
             self.check_rehydrated();
