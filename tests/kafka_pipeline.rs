@@ -120,10 +120,8 @@ fn wait_success(mut run: Run) {
     }
 }
 
-/// Creates the topics of `prefix`, `partitions` partitions each. The indicator topic keeps
-/// every version: these tests compare whole alert histories, and the broker's compaction
-/// (tansu compacts in the background, at times no test controls) would drop the
-/// intermediate versions some alerts were opened under, in one run and not the other.
+/// Creates the topics of `prefix`, `partitions` partitions each (none compacted: the
+/// indicator topic keeps every version, so whole alert histories can be compared).
 fn create_topics(broker: &str, prefix: &str, partitions: u32) {
     fusion(&[
         "topics",
@@ -134,7 +132,6 @@ fn create_topics(broker: &str, prefix: &str, partitions: u32) {
         prefix,
         "--partitions",
         &partitions.to_string(),
-        "--keep-every-version",
     ]);
 }
 

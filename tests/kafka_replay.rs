@@ -1,0 +1,578 @@
+//! Exact replay against the real broker (DESIGN.md, "Time and consistency", guarantee 3):
+//! a live `fusion run --kafka`, fed records stamped "now" with idle spells between bursts
+//! and some records stamped seconds in the past (late), is killed with SIGKILL at random
+//! points and restarted, over and over. Everything it ever wrote to the alert topic must
+//! equal what one uninterrupted replay of the same topics re-derives, and every input
+//! offset must end up committed.
+//!
+//! Needs `FUSION_KAFKA_BOOTSTRAP` (deploy/test.sh starts a broker and sets it).
+
+#![allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use schemas::AlertChange;
+
+const INPUTS: [&str; 4] = [
+    "sensor.events",
+    "partner.indicators",
+    "osint.items",
+    "desk.actions",
+];
+
+/// Kill-and-restart trials (the seed fixes where each kill falls).
+const TRIALS: u64 = 12;
+const SEED: u64 = 0x5eed_0013;
+
+/// Indicators and OSINT items (each) published only once the last run is live.
+const HELD_BACK: usize = 5;
+
+/// How far behind the wall clock late records are stamped: enough for a sighting counted
+/// at its own time rather than where the live run counted it to change alert versions.
+const LATE_BY_MS: i64 = 20_000;
+
+fn bootstrap() -> String {
+    match std::env::var("FUSION_KAFKA_BOOTSTRAP") {
+        Ok(a) if !a.trim().is_empty() => a,
+        _ => panic!(
+            "FUSION_KAFKA_BOOTSTRAP is not set: run through deploy/test.sh, or start a broker with \
+             `deploy/kafka/start-broker.sh 19092` and set FUSION_KAFKA_BOOTSTRAP=127.0.0.1:19092"
+        ),
+    }
+}
+
+fn unique(name: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}{}x{nanos}.", std::process::id())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn fusion(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_fusion"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fusion {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A fixed pseudo-random sequence (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// A live `fusion run --kafka` with a metrics endpoint; its log goes to a file.
+struct Run {
+    child: Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl Run {
+    fn start(broker: &str, prefix: &str) -> Self {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_fusion"))
+            .args([
+                "run",
+                "--headless",
+                "--kafka",
+                broker,
+                "--topic-prefix",
+                prefix,
+            ])
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        Self { child, log }
+    }
+
+    fn kill(mut self) -> String {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+        self.complaints()
+    }
+
+    fn complaints(&self) -> String {
+        std::fs::read_to_string(self.log.path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The metrics address the run logged.
+    fn metrics_url(&mut self) -> String {
+        let started = Instant::now();
+        loop {
+            let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+            if let Some(at) = log.find("serving metrics on http://") {
+                let rest = &log[at + "serving metrics on ".len()..];
+                if let Some(end) = rest.find("/metrics") {
+                    return rest[..end + "/metrics".len()].to_string();
+                }
+            }
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "the run ended:\n{log}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no metrics address logged:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The sum of every sample of `name` (all label sets) in a Prometheus text exposition.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The input records of a generated scenario, interleaved across topics in file order:
+/// (topic, key, payload).
+fn scenario_records(dir: &Path) -> Vec<(&'static str, Option<String>, Vec<u8>)> {
+    let per_topic: Vec<(&'static str, Vec<Vec<u8>>)> = INPUTS
+        .iter()
+        .map(|t| {
+            let text = std::fs::read(dir.join(format!("{t}.jsonl"))).unwrap();
+            let lines = text
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect();
+            (*t, lines)
+        })
+        .collect();
+    // Merged by relative position, so each topic's records spread over the whole run.
+    let mut all: Vec<(f64, &'static str, Vec<u8>)> = Vec::new();
+    for (topic, lines) in per_topic {
+        let n = lines.len().max(1) as f64;
+        for (i, line) in lines.into_iter().enumerate() {
+            all.push((i as f64 / n, topic, line));
+        }
+    }
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    all.into_iter()
+        .map(|(_, topic, line)| {
+            // Versions of one indicator go to one partition, in order.
+            let key = (topic == "partner.indicators")
+                .then(|| serde_json::from_slice::<serde_json::Value>(&line).ok())
+                .flatten()
+                .and_then(|v| v["id"].as_str().map(str::to_string));
+            (topic, key, line)
+        })
+        .collect()
+}
+
+/// Publishes `records` in bursts with idle spells between them, stamped with the wall
+/// clock at sending, with two kinds of late records (both far beyond the skew allowance):
+/// - indicators and OSINT items are stamped when the idle spell before their burst began
+///   (a partner's batch that took a while to arrive): behind the frontier an idle run
+///   reached, though not behind anything else of their partitions, so a replay without
+///   the remap would count them at their own, earlier time, and the alerts they open
+///   would get other versions;
+/// - every `late_every`-th other record is stamped [`LATE_BY_MS`] earlier.
+///
+/// Returns how many records were stamped late.
+fn publish_live(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    prefix: &str,
+    records: &[(&'static str, Option<String>, Vec<u8>)],
+    bursts: usize,
+    late_every: usize,
+    rng: &mut Rng,
+) -> usize {
+    let mut late = 0;
+    let per_burst = records.len().div_ceil(bursts.max(1));
+    let mut spell_began = now_ms() - 1_000;
+    for (b, burst) in records.chunks(per_burst.max(1)).enumerate() {
+        for (i, (topic, key, payload)) in burst.iter().enumerate() {
+            let name = format!("{prefix}{topic}");
+            let mut ts = now_ms();
+            if *topic == "partner.indicators" || *topic == "osint.items" {
+                ts = spell_began;
+                late += 1;
+            } else if (b * per_burst + i) % late_every == late_every - 1 {
+                ts -= LATE_BY_MS;
+                late += 1;
+            }
+            let mut rec = BaseRecord::to(&name).payload(payload).timestamp(ts);
+            if let Some(k) = key {
+                rec = rec.key(k.as_str());
+            }
+            producer.send(rec).map_err(|(e, _)| e).unwrap();
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+        // An idle spell: long enough for the broker to confirm every partition's end
+        // well past the skew allowance.
+        spell_began = now_ms();
+        std::thread::sleep(Duration::from_millis(700 + rng.below(900)));
+    }
+    late
+}
+
+/// Every record of `topic`, read from the beginning to the end of each partition.
+fn read_topic(broker: &str, topic: &str) -> Vec<Vec<u8>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", format!("reader-{}", unique("")))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let mut tpl = TopicPartitionList::new();
+    for p in &parts {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut done = BTreeSet::new();
+    let mut out = Vec::new();
+    let started = Instant::now();
+    while done.len() < parts.len() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "reading {topic} timed out"
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => out.push(m.payload().unwrap_or_default().to_vec()),
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                done.insert(p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// (id, version) → content, asserting that no (id, version) came with two contents.
+fn dedup(changes: &[AlertChange], what: &str) -> BTreeMap<(String, u64), String> {
+    let mut out: BTreeMap<(String, u64), String> = BTreeMap::new();
+    for c in changes {
+        let content = serde_json::to_string(c).unwrap();
+        if let Some(prev) = out.insert((c.alert.id.clone(), c.version), content.clone()) {
+            assert_eq!(
+                prev, content,
+                "{what}: alert {} version {} with two contents",
+                c.alert.id, c.version
+            );
+        }
+    }
+    out
+}
+
+fn assert_same_alerts(
+    got: &BTreeMap<(String, u64), String>,
+    want: &BTreeMap<(String, u64), String>,
+) {
+    if got == want {
+        return;
+    }
+    let show = |m: &BTreeMap<(String, u64), String>, other: &BTreeMap<(String, u64), String>| {
+        m.iter()
+            .filter(|(k, v)| other.get(*k) != Some(*v))
+            .take(3)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    panic!(
+        "alert histories differ: {} live, {} replayed; {} (id, version) only live, {} only \
+         replayed\nfirst live not replayed:\n{}\nfirst replayed not live:\n{}",
+        got.len(),
+        want.len(),
+        got.keys().filter(|k| !want.contains_key(*k)).count(),
+        want.keys().filter(|k| !got.contains_key(*k)).count(),
+        show(got, want),
+        show(want, got),
+    );
+}
+
+/// Input partitions whose committed offset (group `fusion`) is short of their end.
+fn uncommitted(broker: &str, prefix: &str) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", "fusion")
+        .create()
+        .unwrap();
+    let mut short = Vec::new();
+    for topic in INPUTS {
+        let name = format!("{prefix}{topic}");
+        let md = consumer
+            .fetch_metadata(Some(&name), Duration::from_secs(10))
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in md.topics()[0].partitions() {
+            tpl.add_partition(&name, p.id());
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap();
+        // Copied out before `committed` is dropped (holding it across the consumer's drop hangs).
+        let offsets: Vec<(i32, Offset)> = committed
+            .elements()
+            .iter()
+            .map(|e| (e.partition(), e.offset()))
+            .collect();
+        drop(committed);
+        for (p, offset) in offsets {
+            let (_, high) = consumer
+                .fetch_watermarks(&name, p, Duration::from_secs(10))
+                .unwrap();
+            if high > 0 && offset != Offset::Offset(high) {
+                short.push(format!("{name}/{p}: committed {offset:?}, end {high}"));
+            }
+        }
+    }
+    short
+}
+
+#[test]
+fn kill_9_at_random_points_of_a_live_run_re_derives_the_alert_history_of_an_uninterrupted_replay() {
+    let broker = bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let scn = dir.path().join("scn");
+    // Event times just behind the wall clock, as a live stream's are (the retained
+    // history is judged by them: month-old events would already be out of it).
+    let start = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60)).to_string();
+    fusion(&[
+        "generate",
+        "--seed",
+        "13",
+        "--events",
+        "30000",
+        "--events-per-sec",
+        "2000",
+        "--start",
+        &start,
+        "--out",
+        scn.to_str().unwrap(),
+    ]);
+    let records = scenario_records(&scn);
+    let total = records.len();
+    let prefix = unique("replay");
+    fusion(&[
+        "topics",
+        "create",
+        "--kafka",
+        &broker,
+        "--topic-prefix",
+        &prefix,
+        "--partitions",
+        "3",
+    ]);
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &broker)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    let producer = Arc::new(producer);
+
+    // Most records are published while runs are killed and restarted.
+    // The last indicators and OSINT items are held back for the end, when a live run is
+    // sure to be idle when they arrive: they retroactively match earlier events, and the
+    // alerts they open carry their logical time as version.
+    let mut held = Vec::new();
+    let mut rest = Vec::new();
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let totals = records.iter().fold(BTreeMap::new(), |mut m, r| {
+        *m.entry(r.0).or_insert(0usize) += 1;
+        m
+    });
+    for r in records {
+        let n = seen.entry(r.0).or_default();
+        *n += 1;
+        let indicators = r.0 == "partner.indicators" || r.0 == "osint.items";
+        if indicators && *n + HELD_BACK > totals[r.0] {
+            held.push(r);
+        } else {
+            rest.push(r);
+        }
+    }
+    assert!(held.len() >= 2 * HELD_BACK - 2, "{} held back", held.len());
+    let (head, rest_tail) = rest.split_at(rest.len() * 9 / 10);
+    let tail: Vec<_> = held.iter().chain(rest_tail).cloned().collect();
+    let publishing = Arc::new(AtomicBool::new(true));
+    let publisher = {
+        let producer = Arc::clone(&producer);
+        let prefix = prefix.clone();
+        let head = head.to_vec();
+        let publishing = Arc::clone(&publishing);
+        std::thread::spawn(move || {
+            let late = publish_live(&producer, &prefix, &head, 12, 97, &mut Rng(SEED ^ 1));
+            publishing.store(false, Ordering::SeqCst);
+            late
+        })
+    };
+    let mut rng = Rng(SEED);
+    for trial in 0..TRIALS {
+        let run = Run::start(&broker, &prefix);
+        let at = 300 + rng.below(3_500);
+        std::thread::sleep(Duration::from_millis(at));
+        let complaints = run.kill();
+        eprintln!("trial {trial}: kill -9 after {at} ms");
+        if !complaints.is_empty() {
+            eprintln!("the killed run logged:\n{complaints}");
+        }
+    }
+    let late_sent = publisher.join().unwrap();
+    assert!(!publishing.load(Ordering::SeqCst));
+
+    // A run that stays: it catches up, then the rest arrives while it is live and idle
+    // between bursts, late records included.
+    let mut run = Run::start(&broker, &prefix);
+    let url = run.metrics_url();
+    let scrape = || reqwest::blocking::get(&url).unwrap().text().unwrap();
+    let wait_until = |what: &str, done: &dyn Fn(&str) -> bool| {
+        let started = Instant::now();
+        loop {
+            let text = scrape();
+            if done(&text) {
+                return text;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{what} never happened; last scrape:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // Read everything published (the run reads from the beginning), rebuilt, no lag.
+    let caught_up = |t: &str, published: usize| {
+        metric_sum(t, "fusion_kafka_records_in_total") == published as f64
+            && metric_sum(t, "fusion_kafka_rehydrating") == 0.0
+            && metric_sum(t, "fusion_kafka_consumer_lag") == 0.0
+    };
+    wait_until("catching up", &|t| caught_up(t, head.len()));
+    // Idle for a while: the broker confirms every partition's end past the allowance.
+    std::thread::sleep(Duration::from_secs(1));
+    let late_sent = late_sent + publish_live(&producer, &prefix, &tail, 4, 13, &mut Rng(SEED ^ 2));
+    assert!(late_sent > 0);
+    let text = wait_until("counting late records", &|t| {
+        caught_up(t, total) && metric_sum(t, "fusion_ingest_late_records_total") > 0.0
+    });
+    eprintln!(
+        "late records: {late_sent} stamped behind, {} counted by the last run",
+        metric_sum(&text, "fusion_ingest_late_records_total")
+    );
+    // Everything read becomes durable and is committed.
+    let started = Instant::now();
+    while !uncommitted(&broker, &prefix).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "offsets still not committed: {:?}\nthe run logged:\n{}",
+            uncommitted(&broker, &prefix),
+            run.complaints()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let complaints = run.kill();
+    if !complaints.is_empty() {
+        eprintln!("the last live run logged:\n{complaints}");
+    }
+    let live = dedup(
+        &read_topic(&broker, &format!("{prefix}alerts"))
+            .iter()
+            .map(|v| serde_json::from_slice(v).unwrap())
+            .collect::<Vec<AlertChange>>(),
+        "the live runs",
+    );
+    let remap = read_topic(&broker, &format!("{prefix}remap"));
+    let remap_before = remap.len();
+    let mut by_topic: BTreeMap<String, usize> = BTreeMap::new();
+    for b in &remap {
+        let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+        *by_topic
+            .entry(v["topic"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    eprintln!("bindings per topic: {by_topic:?}");
+    assert!(
+        remap_before > 0,
+        "late records were bound to their logical times"
+    );
+
+    // One uninterrupted replay of the same topics (its own consumer group).
+    let replayed = dir.path().join("replayed.jsonl");
+    fusion(&[
+        "run",
+        "--headless",
+        "--kafka",
+        &broker,
+        "--topic-prefix",
+        &prefix,
+        "--group",
+        "replay",
+        "--stop-when-caught-up",
+        "--alerts-out",
+        replayed.to_str().unwrap(),
+    ]);
+    let want: Vec<AlertChange> = std::fs::read_to_string(&replayed)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let want = dedup(&want, "the replay");
+    eprintln!(
+        "alert changes: {} written live (de-duplicated), {} replayed",
+        live.len(),
+        want.len()
+    );
+    assert!(
+        want.len() > 20,
+        "the scenario raises alerts: {}",
+        want.len()
+    );
+    assert_same_alerts(&live, &want);
+    assert_eq!(
+        read_topic(&broker, &format!("{prefix}remap")).len(),
+        remap_before,
+        "the replay decided no logical time anew"
+    );
+}
