@@ -279,6 +279,16 @@ outage = { center = "Lyon", takeover = "Singapore", duration = "2h" }
     }
 
     #[test]
+    fn the_shipped_example_parses() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/config/drill-injects.example.toml");
+        let i = load(&path, START, 20).unwrap();
+        assert_eq!(i.records.len(), 3);
+        assert_eq!(i.outages.len(), 1);
+        assert_eq!(i.applied.iter().filter(|a| a.planted).count(), 1);
+    }
+
+    #[test]
     fn bad_injects_are_named() {
         let e = parse("[[inject]]\nat = \"soon\"\nlabel = \"x\"\n", START, 20).unwrap_err();
         assert!(format!("{e:#}").contains("inject #1 (\"x\")"), "{e:#}");
