@@ -1612,6 +1612,80 @@ mod tests {
     }
 
     #[test]
+    fn the_truth_fusion_generate_writes_is_read_and_each_must_detect_item_scored() {
+        // A real truth.json, from the scenario crate's own writer.
+        let mut d = Drill::new();
+        let cfg = scenario::ScenarioConfig {
+            seed: 3,
+            events: Some(3 * scenario::CAMPAIGN_EVERY_EVENTS),
+            ..scenario::ScenarioConfig::default()
+        };
+        scenario::write_dir(&cfg, d.dir.path()).unwrap();
+        // The oracle: the generator's truth in memory (the same seed gives the same),
+        // read field by field rather than through the report's file types.
+        let mut generator = scenario::Generator::new(cfg);
+        generator.by_ref().for_each(drop);
+        let truth = generator.into_truth();
+        let matched: BTreeSet<&str> = truth
+            .expected_matches
+            .iter()
+            .map(|(_, i)| i.as_str())
+            .collect();
+        let mut must: Vec<(String, String)> = Vec::new();
+        for c in &truth.campaigns {
+            for infra in &c.infrastructure {
+                if let Some(id) = &infra.indicator_id
+                    && matched.contains(id.as_str())
+                    && !truth.revoked_indicators.contains(id)
+                    && !must.iter().any(|(i, _)| i == id)
+                {
+                    must.push((id.clone(), infra.value.clone()));
+                }
+            }
+        }
+        assert!(
+            must.len() >= 2,
+            "the scenario plants something to detect: {must:?}"
+        );
+        // Every item but the last raises an alert, alternately by id and by value.
+        for (n, (id, value)) in must[..must.len() - 1].iter().enumerate() {
+            let (ind, val) = if n % 2 == 0 {
+                (id.as_str(), "other")
+            } else {
+                ("other", value.as_str())
+            };
+            d.opened(T0 + MIN, &format!("al-{n}"), ind, val);
+        }
+        let r = score(d.write()).unwrap();
+        let p = &r.planted;
+        assert_eq!(p.planted, must.len() as u64);
+        assert_eq!((p.detected, p.missed), (must.len() as u64 - 1, 1));
+        let missed: Vec<Option<&str>> = p
+            .items
+            .iter()
+            .filter(|i| !i.detected)
+            .map(|i| i.indicator_id.as_deref())
+            .collect();
+        assert_eq!(missed, [must.last().map(|(id, _)| id.as_str())]);
+    }
+
+    #[test]
+    fn without_deliveries_jsonl_the_report_says_the_drill_had_no_subscriptions() {
+        let d = Drill::new();
+        d.write();
+        std::fs::remove_file(d.dir.path().join(DELIVERIES_FILE)).unwrap();
+        let r = score(d.dir.path()).unwrap();
+        assert!(!r.deliveries_recorded && r.bureaus.is_empty());
+        assert!(
+            render_text(&r).contains("no deliveries.jsonl: the drill ran without --subscriptions")
+        );
+        let d = Drill::new();
+        let r = score(d.write()).unwrap();
+        assert!(r.deliveries_recorded);
+        assert!(render_text(&r).contains("(no deliveries in the drill)"));
+    }
+
+    #[test]
     fn a_planted_inject_naming_nothing_is_an_error_with_its_line() {
         let d = Drill::new();
         d.file(
