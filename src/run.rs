@@ -422,7 +422,9 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
         token_file: args.token_file.as_deref(),
         topic_prefix: &args.topic_prefix,
         roster: roster.as_ref(),
-        kafka: kafka.as_ref(),
+        // drill (issue 13): the drill's desk actions stay in the process (its source is
+        // the capture, not the actions topic).
+        kafka: kafka.as_ref().filter(|_| args.drill.is_none()),
         metrics: &metrics,
     })?;
     if let Some(d) = desk.as_mut() {

@@ -681,6 +681,8 @@ pub struct KafkaSource {
     read: u64,
     /// End (instead of idling) once caught up on every partition.
     stop_when_caught_up: bool,
+    /// Reads only: no offset is committed and no binding written (a drill capture).
+    read_only: bool,
     metrics: KafkaMetrics,
     /// When the lag gauges were last updated.
     lag_updated: Option<Instant>,
@@ -689,7 +691,7 @@ pub struct KafkaSource {
     /// How much earlier than the broker's confirmation of an idle partition's end a
     /// record appended to it afterwards may be stamped (ms); see the module doc.
     skew_ms: i64,
-    /// Bindings of offsets to times decided by earlier runs and this one.
+    /// Bindings of offsets to times decided by earlier runs (of records still retained).
     remap: Remap,
     /// Where new bindings are made durable.
     remap_log: RemapLog,
@@ -888,6 +890,7 @@ impl KafkaSource {
             rehydrated_after: None,
             read: 0,
             stop_when_caught_up: false,
+            read_only: false,
             metrics: cfg.metrics.clone(),
             lag_updated: None,
             future_tolerance_ms: crate::future::DEFAULT_TOLERANCE_MS,
@@ -1016,6 +1019,14 @@ impl KafkaSource {
         self
     }
 
+    /// Makes the source read only: it commits no offset and writes no binding (a binding
+    /// it would mint is kept in memory), so reading the topics (a drill capture) changes
+    /// nothing a live instance relies on.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
     /// How long rebuilding the state from the retained history took, once done.
     pub fn rehydrated_after(&self) -> Option<Duration> {
         self.rehydrated_after
@@ -1128,14 +1139,18 @@ impl KafkaSource {
             // clock (which would expire alerts the files' replay keeps open).
             !self.stop_when_caught_up,
         );
-        if !out.minted.is_empty() {
+        if self.read_only {
+            for b in remap::coalesce(out.minted) {
+                self.remap.insert(&b);
+            }
+        } else if !out.minted.is_empty() {
             let bindings = remap::coalesce(out.minted);
+            // Only written: this run never looks them up again (a record read again is
+            // dropped, see `Partition::accept`), so memory holds only what earlier runs
+            // bound, pruned to the retained input at start.
             self.remap_log
                 .append(&bindings)
                 .map_err(|e| SourceError::Remap(e.to_string()))?;
-            for b in &bindings {
-                self.remap.insert(b);
-            }
         }
         if let Some((topic, partition, offset, stamped)) = out.late.first() {
             for (topic, ..) in &out.late {
@@ -1316,6 +1331,9 @@ impl Source for KafkaSource {
     }
 
     fn commit_before(&mut self, frontier_ms: u64) -> Result<(), SourceError> {
+        if self.read_only {
+            return Ok(());
+        }
         for reader in &self.readers {
             let mut tpl = TopicPartitionList::new();
             for ((topic, id), p) in &self.partitions {

@@ -18,6 +18,8 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -37,6 +39,12 @@ pub struct Header {
     pub epoch_ms: u64,
     /// What was captured (a directory, a broker), for people.
     pub source: String,
+    /// The period asked for, if one was (logical ms): the drill's default period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ms: Option<u64>,
+    /// End of the period asked for; records after it are not in the capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_ms: Option<u64>,
 }
 
 /// One record of a capture.
@@ -163,6 +171,10 @@ pub struct Recorder {
     path: PathBuf,
     /// The first write error, reported at the next poll.
     failed: Option<std::io::Error>,
+    /// Records handed on after this logical time are not written.
+    until_ms: Option<u64>,
+    /// Records written.
+    pub written: Arc<AtomicU64>,
 }
 
 impl Recorder {
@@ -173,6 +185,18 @@ impl Recorder {
         epoch_ms: u64,
         source: String,
     ) -> anyhow::Result<Self> {
+        Self::create_for(inner, path, epoch_ms, source, None)
+    }
+
+    /// Records `inner` into a new capture at `path`, keeping only the records handed on
+    /// up to the end of `period` (logical ms), which the header names.
+    pub fn create_for(
+        inner: Box<dyn Source>,
+        path: &Path,
+        epoch_ms: u64,
+        source: String,
+        period: Option<(u64, u64)>,
+    ) -> anyhow::Result<Self> {
         let file = File::create(path)
             .with_context(|| format!("cannot create the capture {}", path.display()))?;
         let mut out = BufWriter::new(file);
@@ -180,6 +204,8 @@ impl Recorder {
             fusion_capture: CAPTURE_VERSION,
             epoch_ms,
             source,
+            from_ms: period.map(|p| p.0),
+            to_ms: period.map(|p| p.1),
         };
         serde_json::to_writer(&mut out, &header)?;
         out.write_all(b"\n")?;
@@ -189,6 +215,8 @@ impl Recorder {
             out,
             path: path.to_path_buf(),
             failed: None,
+            until_ms: period.map(|p| p.1),
+            written: Arc::default(),
         })
     }
 
@@ -234,6 +262,11 @@ impl Source for Recorder {
         // Records are routed in the order they were polled.
         if let Some(rec) = self.pending.pop_front() {
             if (rec.topic, rec.partition, rec.offset) == (topic, partition, offset) {
+                if self.until_ms.is_some_and(|u| time_ms > u) {
+                    self.inner.on_routed(topic, partition, offset, time_ms);
+                    return;
+                }
+                self.written.fetch_add(1, Ordering::Relaxed);
                 let line = Line::of(&rec, time_ms);
                 let written = serde_json::to_writer(&mut self.out, &line)
                     .map_err(std::io::Error::from)

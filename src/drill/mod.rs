@@ -21,6 +21,8 @@ pub mod inject;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Args, FromArgMatches, Subcommand};
@@ -43,14 +45,35 @@ pub enum DrillCommand {
 #[derive(Debug, Args)]
 pub struct CaptureArgs {
     /// The scenario directory to capture (JSON-lines topic files, as `fusion generate` writes).
+    #[arg(long, required_unless_present = "kafka", conflicts_with = "kafka")]
+    pub input: Option<PathBuf>,
+    /// Capture the input topics of this Kafka cluster (read only: nothing is committed or
+    /// written there), with the logical times the live run gave (its remap).
     #[arg(long)]
-    pub input: PathBuf,
+    pub kafka: Option<String>,
+    /// Prefix of the Kafka topic names (with --kafka).
+    #[arg(long, default_value = "fusion.")]
+    pub topic_prefix: String,
+    /// Start of the drill period (RFC 3339; with --kafka): the drill's default start. The
+    /// records before it are captured too: they rebuild the state the drill starts from.
+    #[arg(long)]
+    pub from: Option<jiff::Timestamp>,
+    /// End of the period (RFC 3339): nothing handed on after it is captured.
+    #[arg(long)]
+    pub to: Option<jiff::Timestamp>,
     /// The capture file to write.
     #[arg(long)]
     pub out: PathBuf,
-    /// Length of a logical-time epoch in milliseconds (the drill replays with the same).
+    /// Length of a logical-time epoch in milliseconds, as the live run had it (the drill
+    /// replays with the same).
     #[arg(long, default_value_t = 20)]
     pub epoch_ms: u64,
+    /// As the live run had it (`fusion run --future-tolerance`).
+    #[arg(long, value_parser = crate::parse_duration, default_value = "1h")]
+    pub future_tolerance: std::time::Duration,
+    /// As the live run had it (`fusion run --skew-allowance`).
+    #[arg(long, value_parser = crate::parse_duration, default_value = "250ms")]
+    pub skew_allowance: std::time::Duration,
 }
 
 /// Options of `fusion drill run`.
@@ -96,6 +119,10 @@ pub struct DrillRunArgs {
     /// Dataflow worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Write the drill's alerts and dead letters to the `drill.NAME.` topics of this
+    /// Kafka cluster too (created if missing; never a live topic).
+    #[arg(long)]
+    pub kafka: Option<String>,
     /// Evidence window, as for `fusion run` (default 1h).
     #[arg(long)]
     pub evidence_window: Option<String>,
@@ -214,7 +241,10 @@ impl DrillSpec {
 /// Runs `fusion drill …`.
 pub fn drill(cmd: DrillCommand) -> anyhow::Result<()> {
     match cmd {
-        DrillCommand::Capture(args) => capture_dir(args),
+        DrillCommand::Capture(args) => match &args.input {
+            Some(_) => capture_dir(args),
+            None => capture_kafka(args),
+        },
         DrillCommand::Run(args) => run(*args),
     }
 }
@@ -230,9 +260,17 @@ fn run_args(argv: &[String]) -> anyhow::Result<RunArgs> {
 }
 
 fn capture_dir(args: CaptureArgs) -> anyhow::Result<()> {
+    let Some(input) = &args.input else {
+        anyhow::bail!("give --input DIR or --kafka BROKERS");
+    };
+    if args.from.is_some() || args.to.is_some() {
+        anyhow::bail!(
+            "--from and --to apply to --kafka; a directory is captured whole (give them to `fusion drill run`)"
+        );
+    }
     let argv: Vec<String> = [
         "--input".into(),
-        args.input.display().to_string(),
+        input.display().to_string(),
         "--epoch-ms".into(),
         args.epoch_ms.to_string(),
         "--capture-out".into(),
@@ -241,13 +279,98 @@ fn capture_dir(args: CaptureArgs) -> anyhow::Result<()> {
     ]
     .to_vec();
     crate::run::run(run_args(&argv)?)?;
-    let truth = args.input.join(scenario::TRUTH_FILE);
+    let truth = input.join(scenario::TRUTH_FILE);
     if truth.exists() {
         let to = truth_beside(&args.out);
         std::fs::copy(&truth, &to)
             .with_context(|| format!("cannot copy {} to {}", truth.display(), to.display()))?;
     }
     println!("capture written to {}", args.out.display());
+    Ok(())
+}
+
+/// Captures the input topics of a broker, read only: the records in the order and with
+/// the logical times the live run gave them (a [`ingest::kafka::KafkaSource`] replaying
+/// the retained input with the live run's remap, through the router), without matching.
+fn capture_kafka(args: CaptureArgs) -> anyhow::Result<()> {
+    use ingest::kafka::{KafkaConfig, KafkaSource};
+    let Some(brokers) = &args.kafka else {
+        anyhow::bail!("give --input DIR or --kafka BROKERS");
+    };
+    let ms = |t: &jiff::Timestamp| u64::try_from(t.as_millisecond()).unwrap_or(0);
+    let to = args.to.as_ref().map_or(u64::MAX, ms);
+    let from = args.from.as_ref().map_or(0, ms);
+    if to < from {
+        anyhow::bail!("--to is before --from");
+    }
+    let cfg = KafkaConfig {
+        prefix: args.topic_prefix.clone(),
+        // Its own group, never committed to: a capture leaves no trace on the broker.
+        group_id: format!("fusion-drill-capture-{}", std::process::id()),
+        ..KafkaConfig::new(brokers)
+    };
+    let tolerance_ms = i64::try_from(args.future_tolerance.as_millis()).unwrap_or(i64::MAX);
+    let skew_ms = i64::try_from(args.skew_allowance.as_millis()).unwrap_or(i64::MAX);
+    let source = KafkaSource::open(&cfg)
+        .with_context(|| format!("cannot read the topics of {brokers}"))?
+        .with_future_tolerance(tolerance_ms)
+        .with_skew_allowance(skew_ms)
+        .stop_when_caught_up()
+        .read_only();
+    let period = (args.from.is_some() || args.to.is_some()).then_some((from, to));
+    let mut recorder = capture::Recorder::create_for(
+        Box::new(source),
+        &args.out,
+        args.epoch_ms,
+        format!("kafka {brokers} prefix {}", args.topic_prefix),
+        period,
+    )?;
+    let written = Arc::clone(&recorder.written);
+    // The router's clock gives each record its logical time; nothing is matched.
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let drain = std::thread::spawn(move || while rx.recv().is_ok() {});
+    let router = ingest::Router::new(vec![tx], args.epoch_ms);
+    let config = ingest::IngestConfig {
+        topic_prefix: args.topic_prefix.clone(),
+        future_tolerance_ms: tolerance_ms,
+        ..ingest::IngestConfig::default()
+    };
+    let mut ingestor = ingest::Ingestor::new(
+        config,
+        router,
+        ingest::MemoryDeadLetters::with_limit(0),
+        Arc::default(),
+    );
+    let bar = indicatif::ProgressBar::new_spinner().with_message("capturing");
+    let done = Arc::new(AtomicBool::new(false));
+    let ticker = {
+        let bar = bar.clone();
+        let done = Arc::clone(&done);
+        let written = Arc::clone(&written);
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                bar.set_message(format!(
+                    "{} records captured",
+                    written.load(Ordering::Relaxed)
+                ));
+                bar.tick();
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        })
+    };
+    let stop = AtomicBool::new(false);
+    let result = ingestor.run(&mut recorder, &stop);
+    done.store(true, Ordering::Relaxed);
+    let _ = ticker.join();
+    drop(ingestor);
+    let _ = drain.join();
+    result.context("the capture stopped")?;
+    bar.finish_and_clear();
+    println!(
+        "capture written to {}: {} records",
+        args.out.display(),
+        written.load(Ordering::Relaxed)
+    );
     Ok(())
 }
 
@@ -344,8 +467,14 @@ fn run(args: DrillRunArgs) -> anyhow::Result<()> {
         anyhow::bail!("the capture {} holds no record", args.capture.display());
     };
     let ms = |t: &jiff::Timestamp| u64::try_from(t.as_millisecond()).unwrap_or(0);
-    let from = args.from.as_ref().map_or(first, ms);
-    let to = args.to.as_ref().map_or(last, ms);
+    let from = args
+        .from
+        .as_ref()
+        .map_or(header.from_ms.unwrap_or(first), ms);
+    let to = args
+        .to
+        .as_ref()
+        .map_or(header.to_ms.filter(|t| *t != u64::MAX).unwrap_or(last), ms);
     if to < from {
         anyhow::bail!("--to is before --from");
     }
@@ -444,10 +573,23 @@ fn run(args: DrillRunArgs) -> anyhow::Result<()> {
     pass("--retention", args.retention.clone());
     pass("--grace", args.grace.clone());
     pass("--desk-addr", args.desk_addr.clone());
+    pass("--kafka", args.kafka.clone());
     pass("--officers", shown(&args.officers));
     pass("--token-file", shown(&args.token_file));
     if args.headless {
         argv.push("--headless".into());
+    }
+    if let Some(brokers) = &args.kafka {
+        // The drill's own topics; a drill never writes to a live one.
+        let cfg = ingest::kafka::KafkaConfig {
+            prefix: format!("drill.{}.", args.name),
+            ..ingest::kafka::KafkaConfig::new(brokers)
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(ingest::kafka::create_topics(&cfg))
+            .with_context(|| format!("cannot create the drill's topics on {brokers}"))?;
     }
     let mut run_args = run_args(&argv)?;
     run_args.drill = Some(spec);
