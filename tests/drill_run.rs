@@ -441,3 +441,81 @@ fn bad_captures_and_options_are_clear_errors() {
     std::fs::write(&cap, "").unwrap();
     assert!(err(run("a")).contains("is empty"));
 }
+
+#[test]
+fn a_generated_day_replays_at_speed_600_and_the_report_finds_every_planted_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let scn = dir.path().join("day");
+    // 86,400 events, one per second of event time: a whole day.
+    ok(&[
+        "generate",
+        "--seed",
+        "24",
+        "--events",
+        "86400",
+        "--events-per-sec",
+        "1",
+        "--out",
+        path(&scn),
+    ]);
+    let capture = dir.path().join("day.capture.jsonl");
+    ok(&[
+        "drill",
+        "capture",
+        "--input",
+        path(&scn),
+        "--out",
+        path(&capture),
+    ]);
+    let drills = dir.path().join("drills");
+    let started = std::time::Instant::now();
+    ok(&[
+        "drill",
+        "run",
+        "day",
+        "--capture",
+        path(&capture),
+        "--speed",
+        "600",
+        "--headless",
+        "--roster",
+        path(&roster()),
+        "--drill-dir",
+        path(&drills),
+    ]);
+    let took = started.elapsed();
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(drills.join("day/drill.json")).unwrap()).unwrap();
+    let period_ms = meta["to_ms"].as_u64().unwrap() - meta["from_ms"].as_u64().unwrap();
+    assert!(period_ms >= 23 * 3_600_000, "a day: {period_ms} ms");
+    // Paced: the period took its length / 600 of wall time (not a speed measurement: a
+    // lower bound that fails only if the pace is ignored).
+    assert!(
+        took.as_millis() as u64 >= period_ms / 600,
+        "replayed a {period_ms} ms period in {took:?} at speed 600"
+    );
+    let out = ok(&[
+        "drill",
+        "report",
+        "day",
+        "--drill-dir",
+        path(&drills),
+        "--json",
+    ]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let planted = &report["planted"];
+    assert!(
+        planted["planted"].as_u64().unwrap() > 0,
+        "the generator planted items: {planted}"
+    );
+    assert_eq!(
+        planted["detected"], planted["planted"],
+        "every planted item detected: {planted}"
+    );
+    assert_eq!(planted["missed"], 0);
+    assert!(
+        report["centers"].as_array().unwrap().len() >= 2,
+        "the watch moved around the world in a day: {}",
+        report["centers"]
+    );
+}

@@ -18,6 +18,7 @@
 
 pub mod capture;
 pub mod inject;
+pub mod report;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,8 @@ pub enum DrillCommand {
     Capture(CaptureArgs),
     /// Replays a capture as an exercise drill, isolated from live operations.
     Run(Box<DrillRunArgs>),
+    /// Scores a drill: per center, per bureau, planted items detected or missed.
+    Report(report::ReportArgs),
 }
 
 /// Options of `fusion drill capture`.
@@ -246,6 +249,7 @@ pub fn drill(cmd: DrillCommand) -> anyhow::Result<()> {
             None => capture_kafka(args),
         },
         DrillCommand::Run(args) => run(*args),
+        DrillCommand::Report(args) => report::report(args),
     }
 }
 
