@@ -63,6 +63,10 @@
 //! `alert.indicator.id` is the item's indicator id (for truth items, also one of the
 //! corroborating OSINT indicators listing the same value), or its `alert.indicator.value`
 //! is the item's value. Otherwise it is **missed**.
+//!
+//! Caveat: `truth.json` describes the whole generated scenario. A drill of part of it
+//! (`--from`/`--to`) still lists every campaign indicator, so one whose events all lie
+//! outside the period shows as missed (the truth records no event times per match).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -917,7 +921,7 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
 pub fn render_text(r: &Report) -> String {
     let d = &r.drill;
     let mut out = format!(
-        "Drill {}: {} to {} ({}, speed {}x, from {}, {} workers)\n\n",
+        "Drill {}: {} to {} ({}, {}, from {}, {} workers)\n\n",
         d.name,
         instant(d.from_ms),
         instant(d.to_ms),
@@ -926,7 +930,11 @@ pub fn render_text(r: &Report) -> String {
             s if s < 0 => format!("shifted by -{}", human(s.unsigned_abs())),
             s => format!("shifted by {}", human(s.unsigned_abs())),
         },
-        d.speed,
+        if d.speed > 0.0 {
+            format!("speed {}x", d.speed)
+        } else {
+            "as fast as it could".to_string()
+        },
         d.source,
         d.workers
     );
