@@ -44,6 +44,13 @@
 //! - **arrived acknowledged**: alerts handed over to the center already acknowledged or
 //!   closed, so there was nothing to acknowledge. received = acknowledged + never
 //!   acknowledged + arrived acknowledged.
+//! - An alert carried over from before the period (the drill's starting state: its first
+//!   routing change in the file withdraws a record the file never added) counts as
+//!   received by its owner then, at its first change in the period; if it was open, its
+//!   clock starts at the start of the period (when the drill's officers got it), and if
+//!   it was acknowledged already, it counts as arrived acknowledged. A carried-over alert
+//!   whose routing never changes during the period does not appear in the file, so it is
+//!   not counted.
 //! - **escalations**: alerts that escalated (once per alert) while the center owned them,
 //!   split into missed deadlines and officers' escalations.
 //! - **handovers received / accepted**: handover digests whose incoming center is this
@@ -632,18 +639,48 @@ fn centers(lines: &[RoutingLine], period: Period) -> Vec<CenterScore> {
             }
         }
         for id in touched {
-            let Some(now) = records.get_mut(id).and_then(|r| {
-                r.retain(|_, n| *n != 0);
-                // One record is present at a time; should several be, the greatest wins
-                // (the output is sorted, so the choice is the same on every run).
-                r.iter()
-                    .filter(|(_, n)| **n > 0)
-                    .map(|(r, _)| *r)
-                    .next_back()
-            }) else {
+            let Some(r) = records.get_mut(id) else {
+                continue;
+            };
+            // What this change replaced: on an alert's first change in the file, a
+            // record withdrawn at the same time is its state from before the period.
+            let replaced = r
+                .iter()
+                .filter(|(_, n)| **n < 0)
+                .map(|(r, _)| *r)
+                .next_back();
+            r.retain(|_, n| *n != 0);
+            // One record is present at a time; should several be, the greatest wins
+            // (the output is sorted, so the choice is the same on every run).
+            let Some(now) = r
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(r, _)| *r)
+                .next_back()
+            else {
                 continue; // Retracted.
             };
-            let prev = last.get(id).copied();
+            let prev = match last.get(id) {
+                Some(p) => Some(*p),
+                None => replaced.map(|before| {
+                    // Carried over from before the period: its owner then received it,
+                    // and if open, its clock starts with the period.
+                    if period.contains(t) {
+                        let tally = tallies.entry(before.owner.clone()).or_default();
+                        tally.received.insert(id.to_string());
+                        if before.state == AlertState::Open {
+                            tally.clocks.insert(
+                                id.to_string(),
+                                AckClock {
+                                    started: u64::try_from(period.from).unwrap_or(0).min(t),
+                                    acked: None,
+                                },
+                            );
+                        }
+                    }
+                    (before.owner.as_str(), before.state)
+                }),
+            };
             // Officer actions take effect before a handover at the same instant, so an
             // alert that leaves `open` is credited to its owner before this change.
             if let Some((owner, AlertState::Open)) = prev
@@ -1462,6 +1499,45 @@ mod tests {
             (sg.alerts_received, sg.acknowledged, sg.arrived_acknowledged),
             (1, 0, 1)
         );
+    }
+
+    #[test]
+    fn alerts_carried_over_from_before_the_period_count_from_its_start() {
+        // The file starts with the period: these alerts opened before it, so their first
+        // change withdraws a record the file never added.
+        let mut d = Drill::new();
+        // Open in Lyon when the drill began, acknowledged 12 minutes into it.
+        let a = routing("a", "Lyon", T0 - 60 * MIN);
+        d.record(T0 + 12 * MIN, Some(&a), &acked(&a));
+        // Acknowledged before the drill, handed over to Singapore during it.
+        let b = acked(&routing("b", "Lyon", T0 - 30 * MIN));
+        d.record(T0 + 8 * 60 * MIN, Some(&b), &moved(&b, "Singapore"));
+        // Open before the drill, handed over open at 8 h, acknowledged 3 minutes later.
+        let c = routing("c", "Lyon", T0 - 10 * MIN);
+        let c_sg = moved(&c, "Singapore");
+        d.record(T0 + 8 * 60 * MIN, Some(&c), &c_sg);
+        d.record(T0 + 8 * 60 * MIN + 3 * MIN, Some(&c_sg), &acked(&c_sg));
+        let r = score(d.write()).unwrap();
+        let lyon = center(&r, "Lyon");
+        assert_eq!(lyon.alerts_received, 3);
+        assert_eq!(
+            (
+                lyon.acknowledged,
+                lyon.never_acknowledged,
+                lyon.arrived_acknowledged
+            ),
+            (1, 1, 1),
+            "a acknowledged, c left open, b acknowledged before the drill"
+        );
+        assert_eq!(
+            lyon.ack_median_ms,
+            Some(12 * MIN),
+            "from the start of the period"
+        );
+        let sg = center(&r, "Singapore");
+        assert_eq!(sg.alerts_received, 2);
+        assert_eq!((sg.acknowledged, sg.arrived_acknowledged), (1, 1));
+        assert_eq!(sg.ack_median_ms, Some(3 * MIN));
     }
 
     #[test]
