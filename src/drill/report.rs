@@ -1089,7 +1089,7 @@ pub fn render_text(r: &Report) -> String {
 /// What each figure of the text report counts.
 const FOOTER: &str = "
 What the figures count (logical time; only what happened in the drill period counts):
-  received       distinct alerts that reached the center as owner (opened on its watch or handed over to it)
+  received       distinct alerts that reached the center as owner (opened on its watch, handed over to it, or on its queue when the drill began)
   acked          of those, alerts that reached it open and that it acknowledged, resolved or marked false positive while owning them
   ack median/p90 nearest-rank percentiles of the time from the alert reaching the center to that acknowledgement
   never acked    alerts that reached it open and left it, or the drill ended, still open
