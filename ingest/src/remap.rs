@@ -51,7 +51,8 @@
 //! The topic is created with `cleanup.policy=delete` and the broker's default retention,
 //! like the input topics: a binding is appended after the record it binds, so it is kept
 //! at least as long as that record. Bindings of records below a partition's low
-//! watermark (deleted by retention) are dropped when they are read back.
+//! watermark (deleted by retention) are dropped when they are read back, and a run keeps
+//! in memory only what earlier runs bound (what it binds itself it only writes).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
