@@ -535,10 +535,6 @@ fn run(args: DrillRunArgs) -> anyhow::Result<()> {
         workers: args.workers,
     };
     std::fs::write(dir.join("drill.json"), serde_json::to_vec_pretty(&meta)?)?;
-    if args.subscriptions.is_none() {
-        // No bureau: no delivery would go out.
-        std::fs::File::create(dir.join("deliveries.jsonl"))?;
-    }
     let truth = truth_beside(&args.capture);
     if truth.exists() {
         std::fs::copy(&truth, dir.join("truth.json"))?;
