@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates Fusion's topics (inputs and outputs; the indicator topic compacted) on a broker.
+# Creates Fusion's topics (inputs, outputs and the remap; none compacted) on a broker.
 #   deploy/kafka/topics.sh [BOOTSTRAP] [PARTITIONS]
 # Uses target/release/fusion when built, else `cargo run --release`.
 set -euo pipefail
