@@ -9,11 +9,13 @@
 
 #![allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
 
+mod drill_common;
 mod kafka_common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use drill_common::undrilled;
 use kafka_common::*;
 use serde_json::Value;
 
@@ -23,26 +25,6 @@ fn lines(path: &Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-/// `v` with its `"drill": true` markings turned to `false`; counts them.
-fn undrilled(mut v: Value, marked: &mut usize) -> Value {
-    fn walk(v: &mut Value, marked: &mut usize) {
-        match v {
-            Value::Object(m) => {
-                if let Some(d) = m.get_mut("drill") {
-                    assert_eq!(*d, Value::Bool(true), "an unmarked drill record");
-                    *d = Value::Bool(false);
-                    *marked += 1;
-                }
-                m.values_mut().for_each(|x| walk(x, marked));
-            }
-            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, marked)),
-            _ => {}
-        }
-    }
-    walk(&mut v, marked);
-    v
 }
 
 #[test]

@@ -9,27 +9,19 @@
 
 #![allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod kafka_common;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use kafka_common::*;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use schemas::AlertChange;
-
-const INPUTS: [&str; 4] = [
-    "sensor.events",
-    "partner.indicators",
-    "osint.items",
-    "desk.actions",
-];
 
 /// Kill-and-restart trials (the seed fixes where each kill falls).
 const TRIALS: u64 = 12;
@@ -42,44 +34,6 @@ const HELD_BACK: usize = 5;
 /// at its own time rather than where the live run counted it to change alert versions.
 const LATE_BY_MS: i64 = 20_000;
 
-fn bootstrap() -> String {
-    match std::env::var("FUSION_KAFKA_BOOTSTRAP") {
-        Ok(a) if !a.trim().is_empty() => a,
-        _ => panic!(
-            "FUSION_KAFKA_BOOTSTRAP is not set: run through deploy/test.sh, or start a broker with \
-             `deploy/kafka/start-broker.sh 19092` and set FUSION_KAFKA_BOOTSTRAP=127.0.0.1:19092"
-        ),
-    }
-}
-
-fn unique(name: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}{}x{nanos}.", std::process::id())
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn fusion(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_fusion"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "fusion {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A fixed pseudo-random sequence (xorshift).
 struct Rng(u64);
 
@@ -90,119 +44,6 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0 % n.max(1)
     }
-}
-
-/// A live `fusion run --kafka` with a metrics endpoint; its log goes to a file.
-struct Run {
-    child: Child,
-    log: tempfile::NamedTempFile,
-}
-
-impl Run {
-    fn start(broker: &str, prefix: &str) -> Self {
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_fusion"))
-            .args([
-                "run",
-                "--headless",
-                "--kafka",
-                broker,
-                "--topic-prefix",
-                prefix,
-            ])
-            .args(["--metrics-addr", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .unwrap();
-        Self { child, log }
-    }
-
-    fn kill(mut self) -> String {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-        self.complaints()
-    }
-
-    fn complaints(&self) -> String {
-        std::fs::read_to_string(self.log.path())
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-            .take(20)
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// The metrics address the run logged.
-    fn metrics_url(&mut self) -> String {
-        let started = Instant::now();
-        loop {
-            let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
-            if let Some(at) = log.find("serving metrics on http://") {
-                let rest = &log[at + "serving metrics on ".len()..];
-                if let Some(end) = rest.find("/metrics") {
-                    return rest[..end + "/metrics".len()].to_string();
-                }
-            }
-            assert!(
-                self.child.try_wait().unwrap().is_none(),
-                "the run ended:\n{log}"
-            );
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "no metrics address logged:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// The sum of every sample of `name` (all label sets) in a Prometheus text exposition.
-fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// The input records of a generated scenario, interleaved across topics in file order:
-/// (topic, key, payload).
-fn scenario_records(dir: &Path) -> Vec<(&'static str, Option<String>, Vec<u8>)> {
-    let per_topic: Vec<(&'static str, Vec<Vec<u8>>)> = INPUTS
-        .iter()
-        .map(|t| {
-            let text = std::fs::read(dir.join(format!("{t}.jsonl"))).unwrap();
-            let lines = text
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .map(<[u8]>::to_vec)
-                .collect();
-            (*t, lines)
-        })
-        .collect();
-    // Merged by relative position, so each topic's records spread over the whole run.
-    let mut all: Vec<(f64, &'static str, Vec<u8>)> = Vec::new();
-    for (topic, lines) in per_topic {
-        let n = lines.len().max(1) as f64;
-        for (i, line) in lines.into_iter().enumerate() {
-            all.push((i as f64 / n, topic, line));
-        }
-    }
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    all.into_iter()
-        .map(|(_, topic, line)| {
-            // Versions of one indicator go to one partition, in order.
-            let key = (topic == "partner.indicators")
-                .then(|| serde_json::from_slice::<serde_json::Value>(&line).ok())
-                .flatten()
-                .and_then(|v| v["id"].as_str().map(str::to_string));
-            (topic, key, line)
-        })
-        .collect()
 }
 
 /// Publishes `records` in bursts with idle spells between them, stamped with the wall
@@ -250,45 +91,6 @@ fn publish_live(
         std::thread::sleep(Duration::from_millis(700 + rng.below(900)));
     }
     late
-}
-
-/// Every record of `topic`, read from the beginning to the end of each partition.
-fn read_topic(broker: &str, topic: &str) -> Vec<Vec<u8>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker)
-        .set("group.id", format!("reader-{}", unique("")))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .unwrap();
-    let md = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
-    let mut tpl = TopicPartitionList::new();
-    for p in &parts {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut done = BTreeSet::new();
-    let mut out = Vec::new();
-    let started = Instant::now();
-    while done.len() < parts.len() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "reading {topic} timed out"
-        );
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => out.push(m.payload().unwrap_or_default().to_vec()),
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                done.insert(p);
-            }
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None => {}
-        }
-    }
-    out
 }
 
 /// (id, version) → content, asserting that no (id, version) came with two contents.
@@ -452,7 +254,7 @@ fn kill_9_at_random_points_of_a_live_run_re_derives_the_alert_history_of_an_unin
     };
     let mut rng = Rng(SEED);
     for trial in 0..TRIALS {
-        let run = Run::start(&broker, &prefix);
+        let run = Run::start(&broker, &prefix, &[]);
         let at = 300 + rng.below(3_500);
         std::thread::sleep(Duration::from_millis(at));
         let complaints = run.kill();
@@ -466,7 +268,7 @@ fn kill_9_at_random_points_of_a_live_run_re_derives_the_alert_history_of_an_unin
 
     // A run that stays: it catches up, then the rest arrives while it is live and idle
     // between bursts, late records included.
-    let mut run = Run::start(&broker, &prefix);
+    let mut run = Run::start(&broker, &prefix, &[]);
     let url = run.metrics_url();
     let scrape = || reqwest::blocking::get(&url).unwrap().text().unwrap();
     let wait_until = |what: &str, done: &dyn Fn(&str) -> bool| {

@@ -106,6 +106,13 @@ impl Run {
         Self { child, log }
     }
 
+    /// Kills it (SIGKILL); its WARN and ERROR log lines.
+    pub fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.complaints()
+    }
+
     /// Stops it as an operator would (SIGTERM) and waits for it to finish its outputs.
     pub fn stop(mut self) -> String {
         let _ = Command::new("kill")
