@@ -150,7 +150,13 @@ fn a_drill_captured_from_the_topics_replays_the_live_history_and_touches_nothing
     if !complaints.is_empty() {
         eprintln!("the live run logged:\n{complaints}");
     }
-    let live_topic_before = read_topic(&broker, &format!("{prefix}alerts"));
+    // Sorted: partitions interleave differently from one read to the next.
+    let live_alert_topic = || {
+        let mut records = read_topic(&broker, &format!("{prefix}alerts"));
+        records.sort();
+        records
+    };
+    let live_topic_before = live_alert_topic();
     let offsets_before = committed(&broker, &group, &prefix);
 
     // The capture reads the topics after the fact (with the live run's remap) ...
@@ -251,8 +257,37 @@ fn a_drill_captured_from_the_topics_replays_the_live_history_and_touches_nothing
     }
 
     // Nothing live was touched: the live alert topic and the live group's offsets.
-    assert!(read_topic(&broker, &format!("{prefix}alerts")) == live_topic_before);
+    assert!(
+        live_alert_topic() == live_topic_before,
+        "the drill changed the live alert topic"
+    );
     assert_eq!(committed(&broker, &group, &prefix), offsets_before);
+    // In one step: the drill captures the live topics itself (into its directory).
+    let name2 = format!("{name}-direct");
+    fusion(&[
+        "drill",
+        "run",
+        &name2,
+        "--kafka",
+        &broker,
+        "--topic-prefix",
+        &prefix,
+        "--speed",
+        "0",
+        "--headless",
+        "--roster",
+        roster.to_str().unwrap(),
+        "--drill-dir",
+        drills.to_str().unwrap(),
+    ]);
+    let direct = drills.join(&name2);
+    assert!(direct.join("capture.jsonl").exists());
+    assert!(
+        std::fs::read(direct.join("alerts.jsonl")).unwrap()
+            == std::fs::read(d.join("alerts.jsonl")).unwrap(),
+        "capturing in one step gives the same drill"
+    );
+    assert!(live_alert_topic() == live_topic_before);
     // The drill's alerts are on its own topic, marked.
     let drill_topic = read_topic(&broker, &format!("drill.{name}.alerts"));
     assert_eq!(drill_topic.len(), got.len());

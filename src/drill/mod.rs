@@ -84,9 +84,13 @@ pub struct CaptureArgs {
 pub struct DrillRunArgs {
     /// The drill's name: letters, digits, `-` and `_` (its directory and topic prefix).
     pub name: String,
-    /// The capture to replay.
-    #[arg(long)]
-    pub capture: PathBuf,
+    /// The capture to replay; without it, the period `--from`..`--to` is first captured
+    /// from the live topics of `--kafka` (into the drill's directory).
+    #[arg(long, required_unless_present = "kafka")]
+    pub capture: Option<PathBuf>,
+    /// Prefix of the live topics a capture is taken from (without --capture).
+    #[arg(long, default_value = "fusion.")]
+    pub topic_prefix: String,
     /// Start of the drill period (RFC 3339, as captured); default: the capture's first record.
     #[arg(long)]
     pub from: Option<jiff::Timestamp>,
@@ -123,7 +127,8 @@ pub struct DrillRunArgs {
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// Write the drill's alerts and dead letters to the `drill.NAME.` topics of this
-    /// Kafka cluster too (created if missing; never a live topic).
+    /// Kafka cluster too (created if missing; never a live topic); without --capture, the
+    /// period is captured from its live topics first (read only).
     #[arg(long)]
     pub kafka: Option<String>,
     /// Evidence window, as for `fusion run` (default 1h).
@@ -466,9 +471,41 @@ fn run(args: DrillRunArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let (header, span) = capture_span(&args.capture)?;
+    let dir = args.drill_dir.join(&args.name);
+    if dir.exists() && !args.replace {
+        anyhow::bail!(
+            "the drill {} already ran in {}; give --replace to run it again from scratch, or another name",
+            args.name,
+            dir.display()
+        );
+    }
+    let capture_path = match (&args.capture, &args.kafka) {
+        (Some(path), _) => path.clone(),
+        (None, Some(brokers)) => {
+            // Beside the drill's directory until it is made (a failed drill leaves none).
+            std::fs::create_dir_all(&args.drill_dir)
+                .with_context(|| format!("cannot create {}", args.drill_dir.display()))?;
+            let out = args.drill_dir.join(format!(".{}.capture.jsonl", args.name));
+            capture_kafka(CaptureArgs {
+                input: None,
+                kafka: Some(brokers.clone()),
+                topic_prefix: args.topic_prefix.clone(),
+                from: args.from,
+                to: args.to,
+                out: out.clone(),
+                epoch_ms: 20,
+                future_tolerance: std::time::Duration::from_secs(3600),
+                skew_allowance: std::time::Duration::from_millis(250),
+            })?;
+            out
+        }
+        (None, None) => {
+            anyhow::bail!("give --capture FILE, or --kafka BROKERS to capture the period")
+        }
+    };
+    let (header, span) = capture_span(&capture_path)?;
     let Some((first, last)) = span else {
-        anyhow::bail!("the capture {} holds no record", args.capture.display());
+        anyhow::bail!("the capture {} holds no record", capture_path.display());
     };
     let ms = |t: &jiff::Timestamp| u64::try_from(t.as_millisecond()).unwrap_or(0);
     let from = args
@@ -492,23 +529,23 @@ fn run(args: DrillRunArgs) -> anyhow::Result<()> {
         }
         None => 0,
     };
-    let dir = args.drill_dir.join(&args.name);
     if dir.exists() {
-        if !args.replace {
-            anyhow::bail!(
-                "the drill {} already ran in {}; give --replace to run it again from scratch, or another name",
-                args.name,
-                dir.display()
-            );
-        }
         std::fs::remove_dir_all(&dir)
             .with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let capture_path = if args.capture.is_none() {
+        let kept = dir.join("capture.jsonl");
+        std::fs::rename(&capture_path, &kept)
+            .with_context(|| format!("cannot move the capture into {}", dir.display()))?;
+        kept
+    } else {
+        capture_path
+    };
     let spec = DrillSpec {
         name: args.name.clone(),
         dir: dir.clone(),
-        capture: args.capture.clone(),
+        capture: capture_path.clone(),
         from_ms: capture::shift_time(from, shift_ms),
         to_ms: capture::shift_time(to, shift_ms),
         shift_ms,
@@ -531,11 +568,11 @@ fn run(args: DrillRunArgs) -> anyhow::Result<()> {
         to_ms: spec.to_ms,
         shift_ms,
         speed: args.speed,
-        source: format!("{} ({})", args.capture.display(), header.source),
+        source: format!("{} ({})", capture_path.display(), header.source),
         workers: args.workers,
     };
     std::fs::write(dir.join("drill.json"), serde_json::to_vec_pretty(&meta)?)?;
-    let truth = truth_beside(&args.capture);
+    let truth = truth_beside(&capture_path);
     if truth.exists() {
         std::fs::copy(&truth, dir.join("truth.json"))?;
     }
@@ -596,7 +633,7 @@ fn run(args: DrillRunArgs) -> anyhow::Result<()> {
     println!(
         "drill {}: replaying {} into {} (speed {}, shift {} ms)",
         args.name,
-        args.capture.display(),
+        capture_path.display(),
         dir.display(),
         if args.speed == 0.0 {
             "max".to_string()
