@@ -137,3 +137,38 @@ async fn feedback_is_delivered_signed_once_per_period() {
     assert_eq!(body["type"], "sightings.feedback");
     assert_eq!(body["data"]["type"], "bundle");
 }
+
+#[test]
+fn a_drill_feeds_back_to_drill_partners_only_and_live_operations_to_live_ones_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key"), "test-pseudonym-key-0001").unwrap();
+    std::fs::write(dir.path().join("hook.whsec"), SECRET).unwrap();
+    let partner = |drill: bool| {
+        format!(
+            "[[partner]]\nid = \"partner-x\"\nfeedback_endpoint = \"http://127.0.0.1:9/p\"\n\
+             secret_file = \"hook.whsec\"\nfeedback_min_count = 5\ndrill = {drill}\n"
+        )
+    };
+    let subs = |drill: bool| {
+        let toml = format!(
+            "pseudonym_key = {{ secret_file = \"key\" }}\n{}",
+            partner(drill)
+        );
+        Subscriptions::parse(&toml, dir.path()).unwrap()
+    };
+    let drill_config = || delivery::OutboxConfig {
+        drill: Some("ex".into()),
+        ..fast_config()
+    };
+    let s = scenario();
+    let cases = [
+        ("live-live", subs(false), fast_config(), 1),
+        ("live-drill", subs(true), fast_config(), 0),
+        ("drill-drill", subs(true), drill_config(), 1),
+        ("drill-live", subs(false), drill_config(), 0),
+    ];
+    for (name, subs, config, want) in cases {
+        let outbox = Outbox::open(&dir.path().join(name), subs, config).unwrap();
+        assert_eq!(outbox.enqueue_feedback(&s, 5000).unwrap(), want, "{name}");
+    }
+}

@@ -198,15 +198,17 @@ pub(super) fn apply(
     Ok(report)
 }
 
-/// Queues every partner's feedback bundle for `period` inside `tx`; returns how many.
+/// Queues every partner's feedback bundle for `period` inside `tx`; returns how many. A
+/// drill (`drill`) feeds back to drill partners only, live operations to live ones only.
 pub(super) fn feedback(
     tx: &mut Tx<'_>,
     subs: &Subscriptions,
     sightings: &crate::feedback::Sightings,
     period: u64,
+    drill: bool,
 ) -> Result<usize, OutboxError> {
     let mut n = 0;
-    for p in &subs.partners {
+    for p in subs.partners.iter().filter(|p| p.drill == drill) {
         let Some(bundle) = sightings.bundle(p, &subs.policy, period) else {
             continue;
         };

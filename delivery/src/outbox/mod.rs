@@ -538,7 +538,8 @@ impl Outbox {
         let n;
         {
             let mut tx = Tx::open(&w, inner.retention())?;
-            n = enqueue::feedback(&mut tx, &inner.subs, sightings, period)?;
+            let drill = inner.config.drill.is_some();
+            n = enqueue::feedback(&mut tx, &inner.subs, sightings, period, drill)?;
         }
         store!(w.commit())?;
         if n > 0 {
