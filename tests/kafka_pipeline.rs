@@ -7,58 +7,21 @@
 
 #![allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod kafka_common;
+
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use kafka_common::*;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
 use schemas::{AlertChange, DeadLetter, ErrorCode};
 use serde_json::Value;
 
-const INPUTS: [&str; 4] = [
-    "sensor.events",
-    "partner.indicators",
-    "osint.items",
-    "desk.actions",
-];
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn bootstrap() -> String {
-    match std::env::var("FUSION_KAFKA_BOOTSTRAP") {
-        Ok(a) if !a.trim().is_empty() => a,
-        _ => panic!(
-            "FUSION_KAFKA_BOOTSTRAP is not set: run through deploy/test.sh, or start a broker with \
-             `deploy/kafka/start-broker.sh 19092` and set FUSION_KAFKA_BOOTSTRAP=127.0.0.1:19092"
-        ),
-    }
-}
-
-fn unique(name: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}{}x{nanos}.", std::process::id())
-}
-
-fn fusion(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_fusion"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "fusion {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A `fusion run --kafka …`; its log goes to a file (a pipe nobody reads until the
 /// end could fill up and block the run).
@@ -184,186 +147,24 @@ fn publish_scenario(broker: &str, prefix: &str, dir: &Path) {
     }
 }
 
-/// Every record of `topic`, read from the beginning to the end of each partition.
-fn read_topic(broker: &str, topic: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker)
-        .set("group.id", format!("reader-{}", unique("")))
-        .set("enable.auto.commit", "false")
-        // The end of each partition tells the reader it has everything.
-        .set("enable.partition.eof", "true")
-        .create()
-        .unwrap();
-    let md = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
-    let mut tpl = TopicPartitionList::new();
-    for p in &parts {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut done = BTreeSet::new();
-    let mut out = Vec::new();
-    let started = Instant::now();
-    while done.len() < parts.len() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "reading {topic} timed out"
-        );
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => out.push((
-                m.key().unwrap_or_default().to_vec(),
-                m.payload().unwrap_or_default().to_vec(),
-            )),
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                done.insert(p);
-            }
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None => {}
-        }
-    }
-    out
-}
-
 fn alert_changes(broker: &str, prefix: &str) -> Vec<AlertChange> {
     read_topic(broker, &format!("{prefix}alerts"))
         .into_iter()
-        .map(|(_, v)| serde_json::from_slice(&v).unwrap())
+        .map(|v| serde_json::from_slice(&v).unwrap())
         .collect()
 }
 
 fn dead_letters(broker: &str, prefix: &str) -> Vec<DeadLetter> {
     read_topic(broker, &format!("{prefix}deadletter"))
         .into_iter()
-        .map(|(_, v)| serde_json::from_slice(&v).unwrap())
+        .map(|v| serde_json::from_slice(&v).unwrap())
         .collect()
-}
-
-/// (id, version) → content, asserting that duplicates carry identical content.
-fn dedup(changes: &[AlertChange]) -> BTreeMap<(String, u64), String> {
-    let mut out: BTreeMap<(String, u64), String> = BTreeMap::new();
-    for c in changes {
-        let content = serde_json::to_string(c).unwrap();
-        if let Some(prev) = out.insert((c.alert.id.clone(), c.version), content.clone()) {
-            assert_eq!(
-                prev, content,
-                "alert {} version {} with two contents",
-                c.alert.id, c.version
-            );
-        }
-    }
-    out
-}
-
-/// The two de-duplicated alert sets are equal; otherwise the first differences are shown.
-fn assert_same_alerts(
-    got: &BTreeMap<(String, u64), String>,
-    want: &BTreeMap<(String, u64), String>,
-) {
-    if got == want {
-        return;
-    }
-    let show = |m: &BTreeMap<(String, u64), String>, other: &BTreeMap<(String, u64), String>| {
-        m.iter()
-            .filter(|(k, v)| other.get(*k) != Some(*v))
-            .take(5)
-            .map(|(_, v)| v.clone())
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    panic!(
-        "alert sets differ: {} got, {} wanted, {} (id, version) only got, {} only wanted\n\
-         first of got not in wanted:\n{}\nfirst of wanted not in got:\n{}",
-        got.len(),
-        want.len(),
-        got.keys().filter(|k| !want.contains_key(*k)).count(),
-        want.keys().filter(|k| !got.contains_key(*k)).count(),
-        show(got, want),
-        show(want, got),
-    );
-}
-
-/// Input partitions of `prefix` holding records whose committed offset (fusion group) is
-/// short of their end, with that offset and the end.
-fn short_of_the_end(broker: &str, prefix: &str) -> Vec<(String, Offset, i64)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker)
-        .set("group.id", "fusion")
-        .create()
-        .unwrap();
-    let mut short = Vec::new();
-    for topic in INPUTS {
-        let name = format!("{prefix}{topic}");
-        let md = consumer
-            .fetch_metadata(Some(&name), Duration::from_secs(10))
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for p in md.topics()[0].partitions() {
-            tpl.add_partition(&name, p.id());
-        }
-        let committed = consumer
-            .committed_offsets(tpl, Duration::from_secs(10))
-            .unwrap();
-        // Copied out before `committed` is dropped (holding it across the consumer's drop hangs).
-        let offsets: Vec<(i32, Offset)> = committed
-            .elements()
-            .iter()
-            .map(|e| (e.partition(), e.offset()))
-            .collect();
-        drop(committed);
-        for (p, offset) in offsets {
-            let (_, high) = consumer
-                .fetch_watermarks(&name, p, Duration::from_secs(10))
-                .unwrap();
-            if high > 0 && offset != Offset::Offset(high) {
-                short.push((format!("{name}/{p}"), offset, high));
-            }
-        }
-    }
-    short
 }
 
 /// Committed offsets of the fusion group equal the end of every input partition.
 fn assert_all_committed(broker: &str, prefix: &str) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker)
-        .set("group.id", "fusion")
-        .create()
-        .unwrap();
-    for topic in INPUTS {
-        let name = format!("{prefix}{topic}");
-        let md = consumer
-            .fetch_metadata(Some(&name), Duration::from_secs(10))
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for p in md.topics()[0].partitions() {
-            tpl.add_partition(&name, p.id());
-        }
-        let committed = consumer
-            .committed_offsets(tpl, Duration::from_secs(10))
-            .unwrap();
-        // Copied out before `committed` is dropped (holding it across the consumer's drop hangs).
-        let offsets: Vec<(i32, Offset)> = committed
-            .elements()
-            .iter()
-            .map(|e| (e.partition(), e.offset()))
-            .collect();
-        drop(committed);
-        for (p, offset) in offsets {
-            let (_, high) = consumer
-                .fetch_watermarks(&name, p, Duration::from_secs(10))
-                .unwrap();
-            if high > 0 {
-                assert_eq!(
-                    offset,
-                    Offset::Offset(high),
-                    "{name}/{p}: everything read is committed"
-                );
-            }
-        }
-    }
+    let short = short_of_the_end(broker, "fusion", prefix);
+    assert!(short.is_empty(), "everything read is committed: {short:?}");
 }
 
 fn truth(dir: &Path) -> Value {
@@ -391,7 +192,7 @@ fn crash_and_restart_derive_the_same_alerts_as_an_uninterrupted_run() {
     let started = Instant::now();
     wait_success(spawn_run(&broker, &whole));
     let full_run = started.elapsed();
-    let expected = dedup(&alert_changes(&broker, &whole));
+    let expected = dedup(&alert_changes(&broker, &whole), "the uninterrupted run");
     assert!(expected.len() > 100, "the scenario raises alerts");
 
     let crashed = unique("crashed");
@@ -420,7 +221,7 @@ fn crash_and_restart_derive_the_same_alerts_as_an_uninterrupted_run() {
         }
     }
     wait_success(spawn_run(&broker, &crashed));
-    let got = dedup(&alert_changes(&broker, &crashed));
+    let got = dedup(&alert_changes(&broker, &crashed), "the crashed runs");
     assert_same_alerts(&got, &expected);
 
     let dead: BTreeSet<(String, i32, i64)> = dead_letters(&broker, &crashed)
@@ -648,8 +449,8 @@ fn a_broker_restart_during_consumption_is_survived() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        let got = dedup(&alert_changes(&broker, &prefix));
-        assert_same_alerts(&got, &dedup(&want));
+        let got = dedup(&alert_changes(&broker, &prefix), "the run");
+        assert_same_alerts(&got, &dedup(&want, "the expected"));
         assert_eq!(
             dead_letters(&broker, &prefix)
                 .iter()
@@ -692,17 +493,6 @@ fn get(url: &str) -> String {
         .unwrap()
         .block_on(async { reqwest::get(url).await?.text().await })
         .unwrap()
-}
-
-/// The sum of every sample of `name` (all label sets) in a Prometheus text exposition.
-fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[test]
@@ -821,7 +611,7 @@ fn a_run_whose_alert_output_fails_stops_at_once_commits_only_what_was_written_an
     let whole = unique("whole");
     publish_scenario(&broker, &whole, &scn);
     wait_success(spawn_run(&broker, &whole));
-    let expected = dedup(&alert_changes(&broker, &whole));
+    let expected = dedup(&alert_changes(&broker, &whole), "the uninterrupted run");
     assert!(expected.len() > 50, "the scenario raises alerts");
 
     // The alerts file is on a full disk: the first closed time with alert changes fails.
@@ -860,11 +650,14 @@ fn a_run_whose_alert_output_fails_stops_at_once_commits_only_what_was_written_an
         started.elapsed()
     );
     assert!(
-        !short_of_the_end(&broker, &failing).is_empty(),
+        !short_of_the_end(&broker, "fusion", &failing).is_empty(),
         "what produced the alerts that were not written is not committed"
     );
 
     wait_success(spawn_run(&broker, &failing));
-    assert_same_alerts(&dedup(&alert_changes(&broker, &failing)), &expected);
+    assert_same_alerts(
+        &dedup(&alert_changes(&broker, &failing), "the failing run"),
+        &expected,
+    );
     assert_all_committed(&broker, &failing);
 }

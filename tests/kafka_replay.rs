@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 
 use kafka_common::*;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
 use schemas::AlertChange;
 
 /// Kill-and-restart trials (the seed fixes where each kill falls).
@@ -91,88 +89,6 @@ fn publish_live(
         std::thread::sleep(Duration::from_millis(700 + rng.below(900)));
     }
     late
-}
-
-/// (id, version) → content, asserting that no (id, version) came with two contents.
-fn dedup(changes: &[AlertChange], what: &str) -> BTreeMap<(String, u64), String> {
-    let mut out: BTreeMap<(String, u64), String> = BTreeMap::new();
-    for c in changes {
-        let content = serde_json::to_string(c).unwrap();
-        if let Some(prev) = out.insert((c.alert.id.clone(), c.version), content.clone()) {
-            assert_eq!(
-                prev, content,
-                "{what}: alert {} version {} with two contents",
-                c.alert.id, c.version
-            );
-        }
-    }
-    out
-}
-
-fn assert_same_alerts(
-    got: &BTreeMap<(String, u64), String>,
-    want: &BTreeMap<(String, u64), String>,
-) {
-    if got == want {
-        return;
-    }
-    let show = |m: &BTreeMap<(String, u64), String>, other: &BTreeMap<(String, u64), String>| {
-        m.iter()
-            .filter(|(k, v)| other.get(*k) != Some(*v))
-            .take(3)
-            .map(|(_, v)| v.clone())
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    panic!(
-        "alert histories differ: {} live, {} replayed; {} (id, version) only live, {} only \
-         replayed\nfirst live not replayed:\n{}\nfirst replayed not live:\n{}",
-        got.len(),
-        want.len(),
-        got.keys().filter(|k| !want.contains_key(*k)).count(),
-        want.keys().filter(|k| !got.contains_key(*k)).count(),
-        show(got, want),
-        show(want, got),
-    );
-}
-
-/// Input partitions whose committed offset (group `fusion`) is short of their end.
-fn uncommitted(broker: &str, prefix: &str) -> Vec<String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker)
-        .set("group.id", "fusion")
-        .create()
-        .unwrap();
-    let mut short = Vec::new();
-    for topic in INPUTS {
-        let name = format!("{prefix}{topic}");
-        let md = consumer
-            .fetch_metadata(Some(&name), Duration::from_secs(10))
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for p in md.topics()[0].partitions() {
-            tpl.add_partition(&name, p.id());
-        }
-        let committed = consumer
-            .committed_offsets(tpl, Duration::from_secs(10))
-            .unwrap();
-        // Copied out before `committed` is dropped (holding it across the consumer's drop hangs).
-        let offsets: Vec<(i32, Offset)> = committed
-            .elements()
-            .iter()
-            .map(|e| (e.partition(), e.offset()))
-            .collect();
-        drop(committed);
-        for (p, offset) in offsets {
-            let (_, high) = consumer
-                .fetch_watermarks(&name, p, Duration::from_secs(10))
-                .unwrap();
-            if high > 0 && offset != Offset::Offset(high) {
-                short.push(format!("{name}/{p}: committed {offset:?}, end {high}"));
-            }
-        }
-    }
-    short
 }
 
 #[test]
@@ -305,11 +221,11 @@ fn kill_9_at_random_points_of_a_live_run_re_derives_the_alert_history_of_an_unin
     );
     // Everything read becomes durable and is committed.
     let started = Instant::now();
-    while !uncommitted(&broker, &prefix).is_empty() {
+    while !short_of_the_end(&broker, "fusion", &prefix).is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "offsets still not committed: {:?}\nthe run logged:\n{}",
-            uncommitted(&broker, &prefix),
+            short_of_the_end(&broker, "fusion", &prefix),
             run.complaints()
         );
         std::thread::sleep(Duration::from_millis(250));

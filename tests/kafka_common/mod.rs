@@ -3,7 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)] // Each test uses part of it; a test that cannot unwrap has failed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -14,6 +14,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
+use schemas::AlertChange;
 
 /// Fusion's input topics (suffixes).
 pub const INPUTS: [&str; 4] = [
@@ -244,12 +245,14 @@ pub fn publish_in_bursts(
     late
 }
 
-/// Every record of `topic`, read from the beginning to the end of each partition.
-pub fn read_topic(broker: &str, topic: &str) -> Vec<Vec<u8>> {
+/// Every record of `topic` as (key, payload), read from the beginning to the end of
+/// each partition.
+pub fn read_records(broker: &str, topic: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker)
         .set("group.id", format!("reader-{}", unique("")))
         .set("enable.auto.commit", "false")
+        // The end of each partition tells the reader it has everything.
         .set("enable.partition.eof", "true")
         .create()
         .unwrap();
@@ -272,7 +275,10 @@ pub fn read_topic(broker: &str, topic: &str) -> Vec<Vec<u8>> {
             "reading {topic} timed out"
         );
         match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => out.push(m.payload().unwrap_or_default().to_vec()),
+            Some(Ok(m)) => out.push((
+                m.key().unwrap_or_default().to_vec(),
+                m.payload().unwrap_or_default().to_vec(),
+            )),
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 done.insert(p);
             }
@@ -281,6 +287,98 @@ pub fn read_topic(broker: &str, topic: &str) -> Vec<Vec<u8>> {
         }
     }
     out
+}
+
+/// The payload of every record of `topic` ([`read_records`]).
+pub fn read_topic(broker: &str, topic: &str) -> Vec<Vec<u8>> {
+    read_records(broker, topic)
+        .into_iter()
+        .map(|(_, payload)| payload)
+        .collect()
+}
+
+/// (id, version) → content, asserting that no (id, version) came with two contents.
+pub fn dedup(changes: &[AlertChange], what: &str) -> BTreeMap<(String, u64), String> {
+    let mut out: BTreeMap<(String, u64), String> = BTreeMap::new();
+    for c in changes {
+        let content = serde_json::to_string(c).unwrap();
+        if let Some(prev) = out.insert((c.alert.id.clone(), c.version), content.clone()) {
+            assert_eq!(
+                prev, content,
+                "{what}: alert {} version {} with two contents",
+                c.alert.id, c.version
+            );
+        }
+    }
+    out
+}
+
+/// The two de-duplicated alert histories are equal; otherwise the first differences are shown.
+pub fn assert_same_alerts(
+    got: &BTreeMap<(String, u64), String>,
+    want: &BTreeMap<(String, u64), String>,
+) {
+    if got == want {
+        return;
+    }
+    let show = |m: &BTreeMap<(String, u64), String>, other: &BTreeMap<(String, u64), String>| {
+        m.iter()
+            .filter(|(k, v)| other.get(*k) != Some(*v))
+            .take(5)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    panic!(
+        "alert histories differ: {} got, {} wanted, {} (id, version) only got, {} only wanted\n\
+         first of got not in wanted:\n{}\nfirst of wanted not in got:\n{}",
+        got.len(),
+        want.len(),
+        got.keys().filter(|k| !want.contains_key(*k)).count(),
+        want.keys().filter(|k| !got.contains_key(*k)).count(),
+        show(got, want),
+        show(want, got),
+    );
+}
+
+/// Input partitions under `prefix` holding records whose committed offset (of `group`) is
+/// short of their end: (topic/partition, committed offset, end).
+pub fn short_of_the_end(broker: &str, group: &str, prefix: &str) -> Vec<(String, Offset, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut short = Vec::new();
+    for topic in INPUTS {
+        let name = format!("{prefix}{topic}");
+        let md = consumer
+            .fetch_metadata(Some(&name), Duration::from_secs(10))
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in md.topics()[0].partitions() {
+            tpl.add_partition(&name, p.id());
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap();
+        // Copied out before `committed` is dropped (holding it across the consumer's drop hangs).
+        let offsets: Vec<(i32, Offset)> = committed
+            .elements()
+            .iter()
+            .map(|e| (e.partition(), e.offset()))
+            .collect();
+        drop(committed);
+        for (p, offset) in offsets {
+            let (_, high) = consumer
+                .fetch_watermarks(&name, p, Duration::from_secs(10))
+                .unwrap();
+            if high > 0 && offset != Offset::Offset(high) {
+                short.push((format!("{name}/{p}"), offset, high));
+            }
+        }
+    }
+    short
 }
 
 /// The committed offsets of `group` on the input topics under `prefix`.
