@@ -302,7 +302,7 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
     let future_tolerance_ms = i64::try_from(args.future_tolerance.as_millis()).unwrap_or(i64::MAX);
     let source: Box<dyn Source> = match (&args.drill, &kafka, &args.input) {
         // drill (issue 13): the capture, replayed.
-        (Some(d), _, _) => Box::new(d.source(future_tolerance_ms, args.epoch_ms)?),
+        (Some(d), _, _) => Box::new(d.source(future_tolerance_ms)?),
         (None, Some(cfg), _) => {
             let skew_ms = i64::try_from(args.skew_allowance.as_millis()).unwrap_or(i64::MAX);
             let source = KafkaSource::open(cfg)?
@@ -357,14 +357,20 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
         (None, None) => Box::new(MemoryDeadLetters::with_limit(0)),
     };
     let alerts_topic = kafka.as_ref().map(KafkaAlerts::new).transpose()?;
-    let outbox = match &args.subscriptions {
-        Some(path) => {
-            let subs = delivery::Subscriptions::load(path)
-                .with_context(|| format!("cannot load the subscriptions {}", path.display()))?;
+    let subscriptions = args
+        .subscriptions
+        .as_ref()
+        .map(|path| {
+            delivery::Subscriptions::load(path)
+                .with_context(|| format!("cannot load the subscriptions {}", path.display()))
+        })
+        .transpose()?;
+    let outbox = match &subscriptions {
+        Some(subs) => {
             Some(
                 delivery::Outbox::open(
                     &args.outbox,
-                    subs,
+                    subs.clone(),
                     delivery::OutboxConfig {
                         // drill (issue 13): every webhook names the drill.
                         drill: args.drill.as_ref().map(|d| d.name.clone()),
@@ -412,7 +418,7 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
     let mut roster = load_roster(args.roster.as_deref())?;
     // drill (issue 13): outage injects are roster overrides.
     if let Some(d) = &args.drill {
-        roster = d.roster(roster, args.epoch_ms)?;
+        roster = d.roster(roster)?;
     }
     // --- desk (issue 11): the API, its action input, the terminal when there is one ---
     let mut desk = crate::desk::start::DeskRun::start(crate::desk::start::DeskOptions {
@@ -533,9 +539,7 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
             }
         }
         // drill (issue 13): the deliveries the drill's alert changes would cause.
-        if let (Some(d), Some(path)) = (&args.drill, &args.subscriptions) {
-            let subs = delivery::Subscriptions::load(path)
-                .with_context(|| format!("cannot load the subscriptions {}", path.display()))?;
+        if let (Some(d), Some(subs)) = (&args.drill, subscriptions) {
             let intents =
                 crate::drill::DeliveryIntents::create(subs, &d.dir.join("deliveries.jsonl"))?;
             output = output.sink(d.within_period(intents));

@@ -171,25 +171,19 @@ pub struct DrillSpec {
     pub shift_ms: i64,
     /// Pace.
     pub speed: f64,
-    /// The inject file.
-    pub inject: Option<PathBuf>,
+    /// The injected records, by time (read once from the inject file).
+    pub injects: Vec<capture::Replayed>,
+    /// The outage injects.
+    pub outages: Vec<inject::Outage>,
 }
 
 impl DrillSpec {
     /// The source replaying the capture and injects.
-    pub fn source(
-        &self,
-        tolerance_ms: i64,
-        epoch_ms: u64,
-    ) -> anyhow::Result<capture::CaptureSource> {
+    pub fn source(&self, tolerance_ms: i64) -> anyhow::Result<capture::CaptureSource> {
         let reader = capture::Reader::open(&self.capture)?;
-        let injects = match &self.inject {
-            Some(path) => inject::load(path, self.from_ms, epoch_ms)?.records,
-            None => Vec::new(),
-        };
         Ok(capture::CaptureSource::new(
             reader,
-            injects,
+            self.injects.clone(),
             self.shift_ms,
             (self.from_ms, self.to_ms),
             self.speed,
@@ -201,19 +195,13 @@ impl DrillSpec {
     pub fn roster(
         &self,
         roster: Option<dataflow::roster::RosterSpec>,
-        epoch_ms: u64,
     ) -> anyhow::Result<Option<dataflow::roster::RosterSpec>> {
-        let Some(path) = &self.inject else {
-            return Ok(roster);
-        };
-        let outages = inject::load(path, self.from_ms, epoch_ms)?.outages;
-        if outages.is_empty() {
+        if self.outages.is_empty() {
             return Ok(roster);
         }
         let Some(mut roster) = roster else {
             anyhow::bail!(
-                "the inject file {} has an outage, but the drill has no roster (give --roster FILE)",
-                path.display()
+                "the inject file has an outage, but the drill has no roster (give --roster FILE)"
             );
         };
         let text = |ms: u64| {
@@ -221,7 +209,7 @@ impl DrillSpec {
                 .map(|t| t.to_string())
                 .unwrap_or_default()
         };
-        for o in outages {
+        for o in &self.outages {
             if !roster.centers.iter().any(|c| c.name == o.center) {
                 anyhow::bail!("outage inject: the roster has no center {:?}", o.center);
             }
@@ -542,6 +530,11 @@ fn run(args: DrillRunArgs) -> anyhow::Result<()> {
     } else {
         capture_path
     };
+    // The injects are read and checked once, before anything runs.
+    let injects = match &args.inject {
+        Some(path) => inject::load(path, capture::shift_time(from, shift_ms), epoch)?,
+        None => inject::Injects::default(),
+    };
     let spec = DrillSpec {
         name: args.name.clone(),
         dir: dir.clone(),
@@ -550,17 +543,14 @@ fn run(args: DrillRunArgs) -> anyhow::Result<()> {
         to_ms: capture::shift_time(to, shift_ms),
         shift_ms,
         speed: args.speed,
-        inject: args.inject.clone(),
+        injects: injects.records,
+        outages: injects.outages,
     };
-    // The injects are checked before anything runs, and listed for the report.
-    let applied = match &args.inject {
-        Some(path) => inject::load(path, spec.from_ms, epoch)?.applied,
-        None => Vec::new(),
-    };
-    let mut injects = std::fs::File::create(dir.join("injects.jsonl"))?;
-    for a in &applied {
-        serde_json::to_writer(&mut injects, a)?;
-        injects.write_all(b"\n")?;
+    // What the injects do, for the report.
+    let mut listed = std::fs::File::create(dir.join("injects.jsonl"))?;
+    for a in &injects.applied {
+        serde_json::to_writer(&mut listed, a)?;
+        listed.write_all(b"\n")?;
     }
     let meta = Meta {
         name: &args.name,
