@@ -25,6 +25,7 @@
 //! The enrichment is one reduce per observable over its alerts and its current
 //! indicators, so no alert can be dropped by a join with a missing partner record.
 
+use crate::shared::Shared;
 use std::collections::BTreeMap;
 
 use differential_dataflow::VecCollection;
@@ -78,25 +79,25 @@ pub fn window_start(ms: i64) -> i64 {
 /// corroboration.
 pub fn base_alerts<'s>(
     sightings: VecCollection<'s, Time, AlertSightings>,
-    current: VecCollection<'s, Time, Indicator>,
-) -> VecCollection<'s, Time, Alert> {
+    current: VecCollection<'s, Time, Shared<Indicator>>,
+) -> VecCollection<'s, Time, Shared<Alert>> {
     let by_ref = current.map(|i| (indicator_ref(&i.id), i));
     sightings
         .map(|s| (s.indicator, s))
-        .join_map(by_ref, |_, s, i| base_alert(i, s))
+        .join_map(by_ref, |_, s, i| Shared::new(base_alert(i, s)))
 }
 
 /// The `base` alerts corroborated by every `current` indicator on the same observable
 /// (see the module documentation).
 pub fn corroborated<'s>(
-    base: VecCollection<'s, Time, Alert>,
-    current: VecCollection<'s, Time, Indicator>,
+    base: VecCollection<'s, Time, Shared<Alert>>,
+    current: VecCollection<'s, Time, Shared<Indicator>>,
     config: CorroborationConfig,
-) -> VecCollection<'s, Time, Alert> {
+) -> VecCollection<'s, Time, Shared<Alert>> {
     let half_life_ms = config.half_life_ms;
     base.map(|a| {
         let key = indicator_key(a.indicator.kind, &a.indicator.value);
-        (key_hash(&key), Part::Alert(Box::new(a)))
+        (key_hash(&key), Part::Alert(a))
     })
     .concat(current.map(|i| {
         let key = indicator_key(i.kind, &i.value);
@@ -104,7 +105,7 @@ pub fn corroborated<'s>(
     }))
     .reduce_named(
         "CorroboratedAlert",
-        move |_key, group: &[(&Part, isize)], out: &mut Vec<(Alert, isize)>| {
+        move |_key, group: &[(&Part, isize)], out: &mut Vec<(Shared<Alert>, isize)>| {
             let mut feeds: Vec<(&str, &Contributor)> = Vec::new();
             let mut bases = Vec::new();
             for (part, _) in group.iter().filter(|(_, n)| *n > 0) {
@@ -121,7 +122,7 @@ pub fn corroborated<'s>(
                     .filter(|(k, _)| *k == key)
                     .map(|(_, c)| *c)
                     .collect();
-                out.push((corroborate(base, key, &own, half_life_ms), 1));
+                out.push((Shared::new(corroborate(base, key, &own, half_life_ms)), 1));
             }
         },
     )
@@ -131,8 +132,9 @@ pub fn corroborated<'s>(
 /// What the corroboration reduce sees of one observable.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 enum Part {
-    /// An alert on it, before corroboration.
-    Alert(Box<Alert>),
+    /// An alert on it, before corroboration (shared: the arrangements' merges copy a
+    /// pointer, not the alert).
+    Alert(Shared<Alert>),
     /// A current indicator on it (its match key, and the indicator as a source).
     Feed(String, Contributor),
 }

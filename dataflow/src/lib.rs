@@ -33,6 +33,7 @@ pub mod roster;
 pub mod roster_versions;
 pub mod routing;
 pub mod runtime;
+pub mod shared;
 pub mod snapshot;
 pub mod views;
 

@@ -187,8 +187,6 @@ where
         .as_collection()
 }
 
-/// Judges each probe `(alert_id, time, probe)` with the roster in force at its time
-/// (the earliest roster, for probes older than every roster).
 /// The duty in force paired with every present alert `(id, opened)`, at each time the
 /// pair starts to hold: when the duty changes (every present alert) or when an alert
 /// becomes present (that alert). Only the starts are emitted (`made` keeps each once).
@@ -298,40 +296,150 @@ struct DutyPending {
     duty: Vec<(DutyStatus, isize)>,
 }
 
+/// Judges each probe `(alert_id, time, probe)` with the roster in force at its time
+/// (the earliest roster, for probes older than every roster).
 fn judge<'s>(
     probes: VecCollection<'s, Time, (String, Time, Probe)>,
     versions: VecCollection<'s, Time, (RosterSpec, Time)>,
     horizon_ms: u64,
-) -> VecCollection<'s, Time, ((String, Time, Probe), (Option<DutyStatus>, SlaSpec))> {
-    let pairs = probes
-        .map(|p| ((), p))
-        .join_map(versions.map(|v| ((), v)), |_, p, v| (p.clone(), v.clone()));
-    let mut cache: Option<(RosterSpec, Roster)> = None;
-    made(pairs, horizon_ms)
-        .map(|(pair, _)| pair)
-        .reduce_named(
+) -> VecCollection<'s, Time, Judged> {
+    // The versions (one record at a time) go to every worker; probes stay with their
+    // alert's worker. A probe is judged once, when it is made, against the version in
+    // force then (before every roster: when the first one arrives), and the judgement is
+    // dropped `horizon_ms` later, like every fact made (see [`made`]). This is the join of
+    // probes with versions on a unit key, kept once made and reduced to the version in
+    // force, without pairing every probe with a copy of the roster on one worker.
+    let versions = versions.inner.broadcast();
+    probes
+        .inner
+        .binary_frontier::<_, CapacityContainerBuilder<Vec<(Judged, Time, isize)>>, _, _, _, _>(
+            versions,
+            Exchange::new(|((id, _, _), _, _): &((String, Time, Probe), Time, isize)| id.hashed()),
+            Pipeline,
             "JudgeAtRoster",
-            |(_, te, _), versions: &[(&(RosterSpec, Time), isize)], out| {
-                let in_force = versions
-                    .iter()
-                    .filter(|(v, _)| v.1 <= *te)
-                    .max_by_key(|(v, _)| v.1)
-                    .or_else(|| versions.iter().min_by_key(|(v, _)| v.1));
-                if let Some(((spec, _), _)) = in_force {
-                    out.push((spec.clone(), 1));
+            move |cap, _info| {
+                let mut cap = Some(cap);
+                let mut pending: BTreeMap<Time, JudgePending> = BTreeMap::new();
+                let mut forget: BTreeMap<Time, Vec<Judged>> = BTreeMap::new();
+                let mut present: BTreeMap<(RosterSpec, Time), isize> = BTreeMap::new();
+                let mut in_force: Option<InForce> = None;
+                let mut parked: Vec<(String, Time, Probe)> = Vec::new();
+                move |(input, probe_frontier), (version_input, version_frontier), output| {
+                    input.for_each(|_time, data| {
+                        for (p, t, diff) in data.drain(..) {
+                            pending.entry(t).or_default().probes.push((p, diff));
+                        }
+                    });
+                    version_input.for_each(|_time, data| {
+                        for (v, t, diff) in data.drain(..) {
+                            pending.entry(t).or_default().versions.push((v, diff));
+                        }
+                    });
+                    let bound = [probe_frontier.frontier(), version_frontier.frontier()]
+                        .into_iter()
+                        .filter_map(|f| f.first().copied())
+                        .min();
+                    loop {
+                        let next = [pending.keys().next(), forget.keys().next()]
+                            .into_iter()
+                            .flatten()
+                            .copied()
+                            .min();
+                        let Some(t) = next.filter(|t| bound.is_none_or(|b| *t < b)) else {
+                            break;
+                        };
+                        let Some(cap) = cap.as_ref() else { break };
+                        let at = cap.delayed(&t);
+                        let mut session = output.session(&at);
+                        for judged in forget.remove(&t).unwrap_or_default() {
+                            session.give((judged, t, -1));
+                        }
+                        let Some(mut p) = pending.remove(&t) else {
+                            continue;
+                        };
+                        for (v, diff) in p.versions {
+                            let n = present.entry(v.clone()).or_default();
+                            *n += diff;
+                            if *n == 0 {
+                                present.remove(&v);
+                            }
+                        }
+                        // The latest version in force by `t`, else the earliest (for probes
+                        // older than every roster).
+                        let chosen = present
+                            .iter()
+                            .filter(|(v, n)| **n > 0 && v.1 <= t)
+                            .max_by_key(|(v, _)| v.1)
+                            .or_else(|| {
+                                present
+                                    .iter()
+                                    .filter(|(_, n)| **n > 0)
+                                    .min_by_key(|(v, _)| v.1)
+                            })
+                            .map(|(v, _)| v);
+                        if chosen != in_force.as_ref().map(|f| &f.version) {
+                            in_force = chosen.map(|v| InForce {
+                                roster: Roster::compile(&v.0).ok(),
+                                version: v.clone(),
+                            });
+                        }
+                        p.probes.sort();
+                        crate::history::consolidate(&mut p.probes);
+                        for (probe, diff) in p.probes {
+                            if diff > 0 {
+                                parked.push(probe);
+                            } else if let Some(i) = parked.iter().position(|q| *q == probe) {
+                                // Gone before any roster judged it.
+                                parked.swap_remove(i);
+                            }
+                        }
+                        let Some(force) = in_force.as_ref() else {
+                            continue;
+                        };
+                        let drop_at = t.saturating_add(horizon_ms).max(t + 1);
+                        for probe in parked.drain(..) {
+                            let judged = (probe.clone(), force.judge(probe.1));
+                            session.give((judged.clone(), t, 1));
+                            forget.entry(drop_at).or_default().push(judged);
+                        }
+                    }
+                    match bound {
+                        Some(b) => {
+                            if let Some(cap) = cap.as_mut() {
+                                cap.downgrade(&b);
+                            }
+                        }
+                        None => cap = None,
+                    }
                 }
             },
         )
-        .map(move |((id, te, probe), spec)| {
-            if cache.as_ref().is_none_or(|(s, _)| *s != spec) {
-                cache = Roster::compile(&spec).ok().map(|r| (spec.clone(), r));
-            }
-            let (duty, sla) = match &cache {
-                Some((_, roster)) => (duty_at(roster, te), roster.sla().clone()),
-                None => (None, spec.sla.clone()),
-            };
-            ((id, te, probe), (duty, sla))
-        })
+        .as_collection()
+}
+
+/// A probe with the duty and SLA it was judged by.
+type Judged = ((String, Time, Probe), (Option<DutyStatus>, SlaSpec));
+
+/// The inputs of [`judge`] at one logical time.
+#[derive(Default)]
+struct JudgePending {
+    probes: Vec<((String, Time, Probe), isize)>,
+    versions: Vec<((RosterSpec, Time), isize)>,
+}
+
+/// The roster version judging probes, compiled once.
+struct InForce {
+    version: (RosterSpec, Time),
+    roster: Option<Roster>,
+}
+
+impl InForce {
+    fn judge(&self, te: Time) -> (Option<DutyStatus>, SlaSpec) {
+        match &self.roster {
+            Some(roster) => (duty_at(roster, te), roster.sla().clone()),
+            None => (None, self.version.0.sla.clone()),
+        }
+    }
 }
 
 /// Whether the officer's center may take `action` at `te` given the duty then.
@@ -391,16 +499,22 @@ fn deadline(
 }
 
 /// Routing over `alerts`, `actions` and the `roster` collection (see the module doc).
-pub fn routing<'s>(
-    alerts: VecCollection<'s, Time, Alert>,
+pub fn routing<'s, A>(
+    alerts: VecCollection<'s, Time, A>,
     actions: VecCollection<'s, Time, DeskAction>,
     roster: VecCollection<'s, Time, RosterSpec>,
     horizon_ms: u64,
-) -> RoutingViews<'s> {
+) -> RoutingViews<'s>
+where
+    A: differential_dataflow::Data + std::borrow::Borrow<Alert>,
+{
     let versions = roster_versions(roster);
     let duty = duty_clock(versions.clone());
 
-    let content = alerts.map(|a| (a.id, a.severity));
+    let content = alerts.map(|a| {
+        let a: &Alert = a.borrow();
+        (a.id.clone(), a.severity)
+    });
     let ids = content.clone().map(|(id, _)| id).distinct();
     // First appearance of each id, kept.
     let opened = made(ids.clone(), horizon_ms).reduce_named(

@@ -28,6 +28,7 @@ use crate::Time;
 use crate::evidence::{ExpiryConfig, Kept, KeptIndicator, alert_evidence};
 use crate::history::{EventIn, HistoryReport, IndicatorIn, TierConfig, history_matches};
 use crate::roster::RosterSpec;
+use crate::shared::Shared;
 use crate::views::corroboration::CorroborationConfig;
 use crate::views::warning_lists::{self, WarningEntry};
 use crate::{alerts, routing};
@@ -114,7 +115,7 @@ pub enum Output {
 /// The input sessions of one worker.
 struct Inputs {
     events: InputSession<Time, EventIn, isize>,
-    indicators: InputSession<Time, Indicator, isize>,
+    indicators: InputSession<Time, Shared<Indicator>, isize>,
     actions: InputSession<Time, DeskAction, isize>,
     warnings: InputSession<Time, WarningEntry, isize>,
     /// The warning-list entries in force (worker 0 holds them).
@@ -155,7 +156,8 @@ struct Held {
 
 /// The latest version of an indicator id.
 struct Latest {
-    version: Indicator,
+    /// Shared with the indicator input (and every arrangement of it).
+    version: Shared<Indicator>,
     seq: u64,
 }
 
@@ -173,13 +175,14 @@ impl Held {
     /// Takes `i`, arriving at `now`: the changes to the indicator input (the version it
     /// replaces, removed; itself, unless revoked), none for a version that is not newer
     /// than the latest (an exact repeat, or older: it would never be current).
-    fn insert_indicator(&mut self, i: &Indicator, now: Time) -> Vec<(Indicator, isize)> {
+    fn insert_indicator(&mut self, i: Indicator, now: Time) -> Vec<(Shared<Indicator>, isize)> {
         let mut changes = Vec::new();
         if let Some(latest) = self.latest.get(&i.id)
-            && (i.modified, i) <= (latest.version.modified, &latest.version)
+            && (i.modified, &i) <= (latest.version.modified, &*latest.version)
         {
             return changes;
         }
+        let i = Shared::new(i);
         self.seq += 1;
         let seq = self.seq;
         let previous = self.latest.insert(
@@ -229,7 +232,7 @@ impl Held {
 
     /// Forgets the version `seq` of `id` if it is still the latest; returns it if it was
     /// in the input (not revoked).
-    fn forget(&mut self, id: &str, seq: u64) -> Option<Indicator> {
+    fn forget(&mut self, id: &str, seq: u64) -> Option<Shared<Indicator>> {
         if self.latest.get(id).is_none_or(|l| l.seq != seq) {
             return None;
         }
@@ -288,7 +291,7 @@ impl Inputs {
                 match input {
                     Input::Event(ev) => self.events.insert(EventIn::of(ev)),
                     Input::Indicator(i) => {
-                        for (version, diff) in self.held.insert_indicator(&i, self.now) {
+                        for (version, diff) in self.held.insert_indicator(i, self.now) {
                             self.indicators.update(version, diff);
                         }
                     }
@@ -469,7 +472,7 @@ pub fn run(
         };
         let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
             let (events, event_coll) = scope.new_collection();
-            let (indicators, indicator_coll) = scope.new_collection();
+            let (indicators, indicator_coll) = scope.new_collection::<Shared<Indicator>, isize>();
             let (actions, action_coll) = scope.new_collection::<DeskAction, isize>();
             let (warnings, warning_coll) = scope.new_collection::<WarningEntry, isize>();
             // The input holds only current versions (see [`Held`]).
@@ -521,14 +524,15 @@ pub fn run(
             let to_out = out.clone();
             let mut alerts = alerts::corroborated(kept_alerts, current, corroboration);
             if drill {
-                alerts = alerts.map(|mut a| {
+                alerts = alerts.map(|a| {
+                    let mut a = a.into_inner();
                     a.drill = true;
-                    a
+                    Shared::new(a)
                 });
             }
             let alerts = alerts
                 .inspect(move |(alert, time, diff)| {
-                    let _ = to_out.send(Output::Alert(Box::new(alert.clone()), *time, *diff));
+                    let _ = to_out.send(Output::Alert(Box::new(Alert::clone(alert)), *time, *diff));
                 })
                 .probe_with(&alert_probe)
                 .probe_with(&probe);

@@ -64,6 +64,7 @@ use toml::Spanned;
 use crate::Time;
 use crate::matching::Match;
 use crate::observables::{cidr_key, indicator_key, key_hash};
+use crate::shared::Shared;
 
 /// One value of one warning list.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -312,15 +313,15 @@ pub fn suppress<'s>(
 /// The alerts split by the warning lists, as [`suppress`] splits matches: an alert is
 /// suppressed when its indicator's value is covered.
 pub fn suppress_alerts<'s>(
-    alerts: VecCollection<'s, Time, Alert>,
+    alerts: VecCollection<'s, Time, Shared<Alert>>,
     entries: VecCollection<'s, Time, WarningEntry>,
 ) -> (
-    VecCollection<'s, Time, Alert>,
-    VecCollection<'s, Time, (Alert, Vec<String>)>,
+    VecCollection<'s, Time, Shared<Alert>>,
+    VecCollection<'s, Time, (Shared<Alert>, Vec<String>)>,
 ) {
     let values = alerts
         .clone()
-        .map(|a| (a.indicator.kind, a.indicator.value))
+        .map(|a| (a.indicator.kind, a.indicator.value.clone()))
         .distinct();
     let lists = covering(values, entries);
     let keyed = alerts.map(|a| (value_id(a.indicator.kind, &a.indicator.value), a));

@@ -1,0 +1,75 @@
+//! [`Shared`]: an immutable value held by reference count inside collections.
+//!
+//! Arrangements copy their values on every merge of their batches; an alert is a few
+//! hundred bytes of strings and lists, so a trace of alerts spent its time cloning them.
+//! A `Shared<Alert>` is copied as a pointer, and one alert is held once however many
+//! arrangements keep it. It orders, compares and hashes as its value, and is
+//! (de)serialized as its value (what serde's `rc` feature does, without turning that
+//! feature on for the whole dependency tree).
+
+use std::borrow::Borrow;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An immutable value shared by reference count (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Shared<T>(Arc<T>);
+
+impl<T> Shared<T> {
+    /// Shares `value`.
+    pub fn new(value: T) -> Self {
+        Self(Arc::new(value))
+    }
+}
+
+impl<T: Clone> Shared<T> {
+    /// The value: moved out when this is its only holder, cloned otherwise.
+    pub fn into_inner(self) -> T {
+        Arc::unwrap_or_clone(self.0)
+    }
+}
+
+impl<T> Deref for Shared<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> Borrow<T> for Shared<T> {
+    fn borrow(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Serialize> Serialize for Shared<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.as_ref().serialize(serializer)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Shared<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer).map(Self::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_and_serializes_as_its_value() {
+        let (a, b) = (Shared::new("a".to_string()), Shared::new("b".to_string()));
+        assert!(a < b);
+        assert_eq!(a, Shared::new("a".into()));
+        let json = serde_json::to_string(&b).unwrap();
+        assert_eq!(json, "\"b\"");
+        let back: Shared<String> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, b);
+        assert_eq!(back.into_inner(), "b");
+    }
+}
