@@ -30,14 +30,32 @@ pub fn key_hash_parts(prefix: &str, value: &str) -> u64 {
 
 /// [`key_hash`] of the concatenation of `parts`, without building it.
 pub fn hash_bytes(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in parts.iter().flat_map(|p| p.iter()) {
-        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    finish(parts.iter().fold(FNV_OFFSET, |h, p| fnv(h, p)))
+}
+
+/// FNV-1a's initial state.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a's state after `h` and then `bytes`.
+const fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        h = (h ^ bytes[i] as u64).wrapping_mul(0x0100_0000_01b3);
+        i += 1;
     }
+    h
+}
+
+/// The splitmix64 finaliser of an FNV-1a state: the hash.
+fn finish(mut h: u64) -> u64 {
     h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     h ^ (h >> 31)
 }
+
+/// The FNV-1a state after `domain:`: an event's domain and each of its parents are
+/// hashed on from there (most events carry a domain of two or three keys).
+const DOMAIN_PREFIX: u64 = fnv(FNV_OFFSET, b"domain:");
 
 /// The match key of an indicator value of `kind` (already normalized).
 pub fn indicator_key(kind: IndicatorKind, value: &str) -> String {
@@ -112,7 +130,7 @@ pub fn exact_keys(ev: &SensorEvent) -> Vec<u64> {
         // The domain and each parent of two labels or more: "a.b.c" -> "a.b.c", "b.c".
         let mut rest = d;
         loop {
-            keys.push(key_hash_parts("domain:", rest));
+            keys.push(finish(fnv(DOMAIN_PREFIX, rest.as_bytes())));
             match rest.split_once('.') {
                 Some((_, parent)) if parent.contains('.') => rest = parent,
                 _ => break,

@@ -90,7 +90,13 @@ impl Dedup {
             .back()
             .is_none_or(|(start, _)| start.saturating_add(self.span_ms) <= t)
         {
-            self.generations.push_back((t, FxHashMap::default()));
+            // Sized like the last one (a generation holds about as many ids as the one
+            // before): growing a map from empty rehashed it a dozen times.
+            let capacity = self.generations.back().map_or(0, |(_, ids)| ids.len());
+            self.generations.push_back((
+                t,
+                FxHashMap::with_capacity_and_hasher(capacity, FxBuildHasher),
+            ));
         }
         if let Some((_, newest)) = self.generations.back_mut() {
             newest.insert(key, value);

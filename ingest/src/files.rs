@@ -28,6 +28,10 @@ struct TopicFile {
     topic: Topic,
     path: PathBuf,
     reader: BufReader<File>,
+    /// The line being read, reused from line to line.
+    scratch: Vec<u8>,
+    /// Finds the topic's time field in a line.
+    time_key: Option<TimeKey>,
     line: i64,
     last_ts: i64,
     head: Option<RawRecord>,
@@ -45,36 +49,39 @@ struct Line {
     ts: Option<i64>,
 }
 
+/// Bytes read from a topic file at a time: a few system calls per megabyte of lines.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+
 impl TopicFile {
     fn read_line(&mut self) -> Result<Option<Line>, SourceError> {
-        let mut buf = Vec::new();
         loop {
-            buf.clear();
-            let n = self
-                .reader
-                .read_until(b'\n', &mut buf)
-                .map_err(|source| SourceError::Io {
+            self.scratch.clear();
+            let n = read_until_newline(&mut self.reader, &mut self.scratch).map_err(|source| {
+                SourceError::Io {
                     path: self.path.display().to_string(),
                     source,
-                })?;
+                }
+            })?;
             if n == 0 {
                 return Ok(None);
             }
             let offset = self.line;
             self.line += 1;
-            if offset == 0 && buf.starts_with(BOM) {
-                buf.drain(..BOM.len());
+            let mut bytes = self.scratch.as_slice();
+            if offset == 0 {
+                bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
             }
-            while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                buf.pop();
+            while let [rest @ .., b'\n' | b'\r'] = bytes {
+                bytes = rest;
             }
-            if buf.iter().all(u8::is_ascii_whitespace) {
+            if bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let ts = natural_time_ms(self.topic, &buf);
+            let ts = time_of(self.topic, self.time_key.as_ref(), bytes);
             return Ok(Some(Line {
                 offset,
-                bytes: buf,
+                // Sized to the line: the payload lives until the record is decoded.
+                bytes: bytes.to_vec(),
                 ts,
             }));
         }
@@ -136,7 +143,12 @@ struct TimePeek {
 
 /// The natural time of a record of `topic`, if it can be read.
 pub fn natural_time_ms(topic: Topic, payload: &[u8]) -> Option<i64> {
-    if let Some(ms) = time_field_ms(topic, payload) {
+    time_of(topic, TimeKey::of(topic).as_ref(), payload)
+}
+
+/// [`natural_time_ms`], with the topic's [`TimeKey`] built once per file.
+fn time_of(topic: Topic, key: Option<&TimeKey>, payload: &[u8]) -> Option<i64> {
+    if let Some(ms) = key.and_then(|k| k.time_ms(payload)) {
         return Some(ms);
     }
     let peek: TimePeek = serde_json::from_slice(payload).ok()?;
@@ -150,25 +162,68 @@ pub fn natural_time_ms(topic: Topic, payload: &[u8]) -> Option<i64> {
     Some(t.as_millisecond())
 }
 
-/// The time field of a record, found by its bytes: `"observed_at":"…"` (no space) for an
-/// event, and likewise for the other topics. A JSON string cannot hold an unescaped `"`,
-/// so the pattern can only be a key; a nested key of that name would make the record
-/// invalid (no nested object has one), and it is then dead-lettered whatever its time.
-/// None when the pattern is absent or its value does not parse: the caller parses the
-/// record instead.
-fn time_field_ms(topic: Topic, payload: &[u8]) -> Option<i64> {
-    let key: &[u8] = match topic {
-        Topic::SensorEvents => b"\"observed_at\":\"",
-        Topic::PartnerIndicators => b"\"modified\":\"",
-        Topic::OsintItems => b"\"published\":\"",
-        Topic::DeskActions => b"\"at\":\"",
-        _ => return None,
-    };
-    let start = memchr::memmem::find(payload, key)? + key.len();
-    let rest = payload.get(start..)?;
-    let end = memchr::memchr(b'"', rest)?;
-    let text = std::str::from_utf8(rest.get(..end)?).ok()?;
-    text.parse::<Timestamp>().ok().map(|t| t.as_millisecond())
+/// The time field of a topic's records, found by its bytes: `"observed_at":"…"` (no
+/// space) for an event, and likewise for the other topics. A JSON string cannot hold an
+/// unescaped `"`, so the pattern can only be a key; a nested key of that name would make
+/// the record invalid (no nested object has one), and it is then dead-lettered whatever
+/// its time.
+struct TimeKey {
+    finder: memchr::memmem::Finder<'static>,
+}
+
+impl TimeKey {
+    /// The key of `topic`'s time field; none for topics Fusion does not read.
+    fn of(topic: Topic) -> Option<Self> {
+        let key: &'static [u8] = match topic {
+            Topic::SensorEvents => b"\"observed_at\":\"",
+            Topic::PartnerIndicators => b"\"modified\":\"",
+            Topic::OsintItems => b"\"published\":\"",
+            Topic::DeskActions => b"\"at\":\"",
+            _ => return None,
+        };
+        Some(Self {
+            finder: memchr::memmem::Finder::new(key),
+        })
+    }
+
+    /// The time in `payload`; none when the key is absent or its value does not parse:
+    /// the caller parses the record instead.
+    fn time_ms(&self, payload: &[u8]) -> Option<i64> {
+        let start = self.finder.find(payload)? + self.finder.needle().len();
+        let rest = payload.get(start..)?;
+        let end = memchr::memchr(b'"', rest)?;
+        let text = std::str::from_utf8(rest.get(..end)?).ok()?;
+        schemas::timestamp::parse(text)
+            .ok()
+            .map(|t| t.as_millisecond())
+    }
+}
+
+/// Reads up to and including the next `\n` (or to the end of the file) into `buf`, as
+/// [`BufRead::read_until`] does; returns the number of bytes read.
+fn read_until_newline(reader: &mut BufReader<File>, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut read = 0;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(read);
+        }
+        // memchr's vectorised search (the standard library's goes a word at a time).
+        let (used, done) = match memchr::memchr(b'\n', available) {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        buf.extend_from_slice(available.get(..used).unwrap_or_default());
+        reader.consume(used);
+        read += used;
+        if done {
+            return Ok(read);
+        }
+    }
 }
 
 /// A directory of JSON-lines files, one per input topic.
@@ -226,7 +281,9 @@ impl JsonLinesDir {
             files.push(TopicFile {
                 topic,
                 path,
-                reader: BufReader::new(file),
+                reader: BufReader::with_capacity(READ_BUFFER_BYTES, file),
+                scratch: Vec::new(),
+                time_key: TimeKey::of(topic),
                 line: 0,
                 last_ts: UNREADABLE_TIME_MS,
                 head: None,

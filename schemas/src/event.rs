@@ -138,6 +138,7 @@ pub struct SensorEvent {
     /// Country of the sensor (ISO 3166-1 alpha-2).
     pub country: String,
     /// When the sensor saw it (event time).
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub observed_at: Timestamp,
     /// What was seen.
     pub kind: EventKind,
@@ -212,8 +213,8 @@ impl SensorEvent {
         ];
         for (field, kind, value) in checks {
             if let Some(v) = value {
-                match kind.normalize(v) {
-                    Ok(n) if &n == v => {}
+                match kind.normalized(v) {
+                    Ok(n) if *n == **v => {}
                     Ok(n) => {
                         return Err(ValidationError::new(
                             field,

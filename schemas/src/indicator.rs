@@ -1,5 +1,6 @@
 //! Indicators of compromise as partners and OSINT feeds share them.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use schemars::JsonSchema;
@@ -100,8 +101,8 @@ impl Indicator {
         validate::id("id", &self.id)?;
         validate::id("owner", &self.owner)?;
         validate::id("source_id", &self.source_id)?;
-        match self.kind.normalize(&self.value) {
-            Ok(normal) if normal == self.value => {}
+        match self.kind.normalized(&self.value) {
+            Ok(normal) if *normal == *self.value => {}
             Ok(normal) => {
                 return Err(ValidationError::new(
                     "value",
@@ -174,6 +175,13 @@ impl IndicatorKind {
 
     /// Brings a raw value into the canonical form matching uses, or says why it is not a valid value of this kind.
     pub fn normalize(self, raw: &str) -> Result<String, String> {
+        self.normalized(raw).map(Cow::into_owned)
+    }
+
+    /// [`IndicatorKind::normalize`], borrowing from `raw` where the canonical form is a
+    /// part of it (a value already in canonical form, as records must carry it, costs no
+    /// allocation to check).
+    pub fn normalized(self, raw: &str) -> Result<Cow<'_, str>, String> {
         let raw = raw.trim();
         if raw.len() > validate::MAX_VALUE_BYTES {
             return Err(format!(
@@ -185,15 +193,15 @@ impl IndicatorKind {
         match self {
             IndicatorKind::Ipv4 => raw
                 .parse::<Ipv4Addr>()
-                .map(|ip| ip.to_string())
+                .map(|ip| Cow::Owned(ip.to_string()))
                 .map_err(|_| format!("{raw:?} is not an IPv4 address")),
             IndicatorKind::Ipv6 => raw
                 .parse::<Ipv6Addr>()
-                .map(|ip| ip.to_string())
+                .map(|ip| Cow::Owned(ip.to_string()))
                 .map_err(|_| format!("{raw:?} is not an IPv6 address")),
-            IndicatorKind::Cidr => normalize_cidr(raw),
+            IndicatorKind::Cidr => normalize_cidr(raw).map(Cow::Owned),
             IndicatorKind::Domain => normalize_domain(raw),
-            IndicatorKind::Url => normalize_url(raw),
+            IndicatorKind::Url => normalize_url(raw).map(Cow::Owned),
             IndicatorKind::Md5 => normalize_hex(raw, 32, "MD5"),
             IndicatorKind::Sha1 => normalize_hex(raw, 40, "SHA-1"),
             IndicatorKind::Sha256 => normalize_hex(raw, 64, "SHA-256"),
@@ -267,8 +275,8 @@ pub fn mask(ip: IpAddr, len: u8) -> Option<IpAddr> {
     }
 }
 
-fn normalize_domain(raw: &str) -> Result<String, String> {
-    let d = raw.trim_end_matches('.').to_ascii_lowercase();
+fn normalize_domain(raw: &str) -> Result<Cow<'_, str>, String> {
+    let d = lower(raw.trim_end_matches('.'));
     if !d.is_ascii() {
         return Err(format!(
             "{raw:?} is not ASCII; write international names in punycode (xn--)"
@@ -277,33 +285,47 @@ fn normalize_domain(raw: &str) -> Result<String, String> {
     if d.len() > 253 {
         return Err("is longer than 253 characters".to_string());
     }
-    let labels: Vec<&str> = d.split('.').collect();
-    if labels.len() < 2 {
+    if !d.as_bytes().contains(&b'.') {
         return Err(format!(
             "{raw:?} is not a domain name with at least two labels"
         ));
     }
-    for l in &labels {
-        if l.is_empty() || l.len() > 63 {
+    // One pass over the bytes, label by label (a '.' sentinel closes the last one), with
+    // the checks in the order they report: each label's length, then its characters.
+    let (mut len, mut bad, mut digits, mut tld_digits) = (0usize, false, true, false);
+    for &b in d.as_bytes().iter().chain(std::iter::once(&b'.')) {
+        if b != b'.' {
+            len += 1;
+            bad |= !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            digits &= b.is_ascii_digit();
+            continue;
+        }
+        if len == 0 || len > 63 {
             return Err(format!("{raw:?} has an empty or over-long label"));
         }
-        if !l
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if bad {
             return Err(format!(
                 "{raw:?} has a label with characters other than letters, digits, - and _"
             ));
         }
+        tld_digits = digits;
+        (len, digits) = (0, true);
     }
-    if d.parse::<IpAddr>().is_ok()
-        || labels
-            .last()
-            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
-    {
+    // An all-digit top-level label also catches every IPv4 address (an IPv6 address has
+    // a ':', refused above).
+    if tld_digits {
         return Err(format!("{raw:?} is an address, not a domain name"));
     }
     Ok(d)
+}
+
+/// `s` in ASCII lower case, borrowed when it already is.
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 fn normalize_url(raw: &str) -> Result<String, String> {
@@ -319,15 +341,15 @@ fn normalize_url(raw: &str) -> Result<String, String> {
     Ok(u.to_string())
 }
 
-fn normalize_hex(raw: &str, len: usize, name: &str) -> Result<String, String> {
+fn normalize_hex<'a>(raw: &'a str, len: usize, name: &str) -> Result<Cow<'a, str>, String> {
     if raw.len() == len && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(raw.to_ascii_lowercase())
+        Ok(lower(raw))
     } else {
         Err(format!("is not a {name} hash ({len} hexadecimal digits)"))
     }
 }
 
-fn normalize_email(raw: &str) -> Result<String, String> {
+fn normalize_email(raw: &str) -> Result<Cow<'_, str>, String> {
     let (local, domain) = raw
         .rsplit_once('@')
         .ok_or_else(|| format!("{raw:?} is not an e-mail address"))?;
@@ -339,13 +361,17 @@ fn normalize_email(raw: &str) -> Result<String, String> {
     {
         return Err(format!("{raw:?} has an invalid local part"));
     }
-    let domain = normalize_domain(domain)?;
-    Ok(format!("{}@{domain}", local.to_ascii_lowercase()))
+    let normal_domain = normalize_domain(domain)?;
+    let normal_local = lower(local);
+    if *normal_local == *local && *normal_domain == *domain {
+        return Ok(Cow::Borrowed(raw));
+    }
+    Ok(Cow::Owned(format!("{normal_local}@{normal_domain}")))
 }
 
-fn normalize_wallet(raw: &str) -> Result<String, String> {
+fn normalize_wallet(raw: &str) -> Result<Cow<'_, str>, String> {
     const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-    let lower = raw.to_ascii_lowercase();
+    let lower = lower(raw);
     if let Some(hex) = lower.strip_prefix("0x")
         && hex.len() == 40
         && hex.bytes().all(|b| b.is_ascii_hexdigit())
@@ -357,7 +383,7 @@ fn normalize_wallet(raw: &str) -> Result<String, String> {
         && rest
             .bytes()
             .all(|b| b"qpzry9x8gf2tvdw0s3jn54khce6mua7l".contains(&b))
-        && (raw == lower || raw == raw.to_ascii_uppercase())
+        && (raw == lower || raw.bytes().all(|b| !b.is_ascii_lowercase()))
     {
         return Ok(lower);
     }
@@ -365,7 +391,7 @@ fn normalize_wallet(raw: &str) -> Result<String, String> {
         && (raw.starts_with('1') || raw.starts_with('3'))
         && raw.bytes().all(|b| BASE58.contains(&b))
     {
-        return Ok(raw.to_string());
+        return Ok(Cow::Borrowed(raw));
     }
     Err(format!(
         "{raw:?} is not a Bitcoin (base58 or bc1) or Ethereum (0x) wallet address"
@@ -375,6 +401,133 @@ fn normalize_wallet(raw: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The rules for domains, e-mail addresses and wallets read plainly, allocating as
+    /// they go (the implementation before the one that borrows): the oracle.
+    mod plain {
+        use std::net::IpAddr;
+
+        pub fn domain(raw: &str) -> Result<String, String> {
+            let d = raw.trim_end_matches('.').to_ascii_lowercase();
+            if !d.is_ascii() {
+                return Err(format!(
+                    "{raw:?} is not ASCII; write international names in punycode (xn--)"
+                ));
+            }
+            if d.len() > 253 {
+                return Err("is longer than 253 characters".to_string());
+            }
+            let labels: Vec<&str> = d.split('.').collect();
+            if labels.len() < 2 {
+                return Err(format!(
+                    "{raw:?} is not a domain name with at least two labels"
+                ));
+            }
+            for l in &labels {
+                if l.is_empty() || l.len() > 63 {
+                    return Err(format!("{raw:?} has an empty or over-long label"));
+                }
+                if !l
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    return Err(format!(
+                        "{raw:?} has a label with characters other than letters, digits, - and _"
+                    ));
+                }
+            }
+            if d.parse::<IpAddr>().is_ok()
+                || labels
+                    .last()
+                    .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return Err(format!("{raw:?} is an address, not a domain name"));
+            }
+            Ok(d)
+        }
+
+        pub fn email(raw: &str) -> Result<String, String> {
+            let (local, domain) = raw
+                .rsplit_once('@')
+                .ok_or_else(|| format!("{raw:?} is not an e-mail address"))?;
+            if local.is_empty()
+                || local.len() > 64
+                || !local
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b))
+            {
+                return Err(format!("{raw:?} has an invalid local part"));
+            }
+            let domain = self::domain(domain)?;
+            Ok(format!("{}@{domain}", local.to_ascii_lowercase()))
+        }
+
+        pub fn wallet(raw: &str) -> Result<String, String> {
+            const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+            let lower = raw.to_ascii_lowercase();
+            if let Some(hex) = lower.strip_prefix("0x")
+                && hex.len() == 40
+                && hex.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Ok(lower);
+            }
+            if let Some(rest) = lower.strip_prefix("bc1")
+                && (11..=71).contains(&rest.len())
+                && rest
+                    .bytes()
+                    .all(|b| b"qpzry9x8gf2tvdw0s3jn54khce6mua7l".contains(&b))
+                && (raw == lower || raw == raw.to_ascii_uppercase())
+            {
+                return Ok(lower);
+            }
+            if (26..=35).contains(&raw.len())
+                && (raw.starts_with('1') || raw.starts_with('3'))
+                && raw.bytes().all(|b| BASE58.contains(&b))
+            {
+                return Ok(raw.to_string());
+            }
+            Err(format!(
+                "{raw:?} is not a Bitcoin (base58 or bc1) or Ethereum (0x) wallet address"
+            ))
+        }
+    }
+
+    /// Domain-like text: labels of 0 to 70 characters (a few of them not allowed),
+    /// dots, sometimes upper case, an address or an e-mail address.
+    fn domainish() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "([a-zA-Z0-9_-]{0,3}[.]?){0,5}",
+            "([a-z0-9$ :-]{0,70}[.]){1,4}[a-zA-Z0-9.]{0,4}",
+            "[0-9]{1,3}[.][0-9]{1,3}[.][0-9]{1,3}[.][0-9]{1,3}[.]?",
+            "[a-zA-Z0-9.!+-]{0,8}@([a-zA-Z0-9_-]{0,4}[.]?){0,4}",
+            "[a-z0-9.é]{0,12}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn domains_and_addresses_are_judged_as_the_plain_rules_say(raw in domainish()) {
+            prop_assert_eq!(IndicatorKind::Domain.normalize(&raw), plain::domain(raw.trim()));
+            prop_assert_eq!(IndicatorKind::Email.normalize(&raw), plain::email(raw.trim()));
+        }
+
+        #[test]
+        fn wallets_are_judged_as_the_plain_rules_say(
+            raw in "(0[xX][0-9a-fA-F]{40}|[bB][cC]1[qpzry9x8gf2tvdw0s3jn54khce6mua7lQPZRY]{11,20}|[13][1-9A-Za-z]{25,34})"
+        ) {
+            prop_assert_eq!(IndicatorKind::Wallet.normalize(&raw), plain::wallet(&raw));
+        }
+
+        #[test]
+        fn a_value_in_canonical_form_is_borrowed(raw in domainish()) {
+            if let Ok(normal) = IndicatorKind::Domain.normalize(&raw)
+                && normal == raw
+            {
+                prop_assert!(matches!(IndicatorKind::Domain.normalized(&raw), Ok(Cow::Borrowed(_))));
+            }
+        }
+    }
 
     #[test]
     fn normalizes_each_kind() {

@@ -26,6 +26,7 @@ pub mod osint;
 pub mod routing;
 pub mod sharing;
 pub mod stix;
+pub mod timestamp;
 pub mod topic;
 pub mod validate;
 

@@ -40,6 +40,10 @@ pub fn id(field: &str, value: &str) -> Result<(), ValidationError> {
             format!("is {} bytes, at most {MAX_ID_BYTES} allowed", value.len()),
         ));
     }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"._:@/+-".contains(&b);
+    if value.bytes().all(allowed) {
+        return Ok(());
+    }
     if let Some(c) = value
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || "._:@/+-".contains(*c)))
