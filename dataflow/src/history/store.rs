@@ -4,17 +4,23 @@
 //! Pure and single-threaded: the operator calls it in logical-time order.
 //!
 //! - **Raw tier.** Events are kept whole (id, sensor, country, times, victim, account) in
-//!   chunks of ingestion time ([`TierConfig::chunk_ms`]), each with its own index from
-//!   observable to events: a hash map for exact keys, ordered maps for addresses (IPv4 and
-//!   IPv6 apart, so a network is a range). A chunk ages out once the whole of it is older
-//!   than the evidence window: its events are folded into the summaries and the chunk is
-//!   dropped at once.
+//!   chunks of ingestion time ([`TierConfig::chunk_ms`]). A chunk lists its (observable,
+//!   event) pairs per kind (exact keys, IPv4, IPv6 addresses apart), appended as events
+//!   come and sorted on the first lookup after: a lookup is a binary search, a network a
+//!   range of addresses. A chunk ages out once the whole of it is older than the evidence
+//!   window: its events are folded into the summaries and the chunk is dropped at once.
 //! - **Summary tier.** Per (observable, sensor, UTC hour of event time): how many events,
 //!   first and last seen (seconds of the hour), the sensor's country. Summaries live in
-//!   partitions of whole hours of event time ([`TierConfig::partition_hours`]), each a hash
-//!   map or ordered map from observable to a list of cells in one arena. A partition is
-//!   dropped at once when its last hour is older than the retention; an event whose hour
-//!   is already beyond the retention when it ages is not summarised ([`Counters::beyond_retention`]).
+//!   partitions of whole hours of event time ([`TierConfig::partition_hours`]), each a
+//!   list of immutable runs: vectors of 16-byte cells per kind, sorted by (observable,
+//!   sensor, hour). An aged chunk adds one run to each partition its events fall in; the
+//!   newest runs merge while the newest is at least half the size of the one before (as a
+//!   log-structured merge tree does), combining the cells of one (observable, sensor,
+//!   hour), up to a cap that bounds the copy a merge makes. A lookup searches every run
+//!   and combines what it finds, so it sees one summary per (observable, sensor, hour)
+//!   however its events were split over runs. A partition is dropped at once when its
+//!   last hour is older than the retention; an event whose hour is already beyond the
+//!   retention when it ages is not summarised ([`Counters::beyond_retention`]).
 //! - **Indicators.** Exact keys in a hash map; networks (and single addresses, as networks
 //!   of full length) by (prefix length, masked address), with the set of prefix lengths
 //!   present: a live event's address is looked up once per length present, not scanned.
@@ -27,9 +33,9 @@
 //! Addresses are stored as `u32` (IPv4) or `u128` (IPv6); IPv4 networks in the schema's
 //! CIDR form are matched on IPv4 addresses only, IPv6 networks on IPv6 addresses only.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::ops::Bound;
 
 use rustc_hash::FxHashMap;
 
@@ -86,7 +92,9 @@ pub struct Counters {
 pub struct Sizes {
     /// Events held whole.
     pub raw_events: usize,
-    /// Summary cells (observable, sensor, hour).
+    /// Summary cells (observable, sensor, hour), counted once per run that holds one: a
+    /// summary whose events aged in chunks whose runs have not merged yet counts more than
+    /// once (runs merge as they grow, so few do).
     pub summaries: usize,
     /// Current indicators.
     pub indicators: usize,
@@ -109,217 +117,296 @@ struct RawEvent {
     account: Option<Box<str>>,
 }
 
-/// A link in a per-observable list of an arena.
-#[derive(Debug, Clone, Copy)]
-struct Link<V> {
-    value: V,
-    next: u32,
+/// (observable, event index) pairs of one observable kind in a chunk: appended as events
+/// come, sorted on the first lookup after (a lookup is a binary search, a network a range).
+#[derive(Debug)]
+struct Postings<K> {
+    pairs: Vec<(K, u32)>,
+    sorted: bool,
 }
 
-/// The end of a list.
-const NIL: u32 = u32::MAX;
-
-/// Links in segments of at most a fixed size: a large arena grows without reallocating
-/// (and copying) what it holds, so it never needs twice its size while growing.
-#[derive(Debug, Clone)]
-struct Arena<V> {
-    segments: Vec<Vec<Link<V>>>,
-    len: u32,
-}
-
-/// log2 of the links per segment.
-const SEGMENT_BITS: u32 = 13;
-
-impl<V> Default for Arena<V> {
+impl<K> Default for Postings<K> {
     fn default() -> Self {
         Self {
-            segments: Vec::new(),
-            len: 0,
+            pairs: Vec::new(),
+            sorted: true,
         }
     }
 }
 
-impl<V> Arena<V> {
-    fn len(&self) -> usize {
-        self.len as usize
-    }
-
-    fn push(&mut self, link: Link<V>) -> u32 {
-        let at = self.len;
-        let segment = (at >> SEGMENT_BITS) as usize;
-        if segment == self.segments.len() {
-            // A segment grows as a vector does, up to its fixed size: small arenas (a
-            // short raw chunk holds a few events) stay small.
-            self.segments.push(Vec::new());
+impl<K: Ord + Copy> Postings<K> {
+    fn push(&mut self, obs: K, at: u32) {
+        if self.sorted && self.pairs.last().is_some_and(|last| *last > (obs, at)) {
+            self.sorted = false;
         }
-        if let Some(s) = self.segments.get_mut(segment) {
-            s.push(link);
+        self.pairs.push((obs, at));
+    }
+
+    fn sort(&mut self) {
+        if !self.sorted {
+            // Stable sort: it finds the part already sorted by an earlier lookup.
+            self.pairs.sort();
+            self.sorted = true;
         }
-        self.len = self.len.saturating_add(1);
-        at
     }
 
-    fn get(&self, at: u32) -> Option<&Link<V>> {
-        self.segments
-            .get((at >> SEGMENT_BITS) as usize)?
-            .get((at & ((1 << SEGMENT_BITS) - 1)) as usize)
-    }
-
-    fn get_mut(&mut self, at: u32) -> Option<&mut Link<V>> {
-        self.segments
-            .get_mut((at >> SEGMENT_BITS) as usize)?
-            .get_mut((at & ((1 << SEGMENT_BITS) - 1)) as usize)
+    /// Appends the events of the observables in `lo..=hi` (after [`Postings::sort`]).
+    fn events_in(&self, lo: K, hi: K, out: &mut Vec<u32>) {
+        let start = self.pairs.partition_point(|(obs, _)| *obs < lo);
+        let from = self.pairs.get(start..).unwrap_or_default();
+        out.extend(
+            from.iter()
+                .take_while(|(obs, _)| *obs <= hi)
+                .map(|(_, at)| *at),
+        );
     }
 }
 
-/// An index from observables (exact keys, IPv4, IPv6 addresses) to lists of `V` in one
-/// arena: one map entry and one link per (observable, value). IPv4 addresses are looked
-/// up in a hash map (one probe), and listed per /16 for network ranges; IPv6 addresses
-/// (rarer) are kept in order.
-#[derive(Debug, Clone)]
-struct Index<V> {
-    keys: FxHashMap<u64, u32>,
-    v4: FxHashMap<u32, u32>,
-    /// The IPv4 addresses present, by their /16.
-    v4_by16: FxHashMap<u16, Vec<u32>>,
-    v6: BTreeMap<u128, u32>,
-    links: Arena<V>,
+/// Raw evidence of one stretch of ingestion time.
+#[derive(Debug, Default)]
+struct Chunk {
+    events: Vec<RawEvent>,
+    keys: Postings<u64>,
+    v4: Postings<u32>,
+    v6: Postings<u128>,
 }
 
-impl<V: Copy> Default for Index<V> {
-    fn default() -> Self {
-        Self {
-            keys: FxHashMap::default(),
-            v4: FxHashMap::default(),
-            v4_by16: FxHashMap::default(),
-            v6: BTreeMap::new(),
-            links: Arena::default(),
-        }
-    }
-}
-
-/// An observable of an event, as the index keys it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Obs {
-    Key(u64),
-    V4(u32),
-    V6(u128),
-}
-
-impl Obs {
-    fn of_ip(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(v4) => Obs::V4(u32::from(v4)),
-            IpAddr::V6(v6) => Obs::V6(u128::from(v6)),
-        }
+impl Chunk {
+    fn sort(&mut self) {
+        self.keys.sort();
+        self.v4.sort();
+        self.v6.sort();
     }
 
-    /// A stable number for the observable (part of a summary sighting's identity).
-    fn id(self) -> u64 {
-        match self {
-            Obs::Key(k) => k,
-            Obs::V4(a) => 0x4000_0000_0000_0000 ^ u64::from(a),
-            Obs::V6(a) => (a as u64) ^ ((a >> 64) as u64).rotate_left(17) ^ 0x6000_0000_0000_0000,
-        }
-    }
-}
-
-impl<V: Copy> Index<V> {
-    fn head_mut(&mut self, obs: Obs) -> &mut u32 {
-        match obs {
-            Obs::Key(k) => self.keys.entry(k).or_insert(NIL),
-            Obs::V4(a) => {
-                let by16 = &mut self.v4_by16;
-                self.v4.entry(a).or_insert_with(|| {
-                    by16.entry((a >> 16) as u16).or_default().push(a);
-                    NIL
-                })
-            }
-            Obs::V6(a) => self.v6.entry(a).or_insert(NIL),
-        }
-    }
-
-    fn head(&self, obs: Obs) -> Option<u32> {
-        match obs {
-            Obs::Key(k) => self.keys.get(&k).copied(),
-            Obs::V4(a) => self.v4.get(&a).copied(),
-            Obs::V6(a) => self.v6.get(&a).copied(),
-        }
-    }
-
-    /// Inserts `value` into the list of `obs` after the link `after` (at the head if none).
-    fn insert_after(&mut self, obs: Obs, after: Option<u32>, value: V) -> u32 {
-        let Some(prev) = after else {
-            return self.push(obs, value);
-        };
-        let next = self.links.get(prev).map_or(NIL, |l| l.next);
-        let at = self.links.push(Link { value, next });
-        if let Some(p) = self.links.get_mut(prev) {
-            p.next = at;
-        }
-        at
-    }
-
-    /// Prepends `value` to the list of `obs`; returns its link index.
-    fn push(&mut self, obs: Obs, value: V) -> u32 {
-        let at = self.links.len;
-        let head = self.head_mut(obs);
-        let next = *head;
-        *head = at;
-        self.links.push(Link { value, next })
-    }
-
-    fn list(&self, head: u32) -> impl Iterator<Item = (u32, &V)> + '_ {
-        let mut at = head;
-        std::iter::from_fn(move || {
-            let link = self.links.get(at)?;
-            let here = at;
-            at = link.next;
-            Some((here, &link.value))
-        })
-    }
-
-    /// Every (observable, list head) the target covers.
-    fn heads(&self, target: &Target) -> Vec<(Obs, u32)> {
+    /// The events (indexes, ascending, each once) with an observable the target covers
+    /// (after [`Chunk::sort`]).
+    fn events_of(&self, target: &Target, out: &mut Vec<u32>) {
+        out.clear();
         match *target {
-            Target::Key(k) => self
-                .keys
-                .get(&k)
-                .map(|h| (Obs::Key(k), *h))
-                .into_iter()
-                .collect(),
+            Target::Key(k) => self.keys.events_in(k, k, out),
             Target::V4 { net, len } => {
                 let (lo, hi) = v4_range(net, len);
-                let mut out = Vec::new();
-                for prefix in (lo >> 16)..=(hi >> 16) {
-                    for a in self.v4_by16.get(&(prefix as u16)).into_iter().flatten() {
-                        if (lo..=hi).contains(a)
-                            && let Some(h) = self.v4.get(a)
-                        {
-                            out.push((Obs::V4(*a), *h));
-                        }
-                    }
-                }
-                out
+                self.v4.events_in(lo, hi, out);
             }
             Target::V6 { net, len } => {
                 let (lo, hi) = v6_range(net, len);
-                self.v6
-                    .range((Bound::Included(lo), Bound::Included(hi)))
-                    .map(|(a, h)| (Obs::V6(*a), *h))
-                    .collect()
+                self.v6.events_in(lo, hi, out);
+            }
+        }
+        // An event with two addresses in one network is one sighting.
+        if out.len() > 1 {
+            out.sort_unstable();
+            out.dedup();
+        }
+    }
+}
+
+/// One summary of an observable: (sensor, hour) with its count and span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cell {
+    sensor: u32,
+    count: u32,
+    first_s: u16,
+    last_s: u16,
+    country: Country,
+    /// Hour of event time, counted from the first hour of its partition (at most 24 hours).
+    hour: u8,
+}
+
+// Sixteen bytes a cell: the summary tier is most of the store's memory.
+const _: () = assert!(std::mem::size_of::<Cell>() == 16);
+
+impl Cell {
+    /// Adds the events of `newer`, a cell of the same (observable, sensor, hour); the
+    /// country stays that of the cell made first.
+    fn absorb(&mut self, newer: &Cell) {
+        self.count = self.count.saturating_add(newer.count);
+        self.first_s = self.first_s.min(newer.first_s);
+        self.last_s = self.last_s.max(newer.last_s);
+    }
+}
+
+/// The cells of one observable kind, sorted by (observable, sensor, hour), one per triple.
+type Cells<K> = Vec<(K, Cell)>;
+
+/// What orders cells and identifies a summary within a partition.
+fn cell_key<K: Copy>(e: &(K, Cell)) -> (K, u32, u8) {
+    (e.0, e.1.sensor, e.1.hour)
+}
+
+/// Merges two runs' cells of one kind: the cells of one (observable, sensor, hour) combine.
+fn merge_cells<K: Ord + Copy>(older: &[(K, Cell)], newer: &[(K, Cell)]) -> Cells<K> {
+    let mut out = Vec::with_capacity(older.len() + newer.len());
+    let mut a = older.iter().copied().peekable();
+    let mut b = newer.iter().copied().peekable();
+    loop {
+        match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => match cell_key(x).cmp(&cell_key(y)) {
+                Ordering::Less => out.extend(a.next()),
+                Ordering::Greater => out.extend(b.next()),
+                Ordering::Equal => {
+                    let mut c = *x;
+                    c.1.absorb(&y.1);
+                    out.push(c);
+                    a.next();
+                    b.next();
+                }
+            },
+            (Some(_), None) => {
+                out.extend(a);
+                break;
+            }
+            (None, _) => {
+                out.extend(b);
+                break;
             }
         }
     }
-
-    /// Every (observable, list head).
-    fn all_heads(&self) -> impl Iterator<Item = (Obs, u32)> + '_ {
-        self.keys
-            .iter()
-            .map(|(k, h)| (Obs::Key(*k), *h))
-            .chain(self.v4.iter().map(|(a, h)| (Obs::V4(*a), *h)))
-            .chain(self.v6.iter().map(|(a, h)| (Obs::V6(*a), *h)))
+    // Observables seen in both runs leave room unused; give it back when it is much.
+    if out.capacity() - out.len() > out.len() / 8 {
+        out.shrink_to_fit();
     }
+    out
+}
+
+/// Combines runs of equal (observable, sensor, hour) in cells sorted by them, the cells of
+/// one summary in the order they were made.
+fn combine_sorted<K: Ord + Copy>(cells: &mut Cells<K>) {
+    cells.dedup_by(|newer, older| {
+        let same = cell_key(newer) == cell_key(older);
+        if same {
+            older.1.absorb(&newer.1);
+        }
+        same
+    });
+}
+
+/// An immutable, sorted batch of summary cells of one partition.
+#[derive(Debug, Default)]
+struct Run {
+    keys: Cells<u64>,
+    v4: Cells<u32>,
+    v6: Cells<u128>,
+}
+
+impl Run {
+    fn len(&self) -> usize {
+        self.keys.len() + self.v4.len() + self.v6.len()
+    }
+
+    fn merge(older: &Run, newer: &Run) -> Run {
+        Run {
+            keys: merge_cells(&older.keys, &newer.keys),
+            v4: merge_cells(&older.v4, &newer.v4),
+            v6: merge_cells(&older.v6, &newer.v6),
+        }
+    }
+}
+
+/// Cells above which two runs are not merged: the copy a merge makes stays small (a
+/// partition of a day may hold millions of cells).
+const RUN_CAP: usize = 1 << 20;
+
+/// Summaries of some whole hours of event time: runs, oldest first. Each aged chunk adds
+/// a run; the newest runs merge while the newest is at least half the size of the one
+/// before (up to [`RUN_CAP`]), so a partition holds few runs and a cell is copied a
+/// logarithmic number of times.
+#[derive(Debug, Default)]
+struct Partition {
+    runs: Vec<Run>,
+    /// Cells over all runs.
+    cells: usize,
+}
+
+impl Partition {
+    fn push(&mut self, run: Run, cap: usize) {
+        self.cells += run.len();
+        self.runs.push(run);
+        while let [.., older, newer] = self.runs.as_slice() {
+            let (o, n) = (older.len(), newer.len());
+            if n * 2 < o || o + n > cap {
+                break;
+            }
+            let merged = Run::merge(older, newer);
+            self.cells = self.cells + merged.len() - o - n;
+            self.runs.truncate(self.runs.len() - 2);
+            self.runs.push(merged);
+        }
+    }
+
+    /// The summaries of the observables in `lo..=hi` of one kind (`cells` picks it), one
+    /// per (observable, sensor, hour), in that order, into `out`.
+    fn find<K: Ord + Copy>(
+        &self,
+        cells: impl Fn(&Run) -> &Cells<K>,
+        lo: K,
+        hi: K,
+        out: &mut Cells<K>,
+    ) {
+        out.clear();
+        for run in &self.runs {
+            let run = cells(run);
+            let start = run.partition_point(|(obs, _)| *obs < lo);
+            let from = run.get(start..).unwrap_or_default();
+            out.extend(from.iter().take_while(|(obs, _)| *obs <= hi));
+        }
+        if self.runs.len() > 1 {
+            // Stable: a summary's cells stay oldest first, so they combine as a merge would.
+            out.sort_by_key(cell_key);
+            combine_sorted(out);
+        }
+    }
+}
+
+/// The runs of one kind's (observable, event) pairs of an aged chunk, by first hour of
+/// partition; `place` says where each event's summaries go (none: beyond the retention).
+fn chunk_cells<K: Ord + Copy>(
+    pairs: &[(K, u32)],
+    events: &[RawEvent],
+    place: &[Option<(u32, u8, u16)>],
+) -> Vec<(u32, Cells<K>)> {
+    let mut all: Vec<(u32, K, Cell, u32)> = pairs
+        .iter()
+        .filter_map(|&(obs, at)| {
+            let ev = events.get(at as usize)?;
+            let (first, hour, second) = (*place.get(at as usize)?)?;
+            let cell = Cell {
+                sensor: ev.sensor,
+                count: 1,
+                first_s: second,
+                last_s: second,
+                country: ev.country,
+                hour,
+            };
+            Some((first, obs, cell, at))
+        })
+        .collect();
+    all.sort_unstable_by_key(|(first, obs, c, at)| (*first, *obs, c.sensor, c.hour, *at));
+    let mut out: Vec<(u32, Cells<K>)> = Vec::new();
+    for (first, obs, cell, _) in all {
+        match out.last_mut() {
+            Some((f, cells)) if *f == first => match cells.last_mut() {
+                Some(last) if cell_key(last) == (obs, cell.sensor, cell.hour) => {
+                    last.1.absorb(&cell);
+                    // Within a chunk the latest event gives the country, as it always has.
+                    last.1.country = cell.country;
+                }
+                _ => cells.push((obs, cell)),
+            },
+            _ => out.push((first, vec![(obs, cell)])),
+        }
+    }
+    out
+}
+
+/// The observable number of an IPv4 address in a summary sighting.
+fn v4_id(a: u32) -> u64 {
+    0x4000_0000_0000_0000 ^ u64::from(a)
+}
+
+/// The observable number of an IPv6 address in a summary sighting.
+fn v6_id(a: u128) -> u64 {
+    (a as u64) ^ ((a >> 64) as u64).rotate_left(17) ^ 0x6000_0000_0000_0000
 }
 
 /// The first and last address of an IPv4 network.
@@ -332,120 +419,6 @@ fn v4_range(net: u32, len: u8) -> (u32, u32) {
 fn v6_range(net: u128, len: u8) -> (u128, u128) {
     let host = if len >= 128 { 0 } else { u128::MAX >> len };
     (net & !host, net | host)
-}
-
-/// Raw evidence of one stretch of ingestion time.
-#[derive(Debug, Default)]
-struct Chunk {
-    events: Vec<RawEvent>,
-    index: Index<u32>,
-}
-
-/// One summary: (observable, sensor, hour) with its count and span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Cell {
-    sensor: u32,
-    hour: u32,
-    count: u32,
-    first_s: u16,
-    last_s: u16,
-    country: Country,
-}
-
-/// Summaries of some whole hours of event time.
-#[derive(Debug, Default)]
-struct Partition {
-    index: Index<Cell>,
-    /// Cells of observables with many cells (seen by many sensors, many hours), by
-    /// (observable, sensor, hour): their lists are too long to walk on every event.
-    hot: FxHashMap<(Obs, u32, u32), u32>,
-}
-
-/// Cells of an observable in its latest hours walked before all its cells are indexed in
-/// [`Partition::hot`].
-const HOT_AFTER: usize = 16;
-
-impl Partition {
-    /// Adds `count` events of `obs` seen by `sensor` in `hour` between the given seconds.
-    fn add(
-        &mut self,
-        obs: Obs,
-        sensor: u32,
-        hour: u32,
-        seconds: (u16, u16),
-        country: Country,
-        count: u32,
-    ) {
-        let head = self.index.head(obs);
-        let hot = head.is_some_and(|h| self.is_hot(obs, h));
-        // Lists are kept by hour, latest first: a walk stops at the first older hour.
-        let mut after = None;
-        let (found, cells) = if hot {
-            (self.hot.get(&(obs, sensor, hour)).copied(), 0)
-        } else {
-            let mut n = 0;
-            let mut found = None;
-            for (at, c) in head.into_iter().flat_map(|h| self.index.list(h)) {
-                if c.hour < hour {
-                    break;
-                }
-                n += 1;
-                if c.sensor == sensor && c.hour == hour {
-                    found = Some(at);
-                    break;
-                }
-                after = Some(at);
-            }
-            (found, n)
-        };
-        if let Some(at) = found
-            && let Some(link) = self.index.links.get_mut(at)
-        {
-            let c = &mut link.value;
-            c.count = c.count.saturating_add(count);
-            c.first_s = c.first_s.min(seconds.0);
-            c.last_s = c.last_s.max(seconds.1);
-            return;
-        }
-        let cell = Cell {
-            sensor,
-            hour,
-            count,
-            first_s: seconds.0,
-            last_s: seconds.1,
-            country,
-        };
-        let at = if hot {
-            // Indexed cells need no order.
-            self.index.push(obs, cell)
-        } else {
-            self.index.insert_after(obs, after, cell)
-        };
-        if hot {
-            self.hot.insert((obs, sensor, hour), at);
-        } else if cells >= HOT_AFTER {
-            // Many cells in its latest hours: index every cell of the observable from now on.
-            let all: Vec<(u32, u32, u32)> = self
-                .index
-                .head(obs)
-                .into_iter()
-                .flat_map(|h| self.index.list(h))
-                .map(|(i, c)| (i, c.sensor, c.hour))
-                .collect();
-            for (i, sensor, hour) in all {
-                self.hot.insert((obs, sensor, hour), i);
-            }
-        }
-    }
-
-    /// Whether the observable whose list starts at `head` is indexed in [`Partition::hot`]
-    /// (all its cells are, or none).
-    fn is_hot(&self, obs: Obs, head: u32) -> bool {
-        self.index
-            .links
-            .get(head)
-            .is_some_and(|l| self.hot.contains_key(&(obs, l.value.sensor, l.value.hour)))
-    }
 }
 
 /// One indicator as the index holds it.
@@ -592,8 +565,12 @@ pub struct Store {
     shard: u32,
     /// Raw chunks by start (logical ms).
     chunks: BTreeMap<Time, Chunk>,
+    /// Events in the raw chunks.
+    raw_events: usize,
     /// Summary partitions by first hour (hours since the epoch).
     partitions: BTreeMap<u32, Partition>,
+    /// Cells above which runs are not merged ([`RUN_CAP`]; smaller in tests).
+    run_cap: usize,
     indicators: Indicators,
     /// Interned sensors: name → index, and back.
     sensor_ids: FxHashMap<Box<str>, u32>,
@@ -620,7 +597,9 @@ impl Store {
             config,
             shard,
             chunks: BTreeMap::new(),
+            raw_events: 0,
             partitions: BTreeMap::new(),
+            run_cap: RUN_CAP,
             indicators: Indicators::default(),
             sensor_ids: FxHashMap::default(),
             sensors: Vec::new(),
@@ -642,8 +621,8 @@ impl Store {
     /// How much the store holds.
     pub fn sizes(&self) -> Sizes {
         Sizes {
-            raw_events: self.chunks.values().map(|c| c.events.len()).sum(),
-            summaries: self.partitions.values().map(|p| p.index.links.len()).sum(),
+            raw_events: self.raw_events,
+            summaries: self.partitions.values().map(|p| p.cells).sum(),
             indicators: self.indicators.count,
             chunks: self.chunks.len(),
             partitions: self.partitions.len(),
@@ -693,6 +672,7 @@ impl Store {
                 break;
             }
             if let Some((_, chunk)) = self.chunks.pop_first() {
+                self.raw_events -= chunk.events.len();
                 self.summarise(chunk, now);
             }
         }
@@ -719,40 +699,55 @@ impl Store {
         chunk.into_iter().chain(part).min()
     }
 
+    /// Folds an aged chunk into the summaries: one new run per partition its events' hours
+    /// fall in.
     fn summarise(&mut self, chunk: Chunk, now: Time) {
         self.counters.chunks_aged += 1;
         let per = self.config.partition_hours();
-        // Events counted per event, not per observable.
-        let mut beyond = vec![false; chunk.events.len()];
-        let mut summarised = vec![false; chunk.events.len()];
-        for (obs, head) in chunk.index.all_heads() {
-            for (_, &at) in chunk.index.list(head) {
-                let Some(ev) = chunk.events.get(at as usize) else {
-                    continue;
-                };
+        // Where each event's summaries go: (first hour of partition, hour in it, second).
+        let place: Vec<Option<(u32, u8, u16)>> = chunk
+            .events
+            .iter()
+            .map(|ev| {
                 let (hour, second) = hour_of(ev.observed_ms);
                 let first = hour - hour % per;
-                if self.partition_drop_at(first) <= now {
-                    beyond[at as usize] = true;
-                    continue;
-                }
-                summarised[at as usize] = true;
-                self.partitions.entry(first).or_default().add(
-                    obs,
-                    ev.sensor,
-                    hour,
-                    (second, second),
-                    ev.country,
-                    1,
-                );
+                let offset = u8::try_from(hour - first).unwrap_or(u8::MAX);
+                (self.partition_drop_at(first) > now).then_some((first, offset, second))
+            })
+            .collect();
+        // Events are counted per event, not per observable; one without any is neither.
+        let mut observed = vec![false; chunk.events.len()];
+        let ats = (chunk.keys.pairs.iter().map(|p| p.1))
+            .chain(chunk.v4.pairs.iter().map(|p| p.1))
+            .chain(chunk.v6.pairs.iter().map(|p| p.1));
+        for at in ats {
+            if let Some(o) = observed.get_mut(at as usize) {
+                *o = true;
             }
         }
-        self.counters.summarised += summarised.iter().filter(|s| **s).count() as u64;
-        self.counters.beyond_retention += beyond
-            .iter()
-            .zip(&summarised)
-            .filter(|(b, s)| **b && !**s)
-            .count() as u64;
+        for (o, p) in observed.iter().zip(&place) {
+            match (o, p) {
+                (false, _) => {}
+                (true, Some(_)) => self.counters.summarised += 1,
+                (true, None) => self.counters.beyond_retention += 1,
+            }
+        }
+        let mut runs: BTreeMap<u32, Run> = BTreeMap::new();
+        for (first, cells) in chunk_cells(&chunk.keys.pairs, &chunk.events, &place) {
+            runs.entry(first).or_default().keys = cells;
+        }
+        for (first, cells) in chunk_cells(&chunk.v4.pairs, &chunk.events, &place) {
+            runs.entry(first).or_default().v4 = cells;
+        }
+        for (first, cells) in chunk_cells(&chunk.v6.pairs, &chunk.events, &place) {
+            runs.entry(first).or_default().v6 = cells;
+        }
+        for (first, run) in runs {
+            self.partitions
+                .entry(first)
+                .or_default()
+                .push(run, self.run_cap);
+        }
     }
 
     /// Adds an event ingested at `now` (after [`Store::advance`] to `now`); its live matches
@@ -785,15 +780,22 @@ impl Store {
         self.scratch = found;
         let chunk_ms = self.config.chunk_ms();
         let start = now - now % chunk_ms;
-        let chunk = self.chunks.entry(start).or_default();
-        let at = u32::try_from(chunk.events.len()).unwrap_or(NIL - 1);
+        let chunk = match self.chunks.last_entry() {
+            Some(last) if *last.key() == start => last.into_mut(),
+            _ => self.chunks.entry(start).or_default(),
+        };
+        let at = u32::try_from(chunk.events.len()).unwrap_or(u32::MAX);
         for k in &ev.keys {
-            chunk.index.push(Obs::Key(*k), at);
+            chunk.keys.push(*k, at);
         }
         for ip in &ev.ips {
-            chunk.index.push(Obs::of_ip(*ip), at);
+            match *ip {
+                IpAddr::V4(a) => chunk.v4.push(u32::from(a), at),
+                IpAddr::V6(a) => chunk.v6.push(u128::from(a), at),
+            }
         }
         chunk.events.push(raw);
+        self.raw_events += 1;
     }
 
     fn sighting(&self, raw: &RawEvent) -> RawSighting {
@@ -815,16 +817,14 @@ impl Store {
     pub fn add_indicator(&mut self, i: &IndicatorIn, now: Time, out: &mut Vec<Made>) {
         self.indicators.insert(i);
         let entry = Entry::of(i);
+        let mut events: Vec<u32> = Vec::new();
+        for chunk in self.chunks.values_mut() {
+            chunk.sort();
+        }
         for chunk in self.chunks.values() {
-            let mut events: Vec<u32> = Vec::new();
-            for (_, head) in chunk.index.heads(&i.target) {
-                events.extend(chunk.index.list(head).map(|(_, at)| *at));
-            }
-            // An event with two addresses in one network is one sighting.
-            events.sort_unstable();
-            events.dedup();
-            for at in events {
-                if let Some(raw) = chunk.events.get(at as usize)
+            chunk.events_of(&i.target, &mut events);
+            for at in &events {
+                if let Some(raw) = chunk.events.get(*at as usize)
                     && entry.valid_at(raw.observed_ms)
                     && !self.too_old(raw.observed_ms, now)
                 {
@@ -836,34 +836,67 @@ impl Store {
                 }
             }
         }
-        for part in self.partitions.values() {
-            for (obs, head) in part.index.heads(&i.target) {
-                for (_, c) in part.index.list(head) {
-                    let hour_ms = i64::from(c.hour) * HOUR_MS;
-                    // Judged by hour, so the answer does not depend on how the
-                    // summaries of one hour are split over workers.
-                    if !entry.meets(hour_ms, hour_ms + HOUR_MS - 1) {
-                        continue;
+        for (first, part) in &self.partitions {
+            match i.target {
+                Target::Key(k) => {
+                    let mut cells = Vec::new();
+                    part.find(|r| &r.keys, k, k, &mut cells);
+                    for (obs, c) in &cells {
+                        self.summary(i, &entry, *first, *obs, c, out);
                     }
-                    let first_ms = hour_ms + i64::from(c.first_s) * 1000;
-                    let last_ms = hour_ms + i64::from(c.last_s) * 1000 + 999;
-                    out.push(Made {
-                        indicator: i.id,
-                        target: i.target,
-                        evidence: Evidence::Summary(SummarySighting {
-                            shard: self.shard,
-                            observable: obs.id(),
-                            sensor_id: self.sensor(c.sensor),
-                            country: c.country,
-                            hour: c.hour,
-                            count: c.count,
-                            first_ms,
-                            last_ms,
-                        }),
-                    });
+                }
+                Target::V4 { net, len } => {
+                    let (lo, hi) = v4_range(net, len);
+                    let mut cells = Vec::new();
+                    part.find(|r| &r.v4, lo, hi, &mut cells);
+                    for (obs, c) in &cells {
+                        self.summary(i, &entry, *first, v4_id(*obs), c, out);
+                    }
+                }
+                Target::V6 { net, len } => {
+                    let (lo, hi) = v6_range(net, len);
+                    let mut cells = Vec::new();
+                    part.find(|r| &r.v6, lo, hi, &mut cells);
+                    for (obs, c) in &cells {
+                        self.summary(i, &entry, *first, v6_id(*obs), c, out);
+                    }
                 }
             }
         }
+    }
+
+    /// Appends the match of `i` with the summary `c` of `observable` in the partition
+    /// starting at hour `first`, if its hour meets the validity.
+    fn summary(
+        &self,
+        i: &IndicatorIn,
+        entry: &Entry,
+        first: u32,
+        observable: u64,
+        c: &Cell,
+        out: &mut Vec<Made>,
+    ) {
+        let hour = first.saturating_add(u32::from(c.hour));
+        let hour_ms = i64::from(hour) * HOUR_MS;
+        // Judged by hour, so the answer does not depend on how the summaries of one hour
+        // are split over workers.
+        if !entry.meets(hour_ms, hour_ms + HOUR_MS - 1) {
+            return;
+        }
+        out.push(Made {
+            indicator: i.id,
+            target: i.target,
+            evidence: Evidence::Summary(SummarySighting {
+                shard: self.shard,
+                observable,
+                sensor_id: self.sensor(c.sensor),
+                country: c.country,
+                hour,
+                count: c.count,
+                first_ms: hour_ms + i64::from(c.first_s) * 1000,
+                last_ms: hour_ms + i64::from(c.last_s) * 1000 + 999,
+            }),
+        });
     }
 
     /// Removes an indicator (a revoked or superseded version): later events no longer meet it.
@@ -1130,5 +1163,470 @@ mod tests {
         out.clear();
         s.add_event(event(2, 0, &[], &["10.0.0.1", "10.0.0.2"]), 0, &mut out);
         assert_eq!(raw_refs(&out), vec![(1, 2)]);
+    }
+
+    fn cell(sensor: u32, hour: u8, count: u32, seconds: (u16, u16), country: &str) -> Cell {
+        Cell {
+            sensor,
+            count,
+            first_s: seconds.0,
+            last_s: seconds.1,
+            country: Country::new(country),
+            hour,
+        }
+    }
+
+    fn key_run(cells: &[(u64, Cell)]) -> Run {
+        let mut keys = cells.to_vec();
+        keys.sort_by_key(cell_key);
+        Run {
+            keys,
+            ..Run::default()
+        }
+    }
+
+    #[test]
+    fn merging_runs_combines_the_cells_of_one_summary() {
+        let mut p = Partition::default();
+        p.push(
+            key_run(&[
+                (7, cell(1, 0, 2, (10, 20), "FR")),
+                (7, cell(2, 0, 1, (5, 5), "FR")),
+            ]),
+            RUN_CAP,
+        );
+        p.push(
+            key_run(&[
+                (7, cell(1, 0, 3, (4, 30), "DE")),
+                (8, cell(1, 0, 1, (0, 0), "FR")),
+            ]),
+            RUN_CAP,
+        );
+        assert_eq!(p.runs.len(), 1, "equal sizes merge");
+        assert_eq!(p.cells, 3, "the two cells of (7, sensor 1, hour 0) are one");
+        let mut found = Vec::new();
+        p.find(|r| &r.keys, 7, 7, &mut found);
+        assert_eq!(
+            found,
+            vec![
+                (7, cell(1, 0, 5, (4, 30), "FR")),
+                (7, cell(2, 0, 1, (5, 5), "FR"))
+            ],
+            "count added, first the earliest, last the latest, the first cell's country"
+        );
+    }
+
+    #[test]
+    fn runs_merge_geometrically_and_never_above_the_cap() {
+        let cap = 64;
+        let mut p = Partition::default();
+        for n in 0..1_000u64 {
+            // Every fifth run repeats the cells of the previous one.
+            let obs = if n % 5 == 4 { (n - 1) * 4 } else { n * 4 };
+            let cells: Vec<(u64, Cell)> = (0..4)
+                .map(|i| (obs + i, cell(0, 0, 1, (0, 0), "FR")))
+                .collect();
+            p.push(key_run(&cells), cap);
+            assert!(p.runs.iter().all(|r| r.len() <= cap), "run {n}");
+            assert_eq!(p.cells, p.runs.iter().map(Run::len).sum::<usize>());
+        }
+        // 800 distinct observables, four cells each: 3,200 cells in runs of at most 64,
+        // and below the runs that reached the cap, fewer than a dozen.
+        assert!(p.runs.len() < 3_200 / 32 + 12, "{} runs", p.runs.len());
+        let mut found = Vec::new();
+        p.find(|r| &r.keys, 0, u64::MAX, &mut found);
+        assert_eq!(found.len(), 3_200);
+        let counts: u32 = found.iter().map(|(_, c)| c.count).sum();
+        assert_eq!(counts, 4_000, "every event counted once");
+        assert!(found.windows(2).all(|w| cell_key(&w[0]) < cell_key(&w[1])));
+    }
+
+    /// A store whose runs merge up to `cap` cells, with a retention of a day.
+    fn small_runs(cap: usize) -> Store {
+        let mut s = Store::new(
+            TierConfig {
+                retention_ms: 24 * 3_600_000,
+                ..config()
+            },
+            0,
+        );
+        s.run_cap = cap;
+        s
+    }
+
+    #[test]
+    fn a_network_meets_its_addresses_summarised_over_many_runs() {
+        let mut s = small_runs(8);
+        let mut out = Vec::new();
+        let hour = 1_800_000_000_000i64 / HOUR_MS * HOUR_MS;
+        let mut t = hour as u64 + HOUR_MS as u64;
+        // 40 chunks, each its own run: addresses 10.1.x.y, three of them in 10.1.2.0/24.
+        for n in 0..40u64 {
+            let ips = [
+                format!("10.1.{}.{}", n % 4, n % 3),
+                format!("10.2.0.{}", n % 5),
+            ];
+            let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
+            s.add_event(event(n, hour + n as i64 * 1_000, &[], &ips), t, &mut out);
+            t += 1_000;
+            s.advance(t);
+        }
+        s.advance(t + 61_000);
+        assert_eq!(s.counters().summarised, 40);
+        assert!(s.partitions.values().map(|p| p.runs.len()).sum::<usize>() > 1);
+        s.add_indicator(&net(1, "10.1.2.0/24"), t + 61_000, &mut out);
+        let mut got: Vec<(u64, u32, i64, i64)> = out
+            .iter()
+            .filter_map(|m| match &m.evidence {
+                Evidence::Summary(x) => Some((x.observable, x.count, x.first_ms, x.last_ms)),
+                Evidence::Raw(_) => None,
+            })
+            .collect();
+        got.sort();
+        // n % 4 == 2: n = 2, 6, 10, ..., 38 (10 events) over 10.1.2.{0,1,2}.
+        let mut want = Vec::new();
+        for y in 0..3u32 {
+            let ns: Vec<i64> = (0..40)
+                .filter(|n| n % 4 == 2 && n % 3 == y as i64)
+                .collect();
+            let a = 0x0a01_0200 | y;
+            want.push((
+                v4_id(a),
+                ns.len() as u32,
+                hour + ns[0] * 1_000,
+                hour + ns[ns.len() - 1] * 1_000 + 999,
+            ));
+        }
+        want.sort();
+        assert_eq!(got, want);
+        out.clear();
+        s.add_indicator(&net(2, "10.0.0.0/8"), t + 61_000, &mut out);
+        let total: u32 = summary_counts(&out).iter().map(|(_, c)| c).sum();
+        assert_eq!(total, 80, "two addresses an event, each a summary");
+    }
+
+    #[test]
+    fn late_events_of_an_old_hour_join_its_summaries_after_merges() {
+        let mut s = small_runs(1 << 20);
+        let mut out = Vec::new();
+        let hour = 1_800_000_000_000i64 / HOUR_MS * HOUR_MS;
+        let mut t = hour as u64 + 5 * HOUR_MS as u64;
+        let mut n = 0;
+        // Hour 0 first, then many chunks of hours 1 to 4 (their runs merge with it), then
+        // hour 0 again.
+        for h in [0, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 0, 0] {
+            for sensor in 0..2 {
+                let mut e = event(n, hour + h * HOUR_MS + n as i64 * 1_000, &[100], &[]);
+                e.sensor_id = format!("s{sensor}").into();
+                s.add_event(e, t, &mut out);
+                n += 1;
+            }
+            t += 60_000;
+            s.advance(t);
+        }
+        s.advance(t + 61_000);
+        s.add_indicator(&key(1, 100), t + 61_000, &mut out);
+        let mut cells: Vec<(u32, Box<str>, u32)> = out
+            .iter()
+            .filter_map(|m| match &m.evidence {
+                Evidence::Summary(x) => Some((x.hour, x.sensor_id.clone(), x.count)),
+                Evidence::Raw(_) => None,
+            })
+            .collect();
+        cells.sort();
+        let first = (hour / HOUR_MS) as u32;
+        let want: Vec<(u32, Box<str>, u32)> = (0..5)
+            .flat_map(|h| (0..2).map(move |sn| (first + h, format!("s{sn}").into(), 3)))
+            .collect();
+        assert_eq!(
+            cells, want,
+            "one summary per (sensor, hour), all its events"
+        );
+        assert_eq!(s.sizes().summaries, 10);
+    }
+
+    #[test]
+    fn the_country_is_the_first_chunks_latest_events() {
+        let mut s = small_runs(1 << 20);
+        let mut out = Vec::new();
+        let hour = 1_800_000_000_000i64 / HOUR_MS * HOUR_MS;
+        let t = hour as u64;
+        for (n, (country, at)) in [("FR", t), ("SG", t), ("DE", t + 1_000)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut e = event(n as u64, hour, &[100], &[]);
+            e.country = Country::new(country);
+            s.add_event(e, at, &mut out);
+        }
+        s.advance(t + 120_000);
+        s.add_indicator(&key(1, 100), t + 120_000, &mut out);
+        let got: Vec<(&str, u32)> = out
+            .iter()
+            .filter_map(|m| match &m.evidence {
+                Evidence::Summary(x) => Some((x.country.as_str(), x.count)),
+                Evidence::Raw(_) => None,
+            })
+            .collect();
+        assert_eq!(got, vec![("SG", 3)]);
+    }
+
+    mod oracle {
+        //! The store's retroactive lookups against a brute-force recomputation from the
+        //! events it was given.
+
+        use std::collections::BTreeMap;
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        const BASE: i64 = 1_800_000_000_000 / HOUR_MS * HOUR_MS;
+        const CONFIG: TierConfig = TierConfig {
+            evidence_ms: 60_000,
+            retention_ms: 30 * 24 * 3_600_000,
+        };
+        const CHUNK_MS: u64 = 100;
+
+        /// An operation: an event (or, with `probe`, a lookup of target `probe`).
+        #[derive(Debug, Clone)]
+        struct Op {
+            step_ms: u64,
+            hours_back: i64,
+            second: i64,
+            sensor: u8,
+            keys: Vec<u64>,
+            v4: Vec<u8>,
+            v6: Option<u8>,
+            probe: Option<usize>,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            (
+                0..2_000u64,
+                0..30i64,
+                0..3_600i64,
+                0..4u8,
+                prop::collection::vec(1..7u64, 0..3),
+                prop::collection::vec(0..8u8, 0..3),
+                prop::option::of(0..4u8),
+                prop::option::weighted(0.1, 0..TARGETS),
+            )
+                .prop_map(
+                    |(step_ms, hours_back, second, sensor, keys, v4, v6, probe)| Op {
+                        step_ms,
+                        hours_back,
+                        second,
+                        sensor,
+                        keys,
+                        v4,
+                        v6,
+                        probe,
+                    },
+                )
+        }
+
+        fn v4_addr(x: u8) -> u32 {
+            0x0a00_0000 | (u32::from(x >> 2) << 8) | u32::from(x & 3)
+        }
+
+        fn v6_addr(x: u8) -> u128 {
+            0x2001_0db8_u128 << 96 | u128::from(x)
+        }
+
+        const TARGETS: usize = 6 + 8 + 5;
+
+        fn target(n: usize) -> Target {
+            match n {
+                0..6 => Target::Key(n as u64 + 1),
+                6..14 => Target::V4 {
+                    net: v4_addr((n - 6) as u8),
+                    len: 32,
+                },
+                14 => Target::V4 {
+                    net: 0x0a00_0000,
+                    len: 24,
+                },
+                15 => Target::V4 {
+                    net: 0x0a00_0000,
+                    len: 8,
+                },
+                16 => Target::V6 {
+                    net: v6_addr(1),
+                    len: 128,
+                },
+                17 => Target::V6 {
+                    net: v6_addr(0),
+                    len: 127,
+                },
+                _ => Target::V6 {
+                    net: v6_addr(0),
+                    len: 64,
+                },
+            }
+        }
+
+        /// The observable numbers of an event's observables the target covers.
+        fn covered(t: &Target, ev: &EventIn) -> Vec<u64> {
+            let mut out = Vec::new();
+            for k in &ev.keys {
+                if *t == Target::Key(*k) {
+                    out.push(*k);
+                }
+            }
+            for ip in &ev.ips {
+                match (*t, *ip) {
+                    (Target::V4 { net, len }, IpAddr::V4(a)) => {
+                        let a = u32::from(a);
+                        if len == 0 || (a ^ net) >> (32 - u32::from(len)) == 0 {
+                            out.push(0x4000_0000_0000_0000 ^ u64::from(a));
+                        }
+                    }
+                    (Target::V6 { net, len }, IpAddr::V6(a)) => {
+                        let a = u128::from(a);
+                        if len == 0 || (a ^ net) >> (128 - u32::from(len)) == 0 {
+                            out.push(
+                                (a as u64)
+                                    ^ ((a >> 64) as u64).rotate_left(17)
+                                    ^ 0x6000_0000_0000_0000,
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            out
+        }
+
+        /// What a lookup of `t` should find at `now` among `events` (with their ingestion time).
+        fn brute(t: Target, events: &[(Time, EventIn)], now: Time) -> Vec<Made> {
+            let mut out = Vec::new();
+            let mut cells: BTreeMap<(u64, Box<str>, i64), (u32, i64, i64, Country)> =
+                BTreeMap::new();
+            for (te, ev) in events {
+                let obs = covered(&t, ev);
+                if obs.is_empty() {
+                    continue;
+                }
+                let aged = te - te % CHUNK_MS + CHUNK_MS + CONFIG.evidence_ms <= now;
+                if !aged {
+                    out.push(Made {
+                        indicator: 1,
+                        target: t,
+                        evidence: Evidence::Raw(RawSighting {
+                            event_ref: ev.event_ref,
+                            event_id: ev.event_id.clone(),
+                            sensor_id: ev.sensor_id.clone(),
+                            country: ev.country,
+                            observed_ms: ev.observed_ms,
+                            ingested_ms: *te,
+                            victim: None,
+                            account: None,
+                        }),
+                    });
+                    continue;
+                }
+                for o in obs {
+                    let hour = ev.observed_ms.div_euclid(HOUR_MS);
+                    let c = cells.entry((o, ev.sensor_id.clone(), hour)).or_insert((
+                        0,
+                        ev.observed_ms,
+                        ev.observed_ms,
+                        ev.country,
+                    ));
+                    c.0 += 1;
+                    c.1 = c.1.min(ev.observed_ms);
+                    c.2 = c.2.max(ev.observed_ms);
+                }
+            }
+            for ((observable, sensor_id, hour), (count, first, last, country)) in cells {
+                out.push(Made {
+                    indicator: 1,
+                    target: t,
+                    evidence: Evidence::Summary(SummarySighting {
+                        shard: 0,
+                        observable,
+                        sensor_id,
+                        country,
+                        hour: hour as u32,
+                        count,
+                        first_ms: first / 1000 * 1000,
+                        last_ms: last / 1000 * 1000 + 999,
+                    }),
+                });
+            }
+            out.sort();
+            out
+        }
+
+        fn probe(s: &mut Store, t: Target, events: &[(Time, EventIn)], now: Time) {
+            let i = IndicatorIn {
+                id: 1,
+                target: t,
+                valid_from_ms: i64::MIN,
+                valid_until_ms: i64::MAX,
+            };
+            let mut got = Vec::new();
+            s.add_indicator(&i, now, &mut got);
+            s.remove_indicator(&i);
+            got.sort();
+            assert_eq!(got, brute(t, events, now), "{t:?} at {now}");
+        }
+
+        proptest! {
+            #[test]
+            fn lookups_equal_a_recomputation_from_the_events(
+                ops in prop::collection::vec(op(), 1..300),
+                cap in 2..40usize,
+            ) {
+                let mut s = Store::new(CONFIG, 0);
+                s.run_cap = cap;
+                let mut now = BASE as u64 + 30 * HOUR_MS as u64;
+                let mut events: Vec<(Time, EventIn)> = Vec::new();
+                let mut live = Vec::new();
+                for (n, op) in ops.iter().enumerate() {
+                    now += op.step_ms;
+                    s.advance(now);
+                    if let Some(p) = op.probe {
+                        probe(&mut s, target(p), &events, now);
+                        continue;
+                    }
+                    let mut keys = op.keys.clone();
+                    keys.sort_unstable();
+                    keys.dedup();
+                    let mut ips: Vec<IpAddr> = op
+                        .v4
+                        .iter()
+                        .map(|x| IpAddr::from(std::net::Ipv4Addr::from(v4_addr(*x))))
+                        .chain(op.v6.map(|x| IpAddr::from(std::net::Ipv6Addr::from(v6_addr(x)))))
+                        .collect();
+                    ips.sort_unstable();
+                    ips.dedup();
+                    let ev = EventIn {
+                        event_ref: n as u64,
+                        event_id: format!("e{n}").into(),
+                        sensor_id: format!("s{}", op.sensor).into(),
+                        country: Country::new(["FR", "SG", "AR", "DE"][op.sensor as usize]),
+                        observed_ms: now as i64 - op.hours_back * HOUR_MS + op.second * 1000
+                            - 1_800_000,
+                        victim: None,
+                        account: None,
+                        keys,
+                        ips,
+                    };
+                    events.push((now, ev.clone()));
+                    s.add_event(ev, now, &mut live);
+                }
+                // Everything aged.
+                now += CONFIG.evidence_ms + CHUNK_MS;
+                s.advance(now);
+                for t in 0..TARGETS {
+                    probe(&mut s, target(t), &events, now);
+                }
+                let observed = events.iter().filter(|(_, e)| !e.keys.is_empty() || !e.ips.is_empty());
+                prop_assert_eq!(s.counters().summarised, observed.count() as u64);
+                prop_assert_eq!(s.sizes().raw_events, 0);
+            }
+        }
     }
 }
