@@ -21,7 +21,9 @@ use clap::{Parser, Subcommand};
 
 // glibc's allocator spent a third of a replay's CPU time in malloc/free (the dataflow's
 // batchers allocate and free many small strings); mimalloc's thread-local free lists do
-// the same work for much less.
+// the same work for much less. The `system-alloc` feature keeps the system allocator, for
+// heap profilers.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
