@@ -43,8 +43,8 @@ pub struct LoadArgs {
     /// Seed of the scenario.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Dataflow worker threads.
-    #[arg(long, default_value_t = 2)]
+    /// Dataflow worker threads (as `fusion run`: the cores minus one, at least one).
+    #[arg(long, default_value_t = crate::run::default_workers())]
     workers: usize,
     /// Evidence window (as `fusion run`).
     #[arg(long)]

@@ -65,8 +65,10 @@ pub struct RunArgs {
     /// Write dead letters as JSON lines to this file.
     #[arg(long)]
     deadletters_out: Option<PathBuf>,
-    /// Dataflow worker threads.
-    #[arg(long, default_value_t = 2)]
+    /// Dataflow worker threads. Default: one per core left beside the ingest thread (the
+    /// cores minus one, at least one): on two cores one worker replays W1 faster and in less
+    /// memory than two, which would share the cores with ingest.
+    #[arg(long, default_value_t = default_workers())]
     workers: usize,
     /// Length of a logical-time epoch in milliseconds.
     #[arg(long, default_value_t = 20)]
@@ -269,6 +271,13 @@ pub struct Hooks {
     pub stats: Option<Arc<IngestStats>>,
     /// No summary line per second (the driver shows its own progress).
     pub quiet: bool,
+}
+
+/// Dataflow workers by default: the cores minus the ingest thread's, at least one.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .max(1)
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {

@@ -101,26 +101,34 @@ pub fn corroborated<'s>(
     })
     .concat(current.map(|i| {
         let key = indicator_key(i.kind, &i.value);
-        (key_hash(&key), Part::Feed(key, contributor(&i)))
+        (key_hash(&key), Part::Feed(i))
     }))
     .reduce_named(
         "CorroboratedAlert",
         move |_key, group: &[(&Part, isize)], out: &mut Vec<(Shared<Alert>, isize)>| {
-            let mut feeds: Vec<(&str, &Contributor)> = Vec::new();
+            let mut feeds: Vec<&Indicator> = Vec::new();
             let mut bases = Vec::new();
             for (part, _) in group.iter().filter(|(_, n)| *n > 0) {
                 match part {
                     Part::Alert(a) => bases.push(&**a),
-                    Part::Feed(key, c) => feeds.push((key, c)),
+                    Part::Feed(i) => feeds.push(i),
                 }
             }
+            if bases.is_empty() {
+                return;
+            }
+            // Keys and contributors are made here, for the observables with alerts only.
+            let feeds: Vec<(String, Contributor)> = feeds
+                .into_iter()
+                .map(|i| (indicator_key(i.kind, &i.value), contributor(i)))
+                .collect();
             for base in bases {
                 // A hash shared by two observables must not mix their sources.
                 let key = indicator_key(base.indicator.kind, &base.indicator.value);
                 let own: Vec<&Contributor> = feeds
                     .iter()
                     .filter(|(k, _)| *k == key)
-                    .map(|(_, c)| *c)
+                    .map(|(_, c)| c)
                     .collect();
                 out.push((Shared::new(corroborate(base, key, &own, half_life_ms)), 1));
             }
@@ -135,8 +143,9 @@ enum Part {
     /// An alert on it, before corroboration (shared: the arrangements' merges copy a
     /// pointer, not the alert).
     Alert(Shared<Alert>),
-    /// A current indicator on it (its match key, and the indicator as a source).
-    Feed(String, Contributor),
+    /// A current indicator on it, a source vouching for it (shared with the input: the
+    /// reduce holds a pointer per indicator, not its key and source).
+    Feed(Shared<Indicator>),
 }
 
 /// A current indicator as a source vouching for its observable.

@@ -318,7 +318,9 @@ struct Window {
 /// What the keeper knows of one indicator.
 #[derive(Debug, Default)]
 struct IndicatorState {
-    current: Option<KeptIndicator>,
+    /// `last` is the current version (the indicator is not withdrawn). One copy of the
+    /// version, not two: the keeper holds one state per indicator (100 k on W1).
+    current: bool,
     /// The last version seen (kept while the indicator is withdrawn).
     last: Option<KeptIndicator>,
     windows: BTreeSet<i64>,
@@ -391,8 +393,8 @@ impl Keeper {
     fn indicators(&mut self, t: Time, changes: &[(KeptIndicator, isize)]) {
         for (i, diff) in changes {
             let state = self.indicators.entry(i.id).or_default();
-            if *diff < 0 && state.current.as_ref() == Some(i) {
-                state.current = None;
+            if *diff < 0 && state.current && state.last.as_ref() == Some(i) {
+                state.current = false;
             }
         }
         let mut rebuild = Vec::new();
@@ -403,16 +405,18 @@ impl Keeper {
                     rebuild.extend(state.windows.iter().map(|w| (i.id, *w)));
                 }
                 if !state.first.iter().any(|(target, _)| *target == i.target) {
+                    // Nearly every indicator keeps one target: no room for more until needed.
+                    state.first.reserve_exact(1);
                     state.first.push((i.target, t));
                 }
-                state.current = Some(i.clone());
+                state.current = true;
                 state.last = Some(i.clone());
                 state.withdrawn = None;
             }
         }
         for (i, _) in changes {
             if let Some(state) = self.indicators.get_mut(&i.id)
-                && state.current.is_none()
+                && !state.current
                 && state.withdrawn.is_none()
             {
                 state.withdrawn = Some(t);
@@ -477,11 +481,7 @@ impl Keeper {
                 continue;
             };
             w.dirty = false;
-            let Some(ind) = self
-                .indicators
-                .get(&id)
-                .and_then(|s| s.current.as_ref().or(s.last.as_ref()))
-            else {
+            let Some(ind) = self.indicators.get(&id).and_then(|s| s.last.as_ref()) else {
                 continue;
             };
             if w.rebuild {
@@ -535,11 +535,7 @@ impl Keeper {
             };
             let state = self.indicators.entry(key.0).or_default();
             state.windows.remove(&key.1);
-            let id_text = state
-                .current
-                .as_ref()
-                .or(state.last.as_ref())
-                .map(|i| i.id_text.clone());
+            let id_text = state.last.as_ref().map(|i| i.id_text.clone());
             if let Some(old) = w.emitted {
                 out.push((Kept::Sightings(Box::new(old)), -1));
                 if let Some(id_text) = id_text {
@@ -559,7 +555,7 @@ impl Keeper {
         let retention = self.config.retention_ms;
         for id in self.forget_indicators.remove(&t).unwrap_or_default() {
             if let Some(state) = self.indicators.get(&id)
-                && state.current.is_none()
+                && !state.current
                 && state.windows.is_empty()
                 && state
                     .withdrawn
