@@ -490,7 +490,8 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
             ..IngestConfig::default()
         };
         let ingest_metrics = metrics.clone();
-        let router = Router::new(senders, args.epoch_ms);
+        // Events are made into what the workers keep here, on the ingest thread.
+        let router = Router::with_prepare(senders, args.epoch_ms, dataflow::history::EventIn::of);
         let durable = Arc::clone(&durable);
         let latency_probe = hooks.latency.clone();
         let abort = Arc::clone(&abort);

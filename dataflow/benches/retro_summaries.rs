@@ -17,7 +17,7 @@
 use std::time::Instant;
 
 use crossbeam_channel::RecvTimeoutError;
-use dataflow::history::TierConfig;
+use dataflow::history::{EventIn, TierConfig};
 use dataflow::runtime::{Config, Output, run};
 use jiff::Timestamp;
 use schemas::{
@@ -92,7 +92,7 @@ fn main() {
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
     for _ in 0..workers {
-        let (tx, rx) = crossbeam_channel::bounded::<Vec<Feed>>(64);
+        let (tx, rx) = crossbeam_channel::bounded::<Vec<Feed<EventIn>>>(64);
         senders.push(tx);
         receivers.push(rx);
     }
@@ -101,13 +101,13 @@ fn main() {
     // A month of events, in order, a thousand per batch, each ingested as it happens.
     let built = Instant::now();
     let step = span / events.max(1);
-    let mut batch: Vec<Vec<Feed>> = vec![Vec::new(); workers];
+    let mut batch: Vec<Vec<Feed<EventIn>>> = vec![Vec::new(); workers];
     for n in 0..events {
         let at = START_MS + n * step;
         let w = (n % workers as u64) as usize;
         batch[w].push(Feed::Record {
             time_ms: at,
-            input: Input::Event(event(n, at)),
+            input: Input::Event(EventIn::of(event(n, at))),
         });
         if batch[w].len() == 1024 {
             senders[w].send(std::mem::take(&mut batch[w])).unwrap();

@@ -1,4 +1,6 @@
-//! Runs the dataflow on timely workers fed by channels of [`Feed`] messages.
+//! Runs the dataflow on timely workers fed by channels of [`Feed`] messages, whose events
+//! come as [`EventIn`]s (made on the sending thread: `ingest::Router::with_prepare`; a
+//! `Feed` of decoded events becomes one with [`Feed::map_event`]).
 //!
 //! Each worker owns one input channel (ingest routes records to workers) and
 //! sends its outputs to one shared channel. Worker 0 also reports the output
@@ -282,14 +284,14 @@ impl Inputs {
         }
     }
 
-    fn apply(&mut self, feed: Feed) {
+    fn apply(&mut self, feed: Feed<EventIn>) {
         match feed {
             Feed::Advance { time_ms } => self.advance_to(time_ms),
             Feed::Record { time_ms, input } => {
                 // A record older than the input frontier counts at the frontier.
                 self.advance_to(time_ms);
                 match input {
-                    Input::Event(ev) => self.events.insert(EventIn::of(ev)),
+                    Input::Event(ev) => self.events.insert(ev),
                     Input::Indicator(i) => {
                         for (version, diff) in self.held.insert_indicator(i, self.now) {
                             self.indicators.update(version, diff);
@@ -427,7 +429,7 @@ const MAX_BATCHES: usize = 8;
 /// Every version of an indicator must come through the same feed (the ingest router
 /// routes by id): that worker decides which version is current ([`Held`]).
 pub fn run(
-    feeds: Vec<Receiver<Vec<Feed>>>,
+    feeds: Vec<Receiver<Vec<Feed<EventIn>>>>,
     config: Config,
     out: Sender<Output>,
 ) -> Result<(), String> {
@@ -451,7 +453,7 @@ pub fn run(
         .saturating_add(grace_ms)
         .saturating_add(1);
     let ending = Arc::new(Ending::new(workers));
-    let feeds: Arc<Mutex<Vec<Option<Receiver<Vec<Feed>>>>>> =
+    let feeds: Arc<Mutex<Vec<Option<Receiver<Vec<Feed<EventIn>>>>>>> =
         Arc::new(Mutex::new(feeds.into_iter().map(Some).collect()));
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let index = worker.index();

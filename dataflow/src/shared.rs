@@ -14,8 +14,26 @@ use std::sync::Arc;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An immutable value shared by reference count (see the module documentation).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Shared<T>(Arc<T>);
+
+// Ordered as the value, with one shortcut: two holders of one value are equal without
+// comparing it (arrangements compare an alert with itself whenever its +1 and -1 meet).
+// `Arc`'s own equality already takes that shortcut for `Eq` values.
+impl<T: Ord> Ord for Shared<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
+
+impl<T: Ord> PartialOrd for Shared<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl<T> Shared<T> {
     /// Shares `value`.
@@ -71,5 +89,8 @@ mod tests {
         let back: Shared<String> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, b);
         assert_eq!(back.into_inner(), "b");
+        let c = a.clone();
+        assert_eq!(a.cmp(&c), std::cmp::Ordering::Equal);
+        assert!(Shared::new("a".to_string()) < b);
     }
 }

@@ -10,7 +10,8 @@ use dataflow::Time;
 use dataflow::alerts::{RULE, alert_id, base_alert, contributor, corroborate, severity};
 use dataflow::evidence::{AlertSightings, KeptIndicator, aggregate, evidence_window};
 use dataflow::history::{
-    Country, Evidence, Made, RawSighting, SummarySighting, Target, TierConfig, indicator_ref,
+    Country, EventIn, Evidence, Made, RawSighting, SummarySighting, Target, TierConfig,
+    indicator_ref,
 };
 use dataflow::observables::indicator_key;
 use dataflow::runtime::{Config, Output, run};
@@ -71,7 +72,7 @@ fn run_dataflow_with(
         senders[worker]
             .send(vec![Feed::Record {
                 time_ms: *time,
-                input: input.clone(),
+                input: input.clone().map_event(EventIn::of),
             }])
             .unwrap();
     }

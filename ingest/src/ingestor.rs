@@ -89,9 +89,9 @@ pub enum IngestError {
 }
 
 /// Decodes records, dead-letters the bad ones and routes the good ones.
-pub struct Ingestor<D: DeadLetterSink> {
+pub struct Ingestor<D: DeadLetterSink, E = schemas::SensorEvent> {
     config: IngestConfig,
-    router: Router,
+    router: Router<E>,
     dead: D,
     stats: Arc<IngestStats>,
     durable: Option<Arc<AtomicU64>>,
@@ -105,9 +105,9 @@ pub struct Ingestor<D: DeadLetterSink> {
 /// How often offsets are committed (at most).
 const COMMIT_EVERY: Duration = Duration::from_millis(100);
 
-impl<D: DeadLetterSink> Ingestor<D> {
+impl<D: DeadLetterSink, E> Ingestor<D, E> {
     /// An ingestor routing through `router` and dead-lettering to `dead`.
-    pub fn new(config: IngestConfig, router: Router, dead: D, stats: Arc<IngestStats>) -> Self {
+    pub fn new(config: IngestConfig, router: Router<E>, dead: D, stats: Arc<IngestStats>) -> Self {
         Self {
             dedup: Dedup::new(config.dedup_window_ms),
             config,

@@ -1,7 +1,7 @@
 //! Routing decoded inputs to dataflow workers at monotone logical times.
 
 use crossbeam_channel::Sender;
-use schemas::{Feed, Input};
+use schemas::{Feed, Input, SensorEvent};
 
 /// Sends inputs to workers. Times are rounded up to the epoch length and never go
 /// backwards; a record older than the clock counts at the clock ([`Router::is_late`]: the
@@ -11,9 +11,14 @@ use schemas::{Feed, Input};
 ///
 /// Inputs travel in batches (one channel message per [`BATCH`] records, or fewer at each
 /// [`Router::flush`] and clock advance), so the channel costs little per record.
-pub struct Router {
-    workers: Vec<Sender<Vec<Feed>>>,
-    buffers: Vec<Vec<Feed>>,
+///
+/// Events go out as `E`, made from the decoded event by the router's `prepare` on the
+/// sending (ingest) thread: the workers get the form they keep, without converting the
+/// event or freeing what they do not keep ([`Router::with_prepare`]).
+pub struct Router<E = SensorEvent> {
+    workers: Vec<Sender<Vec<Feed<E>>>>,
+    buffers: Vec<Vec<Feed<E>>>,
+    prepare: fn(SensorEvent) -> E,
     epoch_ms: u64,
     /// Lowest logical time still allowed (every worker has been told so).
     floor: u64,
@@ -32,11 +37,25 @@ pub const BATCH: usize = 1024;
 pub struct Disconnected;
 
 impl Router {
-    /// A router over the workers' channels with epochs of `epoch_ms` (at least 1).
+    /// A router over the workers' channels with epochs of `epoch_ms` (at least 1), sending
+    /// events as decoded.
     pub fn new(workers: Vec<Sender<Vec<Feed>>>, epoch_ms: u64) -> Self {
+        Self::with_prepare(workers, epoch_ms, std::convert::identity)
+    }
+}
+
+impl<E> Router<E> {
+    /// A router over the workers' channels with epochs of `epoch_ms` (at least 1), sending
+    /// each event as `prepare` makes it.
+    pub fn with_prepare(
+        workers: Vec<Sender<Vec<Feed<E>>>>,
+        epoch_ms: u64,
+        prepare: fn(SensorEvent) -> E,
+    ) -> Self {
         Self {
             buffers: workers.iter().map(|_| Vec::new()).collect(),
             workers,
+            prepare,
             epoch_ms: epoch_ms.max(1),
             floor: 0,
             started: false,
@@ -73,6 +92,7 @@ impl Router {
             Input::Action(a) => fnv1a(a.action_id.as_bytes()),
         } as usize
             % self.workers.len().max(1);
+        let input = input.map_event(self.prepare);
         let buffer = self.buffers.get_mut(worker).ok_or(Disconnected)?;
         buffer.push(Feed::Record { time_ms, input });
         if buffer.len() >= BATCH {
@@ -122,7 +142,7 @@ impl Router {
     }
 }
 
-impl Drop for Router {
+impl<E> Drop for Router<E> {
     fn drop(&mut self) {
         // Buffered inputs still go out when the router is dropped (end of input).
         let _ = self.flush();
