@@ -238,31 +238,25 @@ fn cell_key<K: Copy>(e: &(K, Cell)) -> (K, u32, u8) {
 /// Merges two runs' cells of one kind: the cells of one (observable, sensor, hour) combine.
 fn merge_cells<K: Ord + Copy>(older: &[(K, Cell)], newer: &[(K, Cell)]) -> Cells<K> {
     let mut out = Vec::with_capacity(older.len() + newer.len());
-    let mut a = older.iter().copied().peekable();
-    let mut b = newer.iter().copied().peekable();
-    loop {
-        match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => match cell_key(x).cmp(&cell_key(y)) {
-                Ordering::Less => out.extend(a.next()),
-                Ordering::Greater => out.extend(b.next()),
-                Ordering::Equal => {
-                    let mut c = *x;
-                    c.1.absorb(&y.1);
-                    out.push(c);
-                    a.next();
-                    b.next();
-                }
-            },
-            (Some(_), None) => {
-                out.extend(a);
-                break;
-            }
-            (None, _) => {
-                out.extend(b);
-                break;
-            }
+    let (mut i, mut j) = (0, 0);
+    while let (Some(x), Some(y)) = (older.get(i), newer.get(j)) {
+        let order = cell_key(x).cmp(&cell_key(y));
+        if order == Ordering::Equal {
+            let mut c = *x;
+            c.1.absorb(&y.1);
+            out.push(c);
+            i += 1;
+            j += 1;
+            continue;
         }
+        // Which side goes next is as good as random: select it, with no branch per side.
+        let from_older = order == Ordering::Less;
+        out.push(if from_older { *x } else { *y });
+        i += usize::from(from_older);
+        j += usize::from(!from_older);
     }
+    out.extend_from_slice(older.get(i..).unwrap_or_default());
+    out.extend_from_slice(newer.get(j..).unwrap_or_default());
     // Observables seen in both runs leave room unused; give it back when it is much.
     if out.capacity() - out.len() > out.len() / 8 {
         out.shrink_to_fit();
@@ -384,18 +378,23 @@ fn chunk_cells<K: Ord + Copy>(
         .collect();
     all.sort_unstable_by_key(|(first, obs, c, at)| (*first, *obs, c.sensor, c.hour, *at));
     let mut out: Vec<(u32, Cells<K>)> = Vec::new();
-    for (first, obs, cell, _) in all {
-        match out.last_mut() {
-            Some((f, cells)) if *f == first => match cells.last_mut() {
+    let mut rest = all.as_slice();
+    while let Some(&(first, ..)) = rest.first() {
+        let (part, after) = rest.split_at(rest.partition_point(|e| e.0 == first));
+        // Room for every pair at once: no growth by doubling, little left over.
+        let mut cells: Cells<K> = Vec::with_capacity(part.len());
+        for &(_, obs, cell, _) in part {
+            match cells.last_mut() {
                 Some(last) if cell_key(last) == (obs, cell.sensor, cell.hour) => {
                     last.1.absorb(&cell);
                     // Within a chunk the latest event gives the country, as it always has.
                     last.1.country = cell.country;
                 }
                 _ => cells.push((obs, cell)),
-            },
-            _ => out.push((first, vec![(obs, cell)])),
+            }
         }
+        out.push((first, cells));
+        rest = after;
     }
     out
 }
