@@ -317,7 +317,12 @@ pub fn history_matches<'s>(
                     events.for_each(|_time, data| {
                         for (ev, t, diff) in data.drain(..) {
                             if diff > 0 {
-                                pending.entry(t).or_default().events.push(ev);
+                                // Mostly one time after another: no search of the map.
+                                let at = match pending.last_entry() {
+                                    Some(last) if *last.key() == t => last.into_mut(),
+                                    _ => pending.entry(t).or_default(),
+                                };
+                                at.events.push(ev);
                             }
                         }
                     });
