@@ -238,25 +238,31 @@ fn cell_key<K: Copy>(e: &(K, Cell)) -> (K, u32, u8) {
 /// Merges two runs' cells of one kind: the cells of one (observable, sensor, hour) combine.
 fn merge_cells<K: Ord + Copy>(older: &[(K, Cell)], newer: &[(K, Cell)]) -> Cells<K> {
     let mut out = Vec::with_capacity(older.len() + newer.len());
-    let (mut i, mut j) = (0, 0);
-    while let (Some(x), Some(y)) = (older.get(i), newer.get(j)) {
-        let order = cell_key(x).cmp(&cell_key(y));
-        if order == Ordering::Equal {
-            let mut c = *x;
-            c.1.absorb(&y.1);
-            out.push(c);
-            i += 1;
-            j += 1;
-            continue;
+    let mut a = older.iter().copied().peekable();
+    let mut b = newer.iter().copied().peekable();
+    loop {
+        match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => match cell_key(x).cmp(&cell_key(y)) {
+                Ordering::Less => out.extend(a.next()),
+                Ordering::Greater => out.extend(b.next()),
+                Ordering::Equal => {
+                    let mut c = *x;
+                    c.1.absorb(&y.1);
+                    out.push(c);
+                    a.next();
+                    b.next();
+                }
+            },
+            (Some(_), None) => {
+                out.extend(a);
+                break;
+            }
+            (None, _) => {
+                out.extend(b);
+                break;
+            }
         }
-        // Which side goes next is as good as random: select it, with no branch per side.
-        let from_older = order == Ordering::Less;
-        out.push(if from_older { *x } else { *y });
-        i += usize::from(from_older);
-        j += usize::from(!from_older);
     }
-    out.extend_from_slice(older.get(i..).unwrap_or_default());
-    out.extend_from_slice(newer.get(j..).unwrap_or_default());
     // Observables seen in both runs leave room unused; give it back when it is much.
     if out.capacity() - out.len() > out.len() / 8 {
         out.shrink_to_fit();
