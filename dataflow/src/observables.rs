@@ -8,9 +8,12 @@
 //! top-level domain is never a valid indicator), so an indicator on a domain
 //! matches its subdomains; a URL also yields its host as a domain.
 
+use std::cmp::Ordering;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 use schemas::{IndicatorKind, SensorEvent};
+use serde::{Deserialize, Serialize};
 
 /// A fixed 64-bit hash of a match key: the dataflow arranges observations by it
 /// instead of by the key's text. FNV-1a with a final avalanche; the same on every
@@ -71,14 +74,180 @@ pub fn cidr_key(ip: IpAddr, len: u8) -> Option<String> {
 }
 
 /// Every IP address of the event (source, destination, victim), without duplicates.
-pub fn event_ips(ev: &SensorEvent) -> Vec<IpAddr> {
-    let mut ips: Vec<IpAddr> = [ev.src_ip, ev.dst_ip, ev.victim_ip]
-        .into_iter()
-        .flatten()
-        .collect();
-    ips.sort_unstable();
-    ips.dedup();
-    ips
+pub fn event_ips(ev: &SensorEvent) -> Ips {
+    Ips::new([ev.src_ip, ev.dst_ip, ev.victim_ip])
+}
+
+/// The addresses of an event: at most three (source, destination, victim), sorted,
+/// without duplicates, held inline (an event's observables cost no allocation of their own).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct Ips([Option<IpAddr>; 3]);
+
+impl Ips {
+    /// The distinct addresses among `ips`.
+    pub fn new(ips: [Option<IpAddr>; 3]) -> Self {
+        let mut held = [None; 3];
+        let mut n = 0;
+        for ip in ips.into_iter().flatten() {
+            if !held.contains(&Some(ip))
+                && let Some(slot) = held.get_mut(n)
+            {
+                *slot = Some(ip);
+                n += 1;
+            }
+        }
+        // The addresses first, in order; the empty slots after them.
+        held.sort_unstable_by(|a, b| match (a, b) {
+            (Some(a), Some(b)) => a.cmp(b),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        });
+        Self(held)
+    }
+
+    /// The addresses, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.0.iter().flatten().copied()
+    }
+
+    /// No address.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+}
+
+/// How many exact keys [`Keys`] holds inline.
+const INLINE_KEYS: usize = 4;
+
+/// An event's exact keys ([`exact_keys`]), sorted, without duplicates: up to four held
+/// inline (a domain and its parent, a URL and its host: most events), more on the heap.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(from = "Vec<u64>", into = "Vec<u64>")]
+pub struct Keys {
+    /// Keys in `inline` (when `heap` is empty).
+    len: u8,
+    inline: [u64; INLINE_KEYS],
+    /// All the keys, once there are more than fit inline.
+    heap: Vec<u64>,
+}
+
+impl Keys {
+    /// The keys, ascending.
+    pub fn as_slice(&self) -> &[u64] {
+        if self.heap.is_empty() {
+            self.inline.get(..usize::from(self.len)).unwrap_or_default()
+        } else {
+            &self.heap
+        }
+    }
+
+    /// No key.
+    pub fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    fn push(&mut self, key: u64) {
+        if self.heap.is_empty()
+            && let Some(slot) = self.inline.get_mut(usize::from(self.len))
+        {
+            *slot = key;
+            self.len += 1;
+            return;
+        }
+        if self.heap.is_empty() {
+            let held = self.inline.get(..usize::from(self.len)).unwrap_or_default();
+            self.heap.extend_from_slice(held);
+            self.len = 0;
+            self.inline = [0; INLINE_KEYS];
+        }
+        self.heap.push(key);
+    }
+
+    /// Sorts the keys and drops duplicates.
+    fn sort_dedup(&mut self) {
+        if !self.heap.is_empty() {
+            self.heap.sort_unstable();
+            self.heap.dedup();
+            return;
+        }
+        let n = usize::from(self.len);
+        let Some(keys) = self.inline.get_mut(..n) else {
+            return;
+        };
+        keys.sort_unstable();
+        let mut kept = 0;
+        for at in 0..n {
+            let k = keys.get(at).copied();
+            if kept == 0 || keys.get(kept - 1).copied() != k {
+                if let (Some(slot), Some(k)) = (keys.get_mut(kept), k) {
+                    *slot = k;
+                }
+                kept += 1;
+            }
+        }
+        for slot in keys.iter_mut().skip(kept) {
+            *slot = 0;
+        }
+        self.len = u8::try_from(kept).unwrap_or(0);
+    }
+}
+
+impl FromIterator<u64> for Keys {
+    fn from_iter<I: IntoIterator<Item = u64>>(iter: I) -> Self {
+        let mut keys = Keys::default();
+        for k in iter {
+            keys.push(k);
+        }
+        keys.sort_dedup();
+        keys
+    }
+}
+
+impl From<Vec<u64>> for Keys {
+    fn from(keys: Vec<u64>) -> Self {
+        keys.into_iter().collect()
+    }
+}
+
+impl From<Keys> for Vec<u64> {
+    fn from(keys: Keys) -> Self {
+        keys.as_slice().to_vec()
+    }
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+impl PartialEq for Keys {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Keys {}
+
+impl PartialOrd for Keys {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Keys {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+impl Hash for Keys {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
 }
 
 /// Every match key of the event except network (CIDR) keys, sorted and without duplicates.
@@ -118,9 +287,10 @@ pub fn event_keys(ev: &SensorEvent) -> Vec<String> {
 
 /// Hashes ([`key_hash`]) of every match key of the event except addresses and networks:
 /// domains and their parents, URL and its host, file hashes, e-mail address, wallet;
-/// sorted, without duplicates. Built without allocating a key string.
-pub fn exact_keys(ev: &SensorEvent) -> Vec<u64> {
-    let mut keys = Vec::with_capacity(4);
+/// sorted, without duplicates. Built without allocating a key string (nor, for up to four
+/// keys, a list).
+pub fn exact_keys(ev: &SensorEvent) -> Keys {
+    let mut keys = Keys::default();
     let url_host = ev
         .url
         .as_deref()
@@ -151,8 +321,7 @@ pub fn exact_keys(ev: &SensorEvent) -> Vec<u64> {
             keys.push(key_hash_parts(prefix, v));
         }
     }
-    keys.sort_unstable();
-    keys.dedup();
+    keys.sort_dedup();
     keys
 }
 
@@ -262,7 +431,53 @@ mod tests {
             .map(|k| key_hash(k))
             .collect();
         expected.sort_unstable();
-        assert_eq!(exact_keys(&ev), expected);
+        assert_eq!(exact_keys(&ev).as_slice(), expected.as_slice());
+        assert!(expected.len() > INLINE_KEYS, "the heap case");
+        let mut two = ev;
+        two.url = None;
+        two.file_hashes = FileHashes::default();
+        two.domain = Some("b.evil.example".into());
+        assert_eq!(exact_keys(&two).as_slice(), expected_keys(&two).as_slice());
+        assert_eq!(exact_keys(&two).as_slice().len(), 2, "held inline");
+    }
+
+    fn expected_keys(ev: &SensorEvent) -> Vec<u64> {
+        let mut keys: Vec<u64> = event_keys(ev)
+            .iter()
+            .filter(|k| !k.starts_with("ip:"))
+            .map(|k| key_hash(k))
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    #[test]
+    fn keys_are_sorted_and_distinct_inline_or_not() {
+        for n in 0..10u64 {
+            let raw: Vec<u64> = (0..n).map(|i| (i * 7919) % 5).rev().collect();
+            let keys: Keys = raw.iter().copied().collect();
+            let mut want = raw.clone();
+            want.sort_unstable();
+            want.dedup();
+            assert_eq!(keys.as_slice(), want.as_slice(), "{raw:?}");
+            assert_eq!(Keys::from(want.clone()), keys);
+            assert_eq!(Vec::from(keys), want);
+        }
+        let many: Keys = (0..9).rev().collect();
+        assert_eq!(many.as_slice(), (0..9).collect::<Vec<u64>>().as_slice());
+    }
+
+    #[test]
+    fn ips_are_sorted_and_distinct() {
+        let a: IpAddr = "10.0.0.2".parse().unwrap();
+        let b: IpAddr = "10.0.0.1".parse().unwrap();
+        let c: IpAddr = "2001:db8::1".parse().unwrap();
+        let ips = Ips::new([Some(c), Some(a), Some(a)]);
+        assert_eq!(ips.iter().collect::<Vec<_>>(), vec![a, c]);
+        assert_eq!(ips, Ips::new([None, Some(a), Some(c)]));
+        let ips = Ips::new([Some(a), None, Some(b)]);
+        assert_eq!(ips.iter().collect::<Vec<_>>(), vec![b, a]);
+        assert!(Ips::new([None; 3]).is_empty());
     }
 
     #[test]

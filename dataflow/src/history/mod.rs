@@ -53,7 +53,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Broadcast;
 
 use crate::Time;
-use crate::observables::{event_ips, exact_keys, indicator_key, key_hash, string_hash};
+use crate::observables::{Ips, Keys, event_ips, exact_keys, indicator_key, key_hash, string_hash};
 pub use store::{Counters, Sizes, Store, TierConfig};
 
 /// A country code (ISO 3166-1 alpha-2) in two bytes.
@@ -96,9 +96,9 @@ pub struct EventIn {
     /// The e-mail address (account) the event concerns, if any (personal data).
     pub account: Option<Box<str>>,
     /// Hashes of its exact (non-address) match keys.
-    pub keys: Vec<u64>,
+    pub keys: Keys,
     /// Its addresses.
-    pub ips: Vec<IpAddr>,
+    pub ips: Ips,
 }
 
 impl EventIn {
@@ -317,7 +317,12 @@ pub fn history_matches<'s>(
                     events.for_each(|_time, data| {
                         for (ev, t, diff) in data.drain(..) {
                             if diff > 0 {
-                                pending.entry(t).or_default().events.push(ev);
+                                // Mostly one time after another: no search of the map.
+                                let at = match pending.last_entry() {
+                                    Some(last) if *last.key() == t => last.into_mut(),
+                                    _ => pending.entry(t).or_default(),
+                                };
+                                at.events.push(ev);
                             }
                         }
                     });

@@ -41,6 +41,7 @@ use rustc_hash::FxHashMap;
 
 use super::{Country, EventIn, Evidence, IndicatorIn, Made, RawSighting, SummarySighting, Target};
 use crate::Time;
+use crate::observables::Ips;
 
 /// One hour in milliseconds.
 const HOUR_MS: i64 = 3_600_000;
@@ -383,18 +384,23 @@ fn chunk_cells<K: Ord + Copy>(
         .collect();
     all.sort_unstable_by_key(|(first, obs, c, at)| (*first, *obs, c.sensor, c.hour, *at));
     let mut out: Vec<(u32, Cells<K>)> = Vec::new();
-    for (first, obs, cell, _) in all {
-        match out.last_mut() {
-            Some((f, cells)) if *f == first => match cells.last_mut() {
+    let mut rest = all.as_slice();
+    while let Some(&(first, ..)) = rest.first() {
+        let (part, after) = rest.split_at(rest.partition_point(|e| e.0 == first));
+        // Room for every pair at once: no growth by doubling, little left over.
+        let mut cells: Cells<K> = Vec::with_capacity(part.len());
+        for &(_, obs, cell, _) in part {
+            match cells.last_mut() {
                 Some(last) if cell_key(last) == (obs, cell.sensor, cell.hour) => {
                     last.1.absorb(&cell);
                     // Within a chunk the latest event gives the country, as it always has.
                     last.1.country = cell.country;
                 }
                 _ => cells.push((obs, cell)),
-            },
-            _ => out.push((first, vec![(obs, cell)])),
+            }
         }
+        out.push((first, cells));
+        rest = after;
     }
     out
 }
@@ -523,15 +529,15 @@ impl Indicators {
     }
 
     /// Every indicator an event with these keys and addresses matches, by id (an id once).
-    fn matching(&self, keys: &[u64], ips: &[IpAddr], out: &mut Vec<Entry>) {
+    fn matching(&self, keys: &[u64], ips: &Ips, out: &mut Vec<Entry>) {
         out.clear();
         for k in keys {
             if let Some(es) = self.keys.get(k) {
                 out.extend(es);
             }
         }
-        for ip in ips {
-            match *ip {
+        for ip in ips.iter() {
+            match ip {
                 IpAddr::V4(v4) => {
                     let a = u32::from(v4);
                     for len in self.v4_lens.keys() {
@@ -758,7 +764,8 @@ impl Store {
             return;
         }
         let mut found = std::mem::take(&mut self.scratch);
-        self.indicators.matching(&ev.keys, &ev.ips, &mut found);
+        self.indicators
+            .matching(ev.keys.as_slice(), &ev.ips, &mut found);
         let sensor = self.intern(ev.sensor_id);
         let raw = RawEvent {
             event_ref: ev.event_ref,
@@ -785,11 +792,11 @@ impl Store {
             _ => self.chunks.entry(start).or_default(),
         };
         let at = u32::try_from(chunk.events.len()).unwrap_or(u32::MAX);
-        for k in &ev.keys {
+        for k in ev.keys.as_slice() {
             chunk.keys.push(*k, at);
         }
-        for ip in &ev.ips {
-            match *ip {
+        for ip in ev.ips.iter() {
+            match ip {
                 IpAddr::V4(a) => chunk.v4.push(u32::from(a), at),
                 IpAddr::V6(a) => chunk.v6.push(u128::from(a), at),
             }
@@ -928,9 +935,15 @@ mod tests {
             observed_ms,
             victim: None,
             account: None,
-            keys: keys.to_vec(),
-            ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
+            keys: keys.iter().copied().collect(),
+            ips: ips_of(&ips.iter().map(|s| s.parse().unwrap()).collect::<Vec<_>>()),
         }
+    }
+
+    /// The addresses of an event (at most three).
+    fn ips_of(ips: &[IpAddr]) -> Ips {
+        assert!(ips.len() <= 3);
+        Ips::new([0, 1, 2].map(|n| ips.get(n).copied()))
     }
 
     fn key(id: u64, k: u64) -> IndicatorIn {
@@ -1469,13 +1482,13 @@ mod tests {
         /// The observable numbers of an event's observables the target covers.
         fn covered(t: &Target, ev: &EventIn) -> Vec<u64> {
             let mut out = Vec::new();
-            for k in &ev.keys {
+            for k in ev.keys.as_slice() {
                 if *t == Target::Key(*k) {
                     out.push(*k);
                 }
             }
-            for ip in &ev.ips {
-                match (*t, *ip) {
+            for ip in ev.ips.iter() {
+                match (*t, ip) {
                     (Target::V4 { net, len }, IpAddr::V4(a)) => {
                         let a = u32::from(a);
                         if len == 0 || (a ^ net) >> (32 - u32::from(len)) == 0 {
@@ -1611,8 +1624,8 @@ mod tests {
                             - 1_800_000,
                         victim: None,
                         account: None,
-                        keys,
-                        ips,
+                        keys: keys.into(),
+                        ips: super::ips_of(&ips),
                     };
                     events.push((now, ev.clone()));
                     s.add_event(ev, now, &mut live);
