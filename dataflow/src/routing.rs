@@ -69,6 +69,45 @@ pub struct RoutingViews<'s> {
     pub rejected: VecCollection<'s, Time, RejectedAction>,
 }
 
+/// An alert id as routing keys its collections by: the 32-hex-digit content hash
+/// (what [`crate::alerts::alert_id`] makes) as two words, any other id as text. The
+/// encoding is one-to-one (only lowercase hex, as the hash is written, takes the first
+/// form), so routing an alert by its key is routing it by its id; keys compare and hash
+/// without following a pointer, which is most of what arrangements do with them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum AlertKey {
+    Hash(u64, u64),
+    Text(Box<str>),
+}
+
+impl AlertKey {
+    fn of(id: &str) -> Self {
+        let hex = |s: &str| {
+            s.bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                .then(|| u64::from_str_radix(s, 16).ok())
+                .flatten()
+        };
+        match (id.len() == 32)
+            .then(|| id.split_at_checked(16))
+            .flatten()
+            .and_then(|(hi, lo)| Some((hex(hi)?, hex(lo)?)))
+        {
+            Some((hi, lo)) => AlertKey::Hash(hi, lo),
+            None => AlertKey::Text(id.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for AlertKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AlertKey::Hash(hi, lo) => write!(f, "{hi:016x}{lo:016x}"),
+            AlertKey::Text(id) => f.write_str(id),
+        }
+    }
+}
+
 /// What happens to an alert, judged at its logical time by the roster in force.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 enum Probe {
@@ -198,21 +237,21 @@ where
 /// and an empty desk costs nothing per handover. Alerts stay on their worker; the duty
 /// (one record at a time) is broadcast.
 fn duty_while_present<'s>(
-    present: VecCollection<'s, Time, (String, Time)>,
+    present: VecCollection<'s, Time, (AlertKey, Time)>,
     duty: VecCollection<'s, Time, DutyStatus>,
-) -> VecCollection<'s, Time, (String, Time, DutyStatus)> {
+) -> VecCollection<'s, Time, (AlertKey, Time, DutyStatus)> {
     let duty = duty.inner.broadcast();
     present
         .inner
-        .binary_frontier::<_, CapacityContainerBuilder<Vec<((String, Time, DutyStatus), Time, isize)>>, _, _, _, _>(
+        .binary_frontier::<_, CapacityContainerBuilder<Vec<((AlertKey, Time, DutyStatus), Time, isize)>>, _, _, _, _>(
             duty,
-            Exchange::new(|((id, _), _, _): &((String, Time), Time, isize)| id.hashed()),
+            Exchange::new(|((id, _), _, _): &((AlertKey, Time), Time, isize)| id.hashed()),
             Pipeline,
             "DutyWhilePresent",
             |cap, _info| {
                 let mut cap = Some(cap);
                 let mut pending: BTreeMap<Time, DutyPending> = BTreeMap::new();
-                let mut alerts: BTreeMap<(String, Time), isize> = BTreeMap::new();
+                let mut alerts: BTreeMap<(AlertKey, Time), isize> = BTreeMap::new();
                 let mut duties: BTreeMap<DutyStatus, isize> = BTreeMap::new();
                 move |(input, present_frontier), (duty_input, duty_frontier), output| {
                     input.for_each(|_time, data| {
@@ -292,14 +331,14 @@ fn duty_while_present<'s>(
 /// The inputs of [`duty_while_present`] at one logical time.
 #[derive(Default)]
 struct DutyPending {
-    alerts: Vec<((String, Time), isize)>,
+    alerts: Vec<((AlertKey, Time), isize)>,
     duty: Vec<(DutyStatus, isize)>,
 }
 
 /// Judges each probe `(alert_id, time, probe)` with the roster in force at its time
 /// (the earliest roster, for probes older than every roster).
 fn judge<'s>(
-    probes: VecCollection<'s, Time, (String, Time, Probe)>,
+    probes: VecCollection<'s, Time, (AlertKey, Time, Probe)>,
     versions: VecCollection<'s, Time, (RosterSpec, Time)>,
     horizon_ms: u64,
 ) -> VecCollection<'s, Time, Judged> {
@@ -314,7 +353,9 @@ fn judge<'s>(
         .inner
         .binary_frontier::<_, CapacityContainerBuilder<Vec<(Judged, Time, isize)>>, _, _, _, _>(
             versions,
-            Exchange::new(|((id, _, _), _, _): &((String, Time, Probe), Time, isize)| id.hashed()),
+            Exchange::new(
+                |((id, _, _), _, _): &((AlertKey, Time, Probe), Time, isize)| id.hashed(),
+            ),
             Pipeline,
             "JudgeAtRoster",
             move |cap, _info| {
@@ -323,7 +364,7 @@ fn judge<'s>(
                 let mut forget: BTreeMap<Time, Vec<Judged>> = BTreeMap::new();
                 let mut present: BTreeMap<(RosterSpec, Time), isize> = BTreeMap::new();
                 let mut in_force: Option<InForce> = None;
-                let mut parked: Vec<(String, Time, Probe)> = Vec::new();
+                let mut parked: Vec<(AlertKey, Time, Probe)> = Vec::new();
                 move |(input, probe_frontier), (version_input, version_frontier), output| {
                     input.for_each(|_time, data| {
                         for (p, t, diff) in data.drain(..) {
@@ -418,12 +459,12 @@ fn judge<'s>(
 }
 
 /// A probe with the duty and SLA it was judged by.
-type Judged = ((String, Time, Probe), (Option<DutyStatus>, SlaSpec));
+type Judged = ((AlertKey, Time, Probe), (Option<DutyStatus>, SlaSpec));
 
 /// The inputs of [`judge`] at one logical time.
 #[derive(Default)]
 struct JudgePending {
-    probes: Vec<((String, Time, Probe), isize)>,
+    probes: Vec<((AlertKey, Time, Probe), isize)>,
     versions: Vec<((RosterSpec, Time), isize)>,
 }
 
@@ -513,7 +554,7 @@ where
 
     let content = alerts.map(|a| {
         let a: &Alert = a.borrow();
-        (a.id.clone(), a.severity)
+        (AlertKey::of(&a.id), a.severity)
     });
     let ids = content.clone().map(|(id, _)| id).distinct();
     // First appearance of each id, kept.
@@ -527,7 +568,7 @@ where
     );
 
     let action_probes =
-        made(actions, horizon_ms).map(|(a, t)| (a.alert_id.clone(), t, Probe::Action(a)));
+        made(actions, horizon_ms).map(|(a, t)| (AlertKey::of(&a.alert_id), t, Probe::Action(a)));
     let open_probes = opened.clone().map(|(id, t)| (id, t, Probe::Opened));
     let judged = judge(
         open_probes.concat(action_probes),
@@ -595,7 +636,7 @@ where
         .concat(accepted.clone().flat_map(|(a, te, duty)| {
             (!matches!(a.action, ActionKind::AcceptHandover)).then(|| {
                 (
-                    a.alert_id.clone(),
+                    AlertKey::of(&a.alert_id),
                     Fact::Step(te, Box::new(Step::Action(a, duty))),
                 )
             })
@@ -676,7 +717,7 @@ where
 }
 
 /// The routing of one alert from its facts (pure; the definition the tests check).
-fn fold(id: &str, facts: &[(&Fact, isize)]) -> Vec<Folded> {
+fn fold(id: &AlertKey, facts: &[(&Fact, isize)]) -> Vec<Folded> {
     let Some(severity) = facts.iter().find_map(|(f, _)| match f {
         Fact::Content(s) => Some(*s),
         Fact::Step(..) => None,
