@@ -54,6 +54,7 @@ use crate::Time;
 use crate::duty_clock::{duty_at, duty_clock, instant, logical};
 use crate::roster::{Roster, RosterSpec, SlaSpec};
 use crate::roster_versions::roster_versions;
+use crate::shared::Shared;
 
 /// The routing views.
 pub struct RoutingViews<'s> {
@@ -127,12 +128,12 @@ enum Step {
     /// The alert's severity became this (first, so at one time it applies before the rest).
     Severity(Severity),
     Opened {
-        duty: Option<DutyStatus>,
+        duty: Option<Shared<DutyStatus>>,
         sla: SlaSpec,
     },
-    Action(DeskAction, Option<DutyStatus>),
-    Duty(DutyStatus),
-    Deadline(Option<DutyStatus>),
+    Action(DeskAction, Option<Shared<DutyStatus>>),
+    Duty(Shared<DutyStatus>),
+    Deadline(Option<Shared<DutyStatus>>),
 }
 
 /// The per-alert inputs of the fold.
@@ -140,16 +141,18 @@ enum Step {
 enum Fact {
     /// The alert is present with this severity (current, not kept).
     Content(Severity),
-    /// Something happened at a logical time (kept once made).
-    Step(Time, Box<Step>),
+    /// Something happened at a logical time (kept once made). Shared: arrangements copy
+    /// their values at every merge, and a step (with the duty it was judged by) is made
+    /// once and held by several of them.
+    Step(Time, Shared<Step>),
 }
 
 /// What the fold of one alert yields.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 enum Folded {
-    Routing(AlertRouting),
+    Routing(Shared<AlertRouting>),
     /// Handed over at a time, from a center to a center.
-    Handed(Time, String, String, HandedOverAlert),
+    Handed(Shared<(Time, String, String, HandedOverAlert)>),
 }
 
 /// Per-handover inputs of the digest.
@@ -238,12 +241,12 @@ where
 /// (one record at a time) is broadcast.
 fn duty_while_present<'s>(
     present: VecCollection<'s, Time, (AlertKey, Time)>,
-    duty: VecCollection<'s, Time, DutyStatus>,
-) -> VecCollection<'s, Time, (AlertKey, Time, DutyStatus)> {
+    duty: VecCollection<'s, Time, Shared<DutyStatus>>,
+) -> VecCollection<'s, Time, (AlertKey, Time, Shared<DutyStatus>)> {
     let duty = duty.inner.broadcast();
     present
         .inner
-        .binary_frontier::<_, CapacityContainerBuilder<Vec<((AlertKey, Time, DutyStatus), Time, isize)>>, _, _, _, _>(
+        .binary_frontier::<_, CapacityContainerBuilder<Vec<((AlertKey, Time, Shared<DutyStatus>), Time, isize)>>, _, _, _, _>(
             duty,
             Exchange::new(|((id, _), _, _): &((AlertKey, Time), Time, isize)| id.hashed()),
             Pipeline,
@@ -252,7 +255,7 @@ fn duty_while_present<'s>(
                 let mut cap = Some(cap);
                 let mut pending: BTreeMap<Time, DutyPending> = BTreeMap::new();
                 let mut alerts: BTreeMap<(AlertKey, Time), isize> = BTreeMap::new();
-                let mut duties: BTreeMap<DutyStatus, isize> = BTreeMap::new();
+                let mut duties: BTreeMap<Shared<DutyStatus>, isize> = BTreeMap::new();
                 move |(input, present_frontier), (duty_input, duty_frontier), output| {
                     input.for_each(|_time, data| {
                         for (a, t, diff) in data.drain(..) {
@@ -332,7 +335,7 @@ fn duty_while_present<'s>(
 #[derive(Default)]
 struct DutyPending {
     alerts: Vec<((AlertKey, Time), isize)>,
-    duty: Vec<(DutyStatus, isize)>,
+    duty: Vec<(Shared<DutyStatus>, isize)>,
 }
 
 /// Judges each probe `(alert_id, time, probe)` with the roster in force at its time
@@ -459,7 +462,10 @@ fn judge<'s>(
 }
 
 /// A probe with the duty and SLA it was judged by.
-type Judged = ((AlertKey, Time, Probe), (Option<DutyStatus>, SlaSpec));
+type Judged = (
+    (AlertKey, Time, Probe),
+    (Option<Shared<DutyStatus>>, SlaSpec),
+);
 
 /// The inputs of [`judge`] at one logical time.
 #[derive(Default)]
@@ -475,9 +481,9 @@ struct InForce {
 }
 
 impl InForce {
-    fn judge(&self, te: Time) -> (Option<DutyStatus>, SlaSpec) {
+    fn judge(&self, te: Time) -> (Option<Shared<DutyStatus>>, SlaSpec) {
         match &self.roster {
-            Some(roster) => (duty_at(roster, te), roster.sla().clone()),
+            Some(roster) => (duty_at(roster, te).map(Shared::new), roster.sla().clone()),
             None => (None, self.version.0.sla.clone()),
         }
     }
@@ -587,7 +593,7 @@ where
         _ => None,
     });
     let verdicts = judged_actions.map(|(a, te, duty)| {
-        let v = verdict(&a, te, duty.as_ref());
+        let v = verdict(&a, te, duty.as_deref());
         (a, te, duty, v)
     });
     let rejected = verdicts.clone().flat_map(|(action, te, duty, v)| {
@@ -596,7 +602,7 @@ where
             at: instant(te),
             code: ErrorCode::NotOwner,
             reason,
-            owner: duty.map(|d| d.center),
+            owner: duty.map(|d| d.center.clone()),
         })
     });
     let accepted = verdicts.flat_map(|(a, te, duty, v)| v.ok().map(|()| (a, te, duty)));
@@ -605,7 +611,7 @@ where
     let due = judged_opened
         .clone()
         .join_map(content.clone(), |id, (te, duty, sla), sev| {
-            (id.clone(), deadline(*sev, *te, duty.as_ref(), sla))
+            (id.clone(), deadline(*sev, *te, duty.as_deref(), sla))
         })
         .flat_map(|(id, d)| d.map(|d| (id, d)));
     let ticks = due
@@ -617,27 +623,30 @@ where
         versions,
         horizon_ms,
     )
-    .map(|((id, te, _), (duty, _))| (id, Fact::Step(te, Box::new(Step::Deadline(duty)))));
+    .map(|((id, te, _), (duty, _))| (id, Fact::Step(te, Shared::new(Step::Deadline(duty)))));
 
     // Every change of duty while an alert is present, after it opened.
     let present = opened
         .clone()
         .join_map(ids.map(|id| (id, ())), |id, t, ()| (id.clone(), *t));
-    let duty_steps = made(duty_while_present(present, duty.clone()), horizon_ms)
-        .filter(|((_, opened, _), t)| t > opened)
-        .map(|((id, _, d), t)| (id, Fact::Step(t, Box::new(Step::Duty(d)))));
+    let duty_steps = made(
+        duty_while_present(present, duty.clone().map(Shared::new)),
+        horizon_ms,
+    )
+    .filter(|((_, opened, _), t)| t > opened)
+    .map(|((id, _, d), t)| (id, Fact::Step(t, Shared::new(Step::Duty(d)))));
 
     let facts = content
         .clone()
         .map(|(id, sev)| (id, Fact::Content(sev)))
         .concat(judged_opened.map(|(id, (te, duty, sla))| {
-            (id, Fact::Step(te, Box::new(Step::Opened { duty, sla })))
+            (id, Fact::Step(te, Shared::new(Step::Opened { duty, sla })))
         }))
         .concat(accepted.clone().flat_map(|(a, te, duty)| {
             (!matches!(a.action, ActionKind::AcceptHandover)).then(|| {
                 (
                     AlertKey::of(&a.alert_id),
-                    Fact::Step(te, Box::new(Step::Action(a, duty))),
+                    Fact::Step(te, Shared::new(Step::Action(a, duty))),
                 )
             })
         }))
@@ -648,7 +657,7 @@ where
         // alert must not rewrite a digest of thousands).
         .concat(
             made(content.clone(), horizon_ms)
-                .map(|((id, sev), t)| (id, Fact::Step(t, Box::new(Step::Severity(sev))))),
+                .map(|((id, sev), t)| (id, Fact::Step(t, Shared::new(Step::Severity(sev))))),
         );
 
     let folded = facts
@@ -663,7 +672,7 @@ where
         .map(|(_, f)| f);
 
     let routed = folded.clone().flat_map(|f| match f {
-        Folded::Routing(r) => Some(r),
+        Folded::Routing(r) => Some(r.into_inner()),
         Folded::Handed(..) => None,
     });
     let escalations = routed.clone().flat_map(|r| r.escalation);
@@ -678,7 +687,10 @@ where
             )
         });
     let handed = folded.flat_map(|f| match f {
-        Folded::Handed(t, from, to, a) => Some(((t, from, to), DigestPart::Alert(a))),
+        Folded::Handed(h) => {
+            let (t, from, to, a) = h.into_inner();
+            Some(((t, from, to), DigestPart::Alert(a)))
+        }
         Folded::Routing(_) => None,
     });
     let accepts = accepted.flat_map(|(a, te, duty)| {
@@ -688,7 +700,7 @@ where
         };
         let since = logical(duty.since.as_millisecond());
         Some((
-            (since, duty.previous?, duty.center),
+            (since, duty.previous.clone()?, duty.center.clone()),
             DigestPart::Accept(te, a.officer_id),
         ))
     });
@@ -733,7 +745,7 @@ fn fold(id: &AlertKey, facts: &[(&Fact, isize)]) -> Vec<Folded> {
         .collect();
     steps.sort();
     let Some((opened_at, duty_at_open, sla)) = steps.iter().find_map(|(t, s)| match s {
-        Step::Opened { duty, sla } => Some((*t, duty.as_ref(), sla)),
+        Step::Opened { duty, sla } => Some((*t, duty.as_deref(), sla)),
         _ => None,
     }) else {
         return Vec::new(); // Not judged yet.
@@ -801,7 +813,7 @@ fn fold(id: &AlertKey, facts: &[(&Fact, isize)]) -> Vec<Folded> {
                         officer_id: a.officer_id.clone(),
                         center: a.center.clone(),
                     };
-                    escalate(&mut r, reason, duty.as_ref());
+                    escalate(&mut r, reason, duty.as_deref());
                 }
                 ActionKind::Resolve => r.state = AlertState::Resolved,
                 ActionKind::FalsePositive => r.state = AlertState::FalsePositive,
@@ -809,13 +821,13 @@ fn fold(id: &AlertKey, facts: &[(&Fact, isize)]) -> Vec<Folded> {
             },
             Step::Deadline(duty) => {
                 if r.state == AlertState::Open {
-                    escalate(&mut r, EscalationReason::Deadline, duty.as_ref());
+                    escalate(&mut r, EscalationReason::Deadline, duty.as_deref());
                 }
             }
             Step::Duty(d) => {
                 if d.center != r.owner {
                     if !r.owner.is_empty() {
-                        out.push(Folded::Handed(
+                        out.push(Folded::Handed(Shared::new((
                             t,
                             r.owner.clone(),
                             d.center.clone(),
@@ -831,14 +843,14 @@ fn fold(id: &AlertKey, facts: &[(&Fact, isize)]) -> Vec<Folded> {
                                 assigned_to: r.assigned_to.clone(),
                                 notes: r.notes.clone(),
                             },
-                        ));
+                        ))));
                     }
                     r.owner = d.center.clone();
                 }
             }
         }
     }
-    out.push(Folded::Routing(r));
+    out.push(Folded::Routing(Shared::new(r)));
     out
 }
 
