@@ -38,6 +38,7 @@
 use std::collections::BTreeMap;
 
 use differential_dataflow::hashable::Hashable;
+use differential_dataflow::trace::implementations::{KeyBuilder, KeySpine, ValBuilder, ValSpine};
 use differential_dataflow::{AsCollection, VecCollection};
 use schemas::routing::{
     Acceptance, AlertRouting, AlertState, DeskNote, DutyStatus, Escalation, EscalationReason,
@@ -562,20 +563,49 @@ where
         let a: &Alert = a.borrow();
         (AlertKey::of(&a.id), a.severity)
     });
-    let ids = content.clone().map(|(id, _)| id).distinct();
+    // The content arranged once, for the ids present and for the deadlines; the ids and
+    // the openings stay arranged for the join that pairs them (each arrangement costs a
+    // trace, its merges and work at every time it changes).
+    let by_id = content
+        .clone()
+        .arrange_by_key_named("Arrange: AlertContent");
+    // The ids present: `distinct` over the content's keys (a key stays while its count is
+    // not zero), on the content's arrangement.
+    let ids = by_id
+        .clone()
+        .reduce_abelian::<_, KeyBuilder<AlertKey, Time, isize>, KeySpine<AlertKey, Time, isize>, _, _>(
+            "AlertIds",
+            |_id, severities: &[(&Severity, isize)], out: &mut Vec<((), isize)>| {
+                if severities.iter().map(|(_, n)| n).sum::<isize>() != 0 {
+                    out.push(((), 1));
+                }
+            },
+            |vec, id, updates| {
+                vec.clear();
+                vec.extend(updates.drain(..).map(|(v, t, r)| ((id.clone(), v), t, r)));
+            },
+        );
     // First appearance of each id, kept.
-    let opened = made(ids.clone(), horizon_ms).reduce_named(
-        "AlertOpened",
-        |_id, times: &[(&Time, isize)], out: &mut Vec<(Time, isize)>| {
-            if let Some((t, _)) = times.iter().min() {
-                out.push((**t, 1));
-            }
-        },
-    );
+    let opened = made(ids.clone().as_collection(|id, _| id.clone()), horizon_ms)
+        .arrange_by_key_named("Arrange: AlertOpened")
+        .reduce_abelian::<_, ValBuilder<AlertKey, Time, Time, isize>, ValSpine<AlertKey, Time, Time, isize>, _, _>(
+            "AlertOpened",
+            |_id, times: &[(&Time, isize)], out: &mut Vec<(Time, isize)>| {
+                if let Some((t, _)) = times.iter().min() {
+                    out.push((**t, 1));
+                }
+            },
+            |vec, id, updates| {
+                vec.clear();
+                vec.extend(updates.drain(..).map(|(v, t, r)| ((id.clone(), v), t, r)));
+            },
+        );
 
     let action_probes =
         made(actions, horizon_ms).map(|(a, t)| (AlertKey::of(&a.alert_id), t, Probe::Action(a)));
-    let open_probes = opened.clone().map(|(id, t)| (id, t, Probe::Opened));
+    let open_probes = opened
+        .clone()
+        .as_collection(|id, t| (id.clone(), *t, Probe::Opened));
     let judged = judge(
         open_probes.concat(action_probes),
         versions.clone(),
@@ -610,10 +640,10 @@ where
     // Deadlines follow the current severity; each passes at its own logical time.
     let due = judged_opened
         .clone()
-        .join_map(content.clone(), |id, (te, duty, sla), sev| {
-            (id.clone(), deadline(*sev, *te, duty.as_deref(), sla))
-        })
-        .flat_map(|(id, d)| d.map(|d| (id, d)));
+        .arrange_by_key_named("Arrange: AlertJudged")
+        .join_core(by_id, |id, (te, duty, sla), sev| {
+            deadline(*sev, *te, duty.as_deref(), sla).map(|d| (id.clone(), d))
+        });
     let ticks = due
         .inner
         .map(|((id, d), t, r)| ((id, d), t.max(d), r))
@@ -626,9 +656,7 @@ where
     .map(|((id, te, _), (duty, _))| (id, Fact::Step(te, Shared::new(Step::Deadline(duty)))));
 
     // Every change of duty while an alert is present, after it opened.
-    let present = opened
-        .clone()
-        .join_map(ids.map(|id| (id, ())), |id, t, ()| (id.clone(), *t));
+    let present = opened.join_core(ids, |id, t, _| Some((id.clone(), *t)));
     let duty_steps = made(
         duty_while_present(present, duty.clone().map(Shared::new)),
         horizon_ms,
@@ -897,4 +925,31 @@ fn digest(
         at: instant(t),
     });
     Some(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_alert_key_gives_back_the_id_it_was_made_of() {
+        let hash = crate::alerts::alert_id("indicator-match", "ind-1", 0);
+        assert!(matches!(AlertKey::of(&hash), AlertKey::Hash(..)));
+        for id in [
+            hash.as_str(),
+            "0000000000000000000000000000000f",
+            // Not as the hash is written: kept as text, so each still reads back as itself.
+            "0000000000000000000000000000000F",
+            "000000000000000000000000000000+f",
+            "00000000000000000000000000000000f",
+            "a1",
+            "",
+        ] {
+            assert_eq!(AlertKey::of(id).to_string(), id);
+        }
+        assert_ne!(
+            AlertKey::of("0000000000000000000000000000000f"),
+            AlertKey::of("0000000000000000000000000000000F")
+        );
+    }
 }
