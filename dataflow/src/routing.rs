@@ -38,6 +38,7 @@
 use std::collections::BTreeMap;
 
 use differential_dataflow::hashable::Hashable;
+use differential_dataflow::trace::implementations::{KeyBuilder, KeySpine, ValBuilder, ValSpine};
 use differential_dataflow::{AsCollection, VecCollection};
 use schemas::routing::{
     Acceptance, AlertRouting, AlertState, DeskNote, DutyStatus, Escalation, EscalationReason,
@@ -54,6 +55,7 @@ use crate::Time;
 use crate::duty_clock::{duty_at, duty_clock, instant, logical};
 use crate::roster::{Roster, RosterSpec, SlaSpec};
 use crate::roster_versions::roster_versions;
+use crate::shared::Shared;
 
 /// The routing views.
 pub struct RoutingViews<'s> {
@@ -67,6 +69,45 @@ pub struct RoutingViews<'s> {
     pub handovers: VecCollection<'s, Time, HandoverDigest>,
     /// Officer actions rejected for not owning the alert.
     pub rejected: VecCollection<'s, Time, RejectedAction>,
+}
+
+/// An alert id as routing keys its collections by: the 32-hex-digit content hash
+/// (what [`crate::alerts::alert_id`] makes) as two words, any other id as text. The
+/// encoding is one-to-one (only lowercase hex, as the hash is written, takes the first
+/// form), so routing an alert by its key is routing it by its id; keys compare and hash
+/// without following a pointer, which is most of what arrangements do with them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum AlertKey {
+    Hash(u64, u64),
+    Text(Box<str>),
+}
+
+impl AlertKey {
+    fn of(id: &str) -> Self {
+        let hex = |s: &str| {
+            s.bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                .then(|| u64::from_str_radix(s, 16).ok())
+                .flatten()
+        };
+        match (id.len() == 32)
+            .then(|| id.split_at_checked(16))
+            .flatten()
+            .and_then(|(hi, lo)| Some((hex(hi)?, hex(lo)?)))
+        {
+            Some((hi, lo)) => AlertKey::Hash(hi, lo),
+            None => AlertKey::Text(id.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for AlertKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AlertKey::Hash(hi, lo) => write!(f, "{hi:016x}{lo:016x}"),
+            AlertKey::Text(id) => f.write_str(id),
+        }
+    }
 }
 
 /// What happens to an alert, judged at its logical time by the roster in force.
@@ -88,12 +129,12 @@ enum Step {
     /// The alert's severity became this (first, so at one time it applies before the rest).
     Severity(Severity),
     Opened {
-        duty: Option<DutyStatus>,
+        duty: Option<Shared<DutyStatus>>,
         sla: SlaSpec,
     },
-    Action(DeskAction, Option<DutyStatus>),
-    Duty(DutyStatus),
-    Deadline(Option<DutyStatus>),
+    Action(DeskAction, Option<Shared<DutyStatus>>),
+    Duty(Shared<DutyStatus>),
+    Deadline(Option<Shared<DutyStatus>>),
 }
 
 /// The per-alert inputs of the fold.
@@ -101,16 +142,18 @@ enum Step {
 enum Fact {
     /// The alert is present with this severity (current, not kept).
     Content(Severity),
-    /// Something happened at a logical time (kept once made).
-    Step(Time, Box<Step>),
+    /// Something happened at a logical time (kept once made). Shared: arrangements copy
+    /// their values at every merge, and a step (with the duty it was judged by) is made
+    /// once and held by several of them.
+    Step(Time, Shared<Step>),
 }
 
 /// What the fold of one alert yields.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 enum Folded {
-    Routing(AlertRouting),
+    Routing(Shared<AlertRouting>),
     /// Handed over at a time, from a center to a center.
-    Handed(Time, String, String, HandedOverAlert),
+    Handed(Shared<(Time, String, String, HandedOverAlert)>),
 }
 
 /// Per-handover inputs of the digest.
@@ -198,22 +241,22 @@ where
 /// and an empty desk costs nothing per handover. Alerts stay on their worker; the duty
 /// (one record at a time) is broadcast.
 fn duty_while_present<'s>(
-    present: VecCollection<'s, Time, (String, Time)>,
-    duty: VecCollection<'s, Time, DutyStatus>,
-) -> VecCollection<'s, Time, (String, Time, DutyStatus)> {
+    present: VecCollection<'s, Time, (AlertKey, Time)>,
+    duty: VecCollection<'s, Time, Shared<DutyStatus>>,
+) -> VecCollection<'s, Time, (AlertKey, Time, Shared<DutyStatus>)> {
     let duty = duty.inner.broadcast();
     present
         .inner
-        .binary_frontier::<_, CapacityContainerBuilder<Vec<((String, Time, DutyStatus), Time, isize)>>, _, _, _, _>(
+        .binary_frontier::<_, CapacityContainerBuilder<Vec<((AlertKey, Time, Shared<DutyStatus>), Time, isize)>>, _, _, _, _>(
             duty,
-            Exchange::new(|((id, _), _, _): &((String, Time), Time, isize)| id.hashed()),
+            Exchange::new(|((id, _), _, _): &((AlertKey, Time), Time, isize)| id.hashed()),
             Pipeline,
             "DutyWhilePresent",
             |cap, _info| {
                 let mut cap = Some(cap);
                 let mut pending: BTreeMap<Time, DutyPending> = BTreeMap::new();
-                let mut alerts: BTreeMap<(String, Time), isize> = BTreeMap::new();
-                let mut duties: BTreeMap<DutyStatus, isize> = BTreeMap::new();
+                let mut alerts: BTreeMap<(AlertKey, Time), isize> = BTreeMap::new();
+                let mut duties: BTreeMap<Shared<DutyStatus>, isize> = BTreeMap::new();
                 move |(input, present_frontier), (duty_input, duty_frontier), output| {
                     input.for_each(|_time, data| {
                         for (a, t, diff) in data.drain(..) {
@@ -292,14 +335,14 @@ fn duty_while_present<'s>(
 /// The inputs of [`duty_while_present`] at one logical time.
 #[derive(Default)]
 struct DutyPending {
-    alerts: Vec<((String, Time), isize)>,
-    duty: Vec<(DutyStatus, isize)>,
+    alerts: Vec<((AlertKey, Time), isize)>,
+    duty: Vec<(Shared<DutyStatus>, isize)>,
 }
 
 /// Judges each probe `(alert_id, time, probe)` with the roster in force at its time
 /// (the earliest roster, for probes older than every roster).
 fn judge<'s>(
-    probes: VecCollection<'s, Time, (String, Time, Probe)>,
+    probes: VecCollection<'s, Time, (AlertKey, Time, Probe)>,
     versions: VecCollection<'s, Time, (RosterSpec, Time)>,
     horizon_ms: u64,
 ) -> VecCollection<'s, Time, Judged> {
@@ -314,7 +357,9 @@ fn judge<'s>(
         .inner
         .binary_frontier::<_, CapacityContainerBuilder<Vec<(Judged, Time, isize)>>, _, _, _, _>(
             versions,
-            Exchange::new(|((id, _, _), _, _): &((String, Time, Probe), Time, isize)| id.hashed()),
+            Exchange::new(
+                |((id, _, _), _, _): &((AlertKey, Time, Probe), Time, isize)| id.hashed(),
+            ),
             Pipeline,
             "JudgeAtRoster",
             move |cap, _info| {
@@ -323,7 +368,7 @@ fn judge<'s>(
                 let mut forget: BTreeMap<Time, Vec<Judged>> = BTreeMap::new();
                 let mut present: BTreeMap<(RosterSpec, Time), isize> = BTreeMap::new();
                 let mut in_force: Option<InForce> = None;
-                let mut parked: Vec<(String, Time, Probe)> = Vec::new();
+                let mut parked: Vec<(AlertKey, Time, Probe)> = Vec::new();
                 move |(input, probe_frontier), (version_input, version_frontier), output| {
                     input.for_each(|_time, data| {
                         for (p, t, diff) in data.drain(..) {
@@ -418,12 +463,15 @@ fn judge<'s>(
 }
 
 /// A probe with the duty and SLA it was judged by.
-type Judged = ((String, Time, Probe), (Option<DutyStatus>, SlaSpec));
+type Judged = (
+    (AlertKey, Time, Probe),
+    (Option<Shared<DutyStatus>>, SlaSpec),
+);
 
 /// The inputs of [`judge`] at one logical time.
 #[derive(Default)]
 struct JudgePending {
-    probes: Vec<((String, Time, Probe), isize)>,
+    probes: Vec<((AlertKey, Time, Probe), isize)>,
     versions: Vec<((RosterSpec, Time), isize)>,
 }
 
@@ -434,9 +482,9 @@ struct InForce {
 }
 
 impl InForce {
-    fn judge(&self, te: Time) -> (Option<DutyStatus>, SlaSpec) {
+    fn judge(&self, te: Time) -> (Option<Shared<DutyStatus>>, SlaSpec) {
         match &self.roster {
-            Some(roster) => (duty_at(roster, te), roster.sla().clone()),
+            Some(roster) => (duty_at(roster, te).map(Shared::new), roster.sla().clone()),
             None => (None, self.version.0.sla.clone()),
         }
     }
@@ -513,22 +561,51 @@ where
 
     let content = alerts.map(|a| {
         let a: &Alert = a.borrow();
-        (a.id.clone(), a.severity)
+        (AlertKey::of(&a.id), a.severity)
     });
-    let ids = content.clone().map(|(id, _)| id).distinct();
+    // The content arranged once, for the ids present and for the deadlines; the ids and
+    // the openings stay arranged for the join that pairs them (each arrangement costs a
+    // trace, its merges and work at every time it changes).
+    let by_id = content
+        .clone()
+        .arrange_by_key_named("Arrange: AlertContent");
+    // The ids present: `distinct` over the content's keys (a key stays while its count is
+    // not zero), on the content's arrangement.
+    let ids = by_id
+        .clone()
+        .reduce_abelian::<_, KeyBuilder<AlertKey, Time, isize>, KeySpine<AlertKey, Time, isize>, _, _>(
+            "AlertIds",
+            |_id, severities: &[(&Severity, isize)], out: &mut Vec<((), isize)>| {
+                if severities.iter().map(|(_, n)| n).sum::<isize>() != 0 {
+                    out.push(((), 1));
+                }
+            },
+            |vec, id, updates| {
+                vec.clear();
+                vec.extend(updates.drain(..).map(|(v, t, r)| ((id.clone(), v), t, r)));
+            },
+        );
     // First appearance of each id, kept.
-    let opened = made(ids.clone(), horizon_ms).reduce_named(
-        "AlertOpened",
-        |_id, times: &[(&Time, isize)], out: &mut Vec<(Time, isize)>| {
-            if let Some((t, _)) = times.iter().min() {
-                out.push((**t, 1));
-            }
-        },
-    );
+    let opened = made(ids.clone().as_collection(|id, _| id.clone()), horizon_ms)
+        .arrange_by_key_named("Arrange: AlertOpened")
+        .reduce_abelian::<_, ValBuilder<AlertKey, Time, Time, isize>, ValSpine<AlertKey, Time, Time, isize>, _, _>(
+            "AlertOpened",
+            |_id, times: &[(&Time, isize)], out: &mut Vec<(Time, isize)>| {
+                if let Some((t, _)) = times.iter().min() {
+                    out.push((**t, 1));
+                }
+            },
+            |vec, id, updates| {
+                vec.clear();
+                vec.extend(updates.drain(..).map(|(v, t, r)| ((id.clone(), v), t, r)));
+            },
+        );
 
     let action_probes =
-        made(actions, horizon_ms).map(|(a, t)| (a.alert_id.clone(), t, Probe::Action(a)));
-    let open_probes = opened.clone().map(|(id, t)| (id, t, Probe::Opened));
+        made(actions, horizon_ms).map(|(a, t)| (AlertKey::of(&a.alert_id), t, Probe::Action(a)));
+    let open_probes = opened
+        .clone()
+        .as_collection(|id, t| (id.clone(), *t, Probe::Opened));
     let judged = judge(
         open_probes.concat(action_probes),
         versions.clone(),
@@ -546,7 +623,7 @@ where
         _ => None,
     });
     let verdicts = judged_actions.map(|(a, te, duty)| {
-        let v = verdict(&a, te, duty.as_ref());
+        let v = verdict(&a, te, duty.as_deref());
         (a, te, duty, v)
     });
     let rejected = verdicts.clone().flat_map(|(action, te, duty, v)| {
@@ -555,7 +632,7 @@ where
             at: instant(te),
             code: ErrorCode::NotOwner,
             reason,
-            owner: duty.map(|d| d.center),
+            owner: duty.map(|d| d.center.clone()),
         })
     });
     let accepted = verdicts.flat_map(|(a, te, duty, v)| v.ok().map(|()| (a, te, duty)));
@@ -563,10 +640,10 @@ where
     // Deadlines follow the current severity; each passes at its own logical time.
     let due = judged_opened
         .clone()
-        .join_map(content.clone(), |id, (te, duty, sla), sev| {
-            (id.clone(), deadline(*sev, *te, duty.as_ref(), sla))
-        })
-        .flat_map(|(id, d)| d.map(|d| (id, d)));
+        .arrange_by_key_named("Arrange: AlertJudged")
+        .join_core(by_id, |id, (te, duty, sla), sev| {
+            deadline(*sev, *te, duty.as_deref(), sla).map(|d| (id.clone(), d))
+        });
     let ticks = due
         .inner
         .map(|((id, d), t, r)| ((id, d), t.max(d), r))
@@ -576,27 +653,28 @@ where
         versions,
         horizon_ms,
     )
-    .map(|((id, te, _), (duty, _))| (id, Fact::Step(te, Box::new(Step::Deadline(duty)))));
+    .map(|((id, te, _), (duty, _))| (id, Fact::Step(te, Shared::new(Step::Deadline(duty)))));
 
     // Every change of duty while an alert is present, after it opened.
-    let present = opened
-        .clone()
-        .join_map(ids.map(|id| (id, ())), |id, t, ()| (id.clone(), *t));
-    let duty_steps = made(duty_while_present(present, duty.clone()), horizon_ms)
-        .filter(|((_, opened, _), t)| t > opened)
-        .map(|((id, _, d), t)| (id, Fact::Step(t, Box::new(Step::Duty(d)))));
+    let present = opened.join_core(ids, |id, t, _| Some((id.clone(), *t)));
+    let duty_steps = made(
+        duty_while_present(present, duty.clone().map(Shared::new)),
+        horizon_ms,
+    )
+    .filter(|((_, opened, _), t)| t > opened)
+    .map(|((id, _, d), t)| (id, Fact::Step(t, Shared::new(Step::Duty(d)))));
 
     let facts = content
         .clone()
         .map(|(id, sev)| (id, Fact::Content(sev)))
         .concat(judged_opened.map(|(id, (te, duty, sla))| {
-            (id, Fact::Step(te, Box::new(Step::Opened { duty, sla })))
+            (id, Fact::Step(te, Shared::new(Step::Opened { duty, sla })))
         }))
         .concat(accepted.clone().flat_map(|(a, te, duty)| {
             (!matches!(a.action, ActionKind::AcceptHandover)).then(|| {
                 (
-                    a.alert_id.clone(),
-                    Fact::Step(te, Box::new(Step::Action(a, duty))),
+                    AlertKey::of(&a.alert_id),
+                    Fact::Step(te, Shared::new(Step::Action(a, duty))),
                 )
             })
         }))
@@ -607,7 +685,7 @@ where
         // alert must not rewrite a digest of thousands).
         .concat(
             made(content.clone(), horizon_ms)
-                .map(|((id, sev), t)| (id, Fact::Step(t, Box::new(Step::Severity(sev))))),
+                .map(|((id, sev), t)| (id, Fact::Step(t, Shared::new(Step::Severity(sev))))),
         );
 
     let folded = facts
@@ -622,7 +700,7 @@ where
         .map(|(_, f)| f);
 
     let routed = folded.clone().flat_map(|f| match f {
-        Folded::Routing(r) => Some(r),
+        Folded::Routing(r) => Some(r.into_inner()),
         Folded::Handed(..) => None,
     });
     let escalations = routed.clone().flat_map(|r| r.escalation);
@@ -637,7 +715,10 @@ where
             )
         });
     let handed = folded.flat_map(|f| match f {
-        Folded::Handed(t, from, to, a) => Some(((t, from, to), DigestPart::Alert(a))),
+        Folded::Handed(h) => {
+            let (t, from, to, a) = h.into_inner();
+            Some(((t, from, to), DigestPart::Alert(a)))
+        }
         Folded::Routing(_) => None,
     });
     let accepts = accepted.flat_map(|(a, te, duty)| {
@@ -647,7 +728,7 @@ where
         };
         let since = logical(duty.since.as_millisecond());
         Some((
-            (since, duty.previous?, duty.center),
+            (since, duty.previous.clone()?, duty.center.clone()),
             DigestPart::Accept(te, a.officer_id),
         ))
     });
@@ -676,7 +757,7 @@ where
 }
 
 /// The routing of one alert from its facts (pure; the definition the tests check).
-fn fold(id: &str, facts: &[(&Fact, isize)]) -> Vec<Folded> {
+fn fold(id: &AlertKey, facts: &[(&Fact, isize)]) -> Vec<Folded> {
     let Some(severity) = facts.iter().find_map(|(f, _)| match f {
         Fact::Content(s) => Some(*s),
         Fact::Step(..) => None,
@@ -692,7 +773,7 @@ fn fold(id: &str, facts: &[(&Fact, isize)]) -> Vec<Folded> {
         .collect();
     steps.sort();
     let Some((opened_at, duty_at_open, sla)) = steps.iter().find_map(|(t, s)| match s {
-        Step::Opened { duty, sla } => Some((*t, duty.as_ref(), sla)),
+        Step::Opened { duty, sla } => Some((*t, duty.as_deref(), sla)),
         _ => None,
     }) else {
         return Vec::new(); // Not judged yet.
@@ -760,7 +841,7 @@ fn fold(id: &str, facts: &[(&Fact, isize)]) -> Vec<Folded> {
                         officer_id: a.officer_id.clone(),
                         center: a.center.clone(),
                     };
-                    escalate(&mut r, reason, duty.as_ref());
+                    escalate(&mut r, reason, duty.as_deref());
                 }
                 ActionKind::Resolve => r.state = AlertState::Resolved,
                 ActionKind::FalsePositive => r.state = AlertState::FalsePositive,
@@ -768,13 +849,13 @@ fn fold(id: &str, facts: &[(&Fact, isize)]) -> Vec<Folded> {
             },
             Step::Deadline(duty) => {
                 if r.state == AlertState::Open {
-                    escalate(&mut r, EscalationReason::Deadline, duty.as_ref());
+                    escalate(&mut r, EscalationReason::Deadline, duty.as_deref());
                 }
             }
             Step::Duty(d) => {
                 if d.center != r.owner {
                     if !r.owner.is_empty() {
-                        out.push(Folded::Handed(
+                        out.push(Folded::Handed(Shared::new((
                             t,
                             r.owner.clone(),
                             d.center.clone(),
@@ -790,14 +871,14 @@ fn fold(id: &str, facts: &[(&Fact, isize)]) -> Vec<Folded> {
                                 assigned_to: r.assigned_to.clone(),
                                 notes: r.notes.clone(),
                             },
-                        ));
+                        ))));
                     }
                     r.owner = d.center.clone();
                 }
             }
         }
     }
-    out.push(Folded::Routing(r));
+    out.push(Folded::Routing(Shared::new(r)));
     out
 }
 
@@ -844,4 +925,31 @@ fn digest(
         at: instant(t),
     });
     Some(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_alert_key_gives_back_the_id_it_was_made_of() {
+        let hash = crate::alerts::alert_id("indicator-match", "ind-1", 0);
+        assert!(matches!(AlertKey::of(&hash), AlertKey::Hash(..)));
+        for id in [
+            hash.as_str(),
+            "0000000000000000000000000000000f",
+            // Not as the hash is written: kept as text, so each still reads back as itself.
+            "0000000000000000000000000000000F",
+            "000000000000000000000000000000+f",
+            "00000000000000000000000000000000f",
+            "a1",
+            "",
+        ] {
+            assert_eq!(AlertKey::of(id).to_string(), id);
+        }
+        assert_ne!(
+            AlertKey::of("0000000000000000000000000000000f"),
+            AlertKey::of("0000000000000000000000000000000F")
+        );
+    }
 }
