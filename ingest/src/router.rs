@@ -182,4 +182,39 @@ mod tests {
         r.advance(1000).unwrap();
         assert!(rx.try_recv().is_err(), "the clock never goes back");
     }
+
+    #[test]
+    fn prepared_events_go_to_the_worker_of_their_decoded_form() {
+        let event: SensorEvent = serde_json::from_str(
+            r#"{"schema_version":1,"event_id":"e-7","sensor_id":"s1","country":"FR",
+                "observed_at":"2026-01-01T00:00:00Z","kind":"dns","domain":"a.example"}"#,
+        )
+        .unwrap();
+        fn channels<E>() -> (
+            Vec<Sender<Vec<Feed<E>>>>,
+            Vec<crossbeam_channel::Receiver<Vec<Feed<E>>>>,
+        ) {
+            (0..3).map(|_| crossbeam_channel::unbounded()).unzip()
+        }
+        let (txs, plain) = channels();
+        let mut r = Router::new(txs, 10);
+        r.send(1001, Input::Event(event.clone())).unwrap();
+        r.flush().unwrap();
+        let (txs, prepared) = channels();
+        let mut r = Router::with_prepare(txs, 10, |e: SensorEvent| e.event_id.len());
+        r.send(1001, Input::Event(event)).unwrap();
+        r.flush().unwrap();
+        for (plain, prepared) in plain.iter().zip(&prepared) {
+            let plain = plain.try_recv().unwrap();
+            let prepared = prepared.try_recv().unwrap();
+            let expected: Vec<Feed<usize>> = plain
+                .into_iter()
+                .map(|f| f.map_event(|e| e.event_id.len()))
+                .collect();
+            assert_eq!(
+                prepared, expected,
+                "same worker, same time, the event prepared"
+            );
+        }
+    }
 }
