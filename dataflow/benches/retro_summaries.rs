@@ -100,10 +100,11 @@ fn main() {
 
     // A month of events, in order, a thousand per batch, each ingested as it happens.
     let built = Instant::now();
-    let step = span / events.max(1);
     let mut batch: Vec<Vec<Feed<EventIn>>> = vec![Vec::new(); workers];
     for n in 0..events {
-        let at = START_MS + n * step;
+        // Spread over the whole span (a rounded step would end hours early at 20 M events,
+        // so the "recent" observable would be hours old, and summarised).
+        let at = START_MS + n * span / events.max(1);
         let w = (n % workers as u64) as usize;
         batch[w].push(Feed::Record {
             time_ms: at,
