@@ -118,12 +118,51 @@ struct RawEvent {
     account: Option<Box<str>>,
 }
 
+/// An observable mixed into 64 bits, for a chunk's filter.
+trait Mix: Copy {
+    fn mix(self) -> u64;
+}
+
+/// Fibonacci hashing's multiplier: the high bits of the product are well spread.
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl Mix for u64 {
+    fn mix(self) -> u64 {
+        self.wrapping_mul(GOLDEN)
+    }
+}
+
+impl Mix for u32 {
+    fn mix(self) -> u64 {
+        u64::from(self).wrapping_mul(GOLDEN)
+    }
+}
+
+impl Mix for u128 {
+    fn mix(self) -> u64 {
+        let (hi, lo) = ((self >> 64) as u64, self as u64);
+        (hi.rotate_left(32) ^ lo).wrapping_mul(GOLDEN)
+    }
+}
+
+/// Filter bits per pair: one bit set per pair, so about 6 % of absent observables pass.
+const FILTER_BITS_PER_PAIR: usize = 16;
+
 /// (observable, event index) pairs of one observable kind in a chunk: appended as events
 /// come, sorted on the first lookup after (a lookup is a binary search, a network a range).
+///
+/// A chunk no longer written to gets a filter (one bit per mixed observable) on its
+/// first lookup: a new indicator looks into every chunk of the evidence window, and
+/// nearly every chunk lacks its observable, which the filter says in one probe instead
+/// of a binary search.
 #[derive(Debug)]
 struct Postings<K> {
     pairs: Vec<(K, u32)>,
     sorted: bool,
+    /// Bit set of the pairs' mixed observables; empty when not built.
+    filter: Vec<u64>,
+    /// How many pairs the filter was built over (it is stale when the pairs grew).
+    filtered: usize,
 }
 
 impl<K> Default for Postings<K> {
@@ -131,11 +170,45 @@ impl<K> Default for Postings<K> {
         Self {
             pairs: Vec::new(),
             sorted: true,
+            filter: Vec::new(),
+            filtered: 0,
         }
     }
 }
 
-impl<K: Ord + Copy> Postings<K> {
+impl<K: Ord + Copy + Mix> Postings<K> {
+    /// Builds the filter over the pairs, unless it is current.
+    fn build_filter(&mut self) {
+        if self.pairs.is_empty() || (!self.filter.is_empty() && self.filtered == self.pairs.len()) {
+            return;
+        }
+        let bits = (self.pairs.len() * FILTER_BITS_PER_PAIR)
+            .next_power_of_two()
+            .max(64);
+        self.filter.clear();
+        self.filter.resize(bits / 64, 0);
+        let shift = 64 - bits.trailing_zeros();
+        for (obs, _) in &self.pairs {
+            let bit = obs.mix() >> shift;
+            if let Some(word) = self.filter.get_mut((bit / 64) as usize) {
+                *word |= 1 << (bit % 64);
+            }
+        }
+        self.filtered = self.pairs.len();
+    }
+
+    /// False only when no pair has `obs` (by a current filter).
+    fn may_hold(&self, obs: K) -> bool {
+        if self.filter.is_empty() || self.filtered != self.pairs.len() {
+            return true;
+        }
+        let bits = self.filter.len() * 64;
+        let bit = obs.mix() >> (64 - bits.trailing_zeros());
+        self.filter
+            .get((bit / 64) as usize)
+            .is_none_or(|word| word & (1 << (bit % 64)) != 0)
+    }
+
     fn push(&mut self, obs: K, at: u32) {
         if self.sorted && self.pairs.last().is_some_and(|last| *last > (obs, at)) {
             self.sorted = false;
@@ -153,6 +226,9 @@ impl<K: Ord + Copy> Postings<K> {
 
     /// Appends the events of the observables in `lo..=hi` (after [`Postings::sort`]).
     fn events_in(&self, lo: K, hi: K, out: &mut Vec<u32>) {
+        if lo == hi && !self.may_hold(lo) {
+            return;
+        }
         let start = self.pairs.partition_point(|(obs, _)| *obs < lo);
         let from = self.pairs.get(start..).unwrap_or_default();
         out.extend(
@@ -177,6 +253,14 @@ impl Chunk {
         self.keys.sort();
         self.v4.sort();
         self.v6.sort();
+    }
+
+    /// Sorts a chunk no longer written to and builds its filters.
+    fn seal(&mut self) {
+        self.sort();
+        self.keys.build_filter();
+        self.v4.build_filter();
+        self.v6.build_filter();
     }
 
     /// The events (indexes, ascending, each once) with an observable the target covers
@@ -825,8 +909,14 @@ impl Store {
         self.indicators.insert(i);
         let entry = Entry::of(i);
         let mut events: Vec<u32> = Vec::new();
-        for chunk in self.chunks.values_mut() {
-            chunk.sort();
+        // Events of `now` still come to the last chunk: it is sorted, not sealed.
+        let last = self.chunks.keys().next_back().copied();
+        for (start, chunk) in &mut self.chunks {
+            if Some(*start) == last {
+                chunk.sort();
+            } else {
+                chunk.seal();
+            }
         }
         for chunk in self.chunks.values() {
             chunk.events_of(&i.target, &mut events);
@@ -980,6 +1070,40 @@ mod tests {
                 Evidence::Raw(_) => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_sealed_chunks_filter_never_hides_a_pair_and_rejects_most_others() {
+        let mut keys: Postings<u64> = Postings::default();
+        let mut v6: Postings<u128> = Postings::default();
+        for n in 0..1_000_u64 {
+            // Spread like key hashes and addresses: some close together, some not.
+            keys.push(
+                n.wrapping_mul(0x0123_4567_89AB_CDEF),
+                u32::try_from(n).unwrap(),
+            );
+            v6.push(u128::from(n) << 64 | 7, u32::try_from(n).unwrap());
+        }
+        assert!(keys.may_hold(42), "no filter yet: every lookup searches");
+        keys.sort();
+        keys.build_filter();
+        v6.sort();
+        v6.build_filter();
+        for n in 0..1_000_u64 {
+            assert!(keys.may_hold(n.wrapping_mul(0x0123_4567_89AB_CDEF)));
+            assert!(v6.may_hold(u128::from(n) << 64 | 7));
+        }
+        let passed = (1_000..11_000_u64)
+            .filter(|n| keys.may_hold(n.wrapping_mul(0x0123_4567_89AB_CDEF)))
+            .count();
+        assert!(passed < 1_000, "{passed} of 10,000 absent keys passed");
+        // A pair added after the filter makes it stale: lookups search again.
+        keys.push(5, 1_000);
+        assert!(keys.may_hold(5));
+        let mut found = Vec::new();
+        keys.sort();
+        keys.events_in(5, 5, &mut found);
+        assert_eq!(found, vec![1_000]);
     }
 
     #[test]
