@@ -77,7 +77,7 @@ pub fn duty_clock<'s>(
                             pending.entry(t).or_default().push((v, r));
                         }
                     });
-                    let bound = frontier.frontier().first().copied();
+                    let bound = crate::time_order::bound(&[&frontier.frontier()]);
                     loop {
                         let change = pending
                             .keys()
@@ -126,14 +126,7 @@ pub fn duty_clock<'s>(
                             }
                         }
                     }
-                    match bound {
-                        Some(b) => {
-                            if let Some(cap) = cap.as_mut() {
-                                cap.downgrade(&b);
-                            }
-                        }
-                        None => cap = None,
-                    }
+                    crate::time_order::hold_at(&mut cap, bound);
                 }
             },
         )

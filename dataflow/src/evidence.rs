@@ -609,10 +609,10 @@ pub fn alert_evidence<'s>(
                             pending.entry(t).or_default().1.push((i, diff));
                         }
                     });
-                    let bound = [made_frontier.frontier(), current_frontier.frontier()]
-                        .into_iter()
-                        .filter_map(|f| f.first().copied())
-                        .min();
+                    let bound = crate::time_order::bound(&[
+                        &made_frontier.frontier(),
+                        &current_frontier.frontier(),
+                    ]);
                     loop {
                         let data_at = pending.keys().next().copied();
                         // Expiries happen on logical time alone, while the inputs are open.
@@ -650,14 +650,7 @@ pub fn alert_evidence<'s>(
                         }
                     }
                     // Everything still to emit is at or after the inputs' frontier.
-                    match bound {
-                        Some(b) => {
-                            if let Some(cap) = cap.as_mut() {
-                                cap.downgrade(&b);
-                            }
-                        }
-                        None => cap = None,
-                    }
+                    crate::time_order::hold_at(&mut cap, bound);
                 }
             },
         )

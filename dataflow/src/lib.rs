@@ -35,6 +35,7 @@ pub mod routing;
 pub mod runtime;
 pub mod shared;
 pub mod snapshot;
+mod time_order;
 pub mod views;
 
 /// Logical time: ingestion time in milliseconds since the Unix epoch.

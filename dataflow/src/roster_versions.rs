@@ -42,7 +42,7 @@ pub fn roster_versions<'s>(
                             pending.entry(t).or_default().push((spec, r));
                         }
                     });
-                    let bound = frontier.frontier().first().copied();
+                    let bound = crate::time_order::bound(&[&frontier.frontier()]);
                     let ready: Vec<Time> = pending
                         .keys()
                         .copied()
@@ -76,14 +76,7 @@ pub fn roster_versions<'s>(
                             session.give(((spec.clone(), t), t, 1));
                         }
                     }
-                    match bound {
-                        Some(b) => {
-                            if let Some(cap) = cap.as_mut() {
-                                cap.downgrade(&b);
-                            }
-                        }
-                        None => cap = None,
-                    }
+                    crate::time_order::hold_at(&mut cap, bound);
                 }
             },
         )

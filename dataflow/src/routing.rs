@@ -186,7 +186,7 @@ where
                             pending.entry(t).or_default().push((d, diff));
                         }
                     });
-                    let bound = frontier.frontier().first().copied();
+                    let bound = crate::time_order::bound(&[&frontier.frontier()]);
                     loop {
                         let next = [pending.keys().next(), forget.keys().next()]
                             .into_iter()
@@ -216,14 +216,7 @@ where
                             session.give(((d, made_at), t, -1));
                         }
                     }
-                    match bound {
-                        Some(b) => {
-                            if let Some(cap) = cap.as_mut() {
-                                cap.downgrade(&b);
-                            }
-                        }
-                        None => cap = None,
-                    }
+                    crate::time_order::hold_at(&mut cap, bound);
                 }
             },
         )
@@ -268,10 +261,7 @@ fn duty_while_present<'s>(
                             pending.entry(t).or_default().duty.push((d, diff));
                         }
                     });
-                    let bound = [present_frontier.frontier(), duty_frontier.frontier()]
-                        .into_iter()
-                        .filter_map(|f| f.first().copied())
-                        .min();
+                    let bound = crate::time_order::bound(&[&present_frontier.frontier(), &duty_frontier.frontier()]);
                     while let Some((&t, _)) = pending.first_key_value() {
                         if bound.is_some_and(|b| t >= b) {
                             break;
@@ -318,14 +308,7 @@ fn duty_while_present<'s>(
                             }
                         }
                     }
-                    match bound {
-                        Some(b) => {
-                            if let Some(cap) = cap.as_mut() {
-                                cap.downgrade(&b);
-                            }
-                        }
-                        None => cap = None,
-                    }
+                    crate::time_order::hold_at(&mut cap, bound);
                 }
             },
         )
@@ -380,10 +363,10 @@ fn judge<'s>(
                             pending.entry(t).or_default().versions.push((v, diff));
                         }
                     });
-                    let bound = [probe_frontier.frontier(), version_frontier.frontier()]
-                        .into_iter()
-                        .filter_map(|f| f.first().copied())
-                        .min();
+                    let bound = crate::time_order::bound(&[
+                        &probe_frontier.frontier(),
+                        &version_frontier.frontier(),
+                    ]);
                     loop {
                         let next = [pending.keys().next(), forget.keys().next()]
                             .into_iter()
@@ -448,14 +431,7 @@ fn judge<'s>(
                             forget.entry(drop_at).or_default().push(judged);
                         }
                     }
-                    match bound {
-                        Some(b) => {
-                            if let Some(cap) = cap.as_mut() {
-                                cap.downgrade(&b);
-                            }
-                        }
-                        None => cap = None,
-                    }
+                    crate::time_order::hold_at(&mut cap, bound);
                 }
             },
         )

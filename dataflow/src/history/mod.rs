@@ -332,10 +332,10 @@ pub fn history_matches<'s>(
                         }
                     });
                     // Everything before both frontiers is complete.
-                    let bound = [events_frontier.frontier(), indicators_frontier.frontier()]
-                        .into_iter()
-                        .filter_map(|f| f.first().copied())
-                        .min();
+                    let bound = crate::time_order::bound(&[
+                        &events_frontier.frontier(),
+                        &indicators_frontier.frontier(),
+                    ]);
                     let mut processed = false;
                     while let Some((&t, _)) = pending.first_key_value() {
                         if bound.is_some_and(|b| t >= b) {
@@ -379,18 +379,14 @@ pub fn history_matches<'s>(
                             counters: store.counters(),
                         });
                     }
-                    match bound {
-                        Some(b) => {
-                            // Idle inputs still age the history.
-                            if b > 0 && pending.is_empty() {
-                                store.advance(b - 1);
-                            }
-                            if let Some(cap) = cap.as_mut() {
-                                cap.downgrade(&b);
-                            }
-                        }
-                        None => cap = None,
+                    // Idle inputs still age the history.
+                    if let Some(b) = bound
+                        && b > 0
+                        && pending.is_empty()
+                    {
+                        store.advance(b - 1);
                     }
+                    crate::time_order::hold_at(&mut cap, bound);
                 }
             },
         )
