@@ -55,6 +55,9 @@ pub struct LoadArgs {
     /// Expiry grace (as `fusion run`).
     #[arg(long)]
     grace: Option<String>,
+    /// Longest validity of an indicator after its modification (as `fusion run`).
+    #[arg(long)]
+    indicator_max_age: Option<String>,
     /// No progress bar (for logs).
     #[arg(long)]
     no_progress: bool,
@@ -160,6 +163,7 @@ pub fn load(args: LoadArgs) -> anyhow::Result<()> {
         ("--evidence-window", &args.evidence_window),
         ("--retention", &args.retention),
         ("--grace", &args.grace),
+        ("--indicator-max-age", &args.indicator_max_age),
     ] {
         if let Some(v) = value {
             words.push(flag.into());

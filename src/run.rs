@@ -87,6 +87,11 @@ pub struct RunArgs {
     /// without changing before it closes as expired. Default: 7d; 1h on the embedded scenario.
     #[arg(long, value_parser = crate::parse_duration)]
     grace: Option<Duration>,
+    /// The longest an indicator version stays valid after its `modified` time: one without
+    /// `valid_until`, or with a later one, stops matching then (its source keeps it by
+    /// publishing it again), so the indicators held do not grow for ever. Default: 90d.
+    #[arg(long, value_parser = crate::parse_duration, default_value = "90d")]
+    indicator_max_age: Duration,
     /// How far ahead of its source's clock a record may be stamped: of the wall clock on
     /// Kafka, of the replay's own progress with --input. A record further ahead is a dead
     /// letter (`future_timestamp`) instead of moving the logical clock for everyone.
@@ -461,6 +466,8 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
     };
     let mut config = dataflow::runtime::Config::new(tiers);
     config.grace_ms = window(args.grace, 7 * 86_400, 3_600);
+    config.indicator_max_age_ms =
+        u64::try_from(args.indicator_max_age.as_millis()).unwrap_or(u64::MAX);
     config.roster = roster;
     config.drill = args.drill.is_some();
     if let Some((path, entries)) = load_warning_lists(args.warning_lists.as_deref())? {

@@ -133,3 +133,19 @@ fn a_malformed_receiver_secret_is_not_echoed() {
         "{all}"
     );
 }
+
+#[test]
+fn an_overlong_duration_is_a_usage_error_naming_the_option_not_a_panic() {
+    let out = fusion(&[
+        "run",
+        "--headless",
+        "--indicator-max-age",
+        "999999999999999999d",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // clap's usage errors exit 2.
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--indicator-max-age"), "{stderr}");
+    assert!(stderr.contains("too long"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -38,6 +38,10 @@ use crate::{alerts, routing};
 /// A week of logical time: the default grace before an alert whose window has passed expires.
 pub const DEFAULT_GRACE_MS: u64 = 7 * 86_400_000;
 
+/// 90 days of logical time: the default longest validity of an indicator version after
+/// its `modified` time.
+pub const DEFAULT_INDICATOR_MAX_AGE_MS: u64 = 90 * 86_400_000;
+
 /// What the dataflow computes besides its inputs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -45,6 +49,12 @@ pub struct Config {
     pub tiers: TierConfig,
     /// How long an alert stays open after its window has passed and it last changed.
     pub grace_ms: u64,
+    /// The longest an indicator version is valid after its `modified` time: a version
+    /// without `valid_until`, or with a later one, is valid until `modified` plus this (as
+    /// if its source had said so). A source that wants it kept publishes it again. Without
+    /// this bound, the indicators of a feed that never sets `valid_until` would be held
+    /// (and matched) for ever.
+    pub indicator_max_age_ms: u64,
     /// With a roster, alerts are also routed (owner, handovers, escalation; see [`routing`]).
     pub roster: Option<RosterSpec>,
     /// Parameters of the corroborated confidence of alerts.
@@ -67,6 +77,7 @@ impl Config {
         Self {
             tiers,
             grace_ms: DEFAULT_GRACE_MS,
+            indicator_max_age_ms: DEFAULT_INDICATOR_MAX_AGE_MS,
             roster: None,
             corroboration: CorroborationConfig::default(),
             warning_lists: Vec::new(),
@@ -154,6 +165,9 @@ struct Held {
     /// How long after its validity an indicator can still matter: the retention, the grace
     /// of its last alerts and their window (the routing horizon).
     horizon_ms: u64,
+    /// The longest validity of a version after its `modified` time
+    /// ([`Config::indicator_max_age_ms`]).
+    max_age_ms: u64,
 }
 
 /// The latest version of an indicator id.
@@ -177,8 +191,16 @@ impl Held {
     /// Takes `i`, arriving at `now`: the changes to the indicator input (the version it
     /// replaces, removed; itself, unless revoked), none for a version that is not newer
     /// than the latest (an exact repeat, or older: it would never be current).
-    fn insert_indicator(&mut self, i: Indicator, now: Time) -> Vec<(Shared<Indicator>, isize)> {
+    fn insert_indicator(&mut self, mut i: Indicator, now: Time) -> Vec<(Shared<Indicator>, isize)> {
         let mut changes = Vec::new();
+        // Bounded before the comparison, so an exact repeat is still a repeat.
+        let max_age = i64::try_from(self.max_age_ms).unwrap_or(i64::MAX);
+        if let Ok(bound) =
+            jiff::Timestamp::from_millisecond(i.modified.as_millisecond().saturating_add(max_age))
+            && i.valid_until.is_none_or(|u| u > bound)
+        {
+            i.valid_until = Some(bound);
+        }
         if let Some(latest) = self.latest.get(&i.id)
             && (i.modified, &i) <= (latest.version.modified, &*latest.version)
         {
@@ -437,6 +459,7 @@ pub fn run(
     let Config {
         tiers,
         grace_ms,
+        indicator_max_age_ms,
         roster,
         corroboration,
         warning_lists,
@@ -592,6 +615,7 @@ pub fn run(
                 held: Held {
                     retention_ms: tiers.retention_ms,
                     horizon_ms,
+                    max_age_ms: indicator_max_age_ms,
                     ..Held::default()
                 },
                 now: 0,
@@ -732,6 +756,69 @@ mod tests {
             r.join().unwrap();
         }
         took
+    }
+
+    fn indicator(id: &str, modified_ms: i64, valid_until_ms: Option<i64>) -> Indicator {
+        let ts = |ms| jiff::Timestamp::from_millisecond(ms).unwrap();
+        Indicator {
+            schema_version: schemas::SCHEMA_VERSION,
+            id: id.into(),
+            kind: schemas::IndicatorKind::Ipv4,
+            value: "203.0.113.7".into(),
+            owner: "partner-a".into(),
+            source_kind: schemas::SourceKind::Partner,
+            source_id: "feed-a".into(),
+            tlp: schemas::Tlp::Green,
+            sharing: Vec::new(),
+            confidence: 80,
+            created: ts(0),
+            modified: ts(modified_ms),
+            valid_from: ts(0),
+            valid_until: valid_until_ms.map(ts),
+            revoked: false,
+            labels: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_indicator_is_valid_for_at_most_the_max_age_after_its_modification() {
+        const DAY: u64 = 86_400_000;
+        let mut held = Held {
+            retention_ms: DAY,
+            horizon_ms: 2 * DAY,
+            max_age_ms: 10 * DAY,
+            ..Held::default()
+        };
+        let until = |c: &[(Shared<Indicator>, isize)]| {
+            c.iter()
+                .find(|(_, d)| *d > 0)
+                .and_then(|(i, _)| i.valid_until)
+                .map(|u| u.as_millisecond())
+        };
+        let ms = |d: u64| i64::try_from(d).unwrap();
+        // No validity end: it ends 10 days after its modification, and leaves the
+        // input a horizon after that.
+        let forever = held.insert_indicator(indicator("a", ms(DAY), None), 5);
+        assert_eq!(until(&forever), Some(ms(11 * DAY)));
+        assert!(held.due.contains_key(&(13 * DAY)), "{:?}", held.due.keys());
+        // An exact repeat is still a repeat.
+        assert!(
+            held.insert_indicator(indicator("a", ms(DAY), None), 6)
+                .is_empty()
+        );
+        // A later end is brought back to the bound; an earlier one is kept.
+        let late = held.insert_indicator(indicator("b", 0, Some(ms(30 * DAY))), 7);
+        assert_eq!(until(&late), Some(ms(10 * DAY)));
+        let early = held.insert_indicator(indicator("c", 0, Some(ms(3 * DAY))), 8);
+        assert_eq!(until(&early), Some(ms(3 * DAY)));
+        // Published again, it is valid for another 10 days from the new modification.
+        let again = held.insert_indicator(indicator("a", ms(20 * DAY), None), 9);
+        assert_eq!(until(&again), Some(ms(30 * DAY)));
+        assert!(
+            again
+                .iter()
+                .any(|(i, d)| *d < 0 && i.modified.as_millisecond() == ms(DAY))
+        );
     }
 
     #[test]
