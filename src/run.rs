@@ -581,13 +581,18 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
         } else {
             ""
         };
-        let (raw, summaries) = o.history.lock().map_or((0, 0), |h| {
-            h.iter().fold((0, 0), |(r, s), x| {
-                (r + x.sizes.raw_events, s + x.sizes.summaries)
+        // Every worker holds every current indicator: the most any holds is the count.
+        let (raw, summaries, held) = o.history.lock().map_or((0, 0, 0), |h| {
+            h.iter().fold((0, 0, 0), |(r, s, i), x| {
+                (
+                    r + x.sizes.raw_events,
+                    s + x.sizes.summaries,
+                    i.max(x.sizes.indicators),
+                )
             })
         });
         println!(
-            "[{elapsed:6.1}s]{status} events/s {rate:>9.0} | events {:>9} | indicators {:>6} | matches {:>7} (suppressed {}) | open alerts {:>5} ({} retroactive, {} expired) | history {raw} raw, {summaries} summaries | dead letters {:>5}{}",
+            "[{elapsed:6.1}s]{status} events/s {rate:>9.0} | events {:>9} | indicators {:>6} ({held} held) | matches {:>7} (suppressed {}) | open alerts {:>5} ({} retroactive, {} expired) | history {raw} raw, {summaries} summaries | dead letters {:>5}{}",
             i.events.load(Ordering::Relaxed),
             i.indicators.load(Ordering::Relaxed),
             o.matches.load(Ordering::Relaxed),
