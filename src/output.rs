@@ -50,6 +50,8 @@ pub struct OutputStats {
     pub expired_alerts: AtomicU64,
     /// Matches that came for alerts already expired.
     pub late_matches: AtomicU64,
+    /// Indicator versions whose validity `--indicator-max-age` shortened.
+    pub age_bounded: AtomicU64,
     /// The last history report of each worker.
     pub history: Mutex<Vec<dataflow::history::HistoryReport>>,
 }
@@ -189,6 +191,9 @@ impl OutputLoop {
                 Output::Expired(id, time) => snaps.expired(id, time),
                 Output::Late(_, n) => {
                     stats.late_matches.fetch_add(n, Ordering::Relaxed);
+                }
+                Output::AgeBounded(n) => {
+                    stats.age_bounded.fetch_add(n, Ordering::Relaxed);
                 }
                 Output::History(report) => {
                     if let Ok(mut h) = stats.history.lock() {

@@ -592,9 +592,10 @@ pub fn run_with(args: RunArgs, hooks: Hooks) -> anyhow::Result<()> {
             })
         });
         println!(
-            "[{elapsed:6.1}s]{status} events/s {rate:>9.0} | events {:>9} | indicators {:>6} ({held} held) | matches {:>7} (suppressed {}) | open alerts {:>5} ({} retroactive, {} expired) | history {raw} raw, {summaries} summaries | dead letters {:>5}{}",
+            "[{elapsed:6.1}s]{status} events/s {rate:>9.0} | events {:>9} | indicators {:>6} ({held} held, {} bounded by max age) | matches {:>7} (suppressed {}) | open alerts {:>5} ({} retroactive, {} expired) | history {raw} raw, {summaries} summaries | dead letters {:>5}{}",
             i.events.load(Ordering::Relaxed),
             i.indicators.load(Ordering::Relaxed),
+            o.age_bounded.load(Ordering::Relaxed),
             o.matches.load(Ordering::Relaxed),
             o.suppressed.load(Ordering::Relaxed),
             o.open_alerts.load(Ordering::Relaxed),

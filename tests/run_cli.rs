@@ -269,6 +269,36 @@ fn embedded_run_raises_retroactive_alerts_and_stops_after_its_duration() {
 }
 
 #[test]
+fn indicators_whose_validity_the_max_age_shortened_are_counted_in_the_summary() {
+    // Most of the embedded scenario's indicators have no `valid_until`: each gets one.
+    let out = Command::new(env!("CARGO_BIN_EXE_fusion"))
+        .args([
+            "run",
+            "--headless",
+            "--duration",
+            "3s",
+            "--indicator-max-age",
+            "2h",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = final_summary(&stdout);
+    let bounded: u64 = summary
+        .split(" bounded by max age")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no bounded count in {summary}"));
+    assert!(bounded > 0, "{summary}");
+}
+
+#[test]
 fn embedded_run_stops_cleanly_on_ctrl_c() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_fusion"))
         .arg("run")

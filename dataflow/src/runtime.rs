@@ -121,6 +121,9 @@ pub enum Output {
     Expired(String, Time),
     /// Matches arrived at `time` for alerts that had expired, and were ignored.
     Late(Time, u64),
+    /// Indicator versions whose validity [`Config::indicator_max_age_ms`] shortened
+    /// since the last such report (no `valid_until`, or a later one).
+    AgeBounded(u64),
     /// A worker's history after a logical time it processed.
     History(HistoryReport),
 }
@@ -168,6 +171,8 @@ struct Held {
     /// The longest validity of a version after its `modified` time
     /// ([`Config::indicator_max_age_ms`]).
     max_age_ms: u64,
+    /// Versions whose validity the max age shortened, not yet reported.
+    age_bounded: u64,
 }
 
 /// The latest version of an indicator id.
@@ -196,17 +201,22 @@ impl Held {
         let mut changes = Vec::new();
         // Bounded before the comparison, so an exact repeat is still a repeat.
         let max_age = i64::try_from(self.max_age_ms).unwrap_or(i64::MAX);
-        if let Ok(bound) =
-            jiff::Timestamp::from_millisecond(i.modified.as_millisecond().saturating_add(max_age))
-            && i.valid_until.is_none_or(|u| u > bound)
-        {
-            i.valid_until = Some(bound);
-        }
+        let bounded = match jiff::Timestamp::from_millisecond(
+            i.modified.as_millisecond().saturating_add(max_age),
+        ) {
+            Ok(bound) if i.valid_until.is_none_or(|u| u > bound) => {
+                i.valid_until = Some(bound);
+                true
+            }
+            _ => false,
+        };
         if let Some(latest) = self.latest.get(&i.id)
             && (i.modified, &i) <= (latest.version.modified, &*latest.version)
         {
             return changes;
         }
+        // Counted once per version taken (a repeat is not).
+        self.age_bounded += u64::from(bounded);
         let i = Shared::new(i);
         self.seq += 1;
         let seq = self.seq;
@@ -664,6 +674,10 @@ pub fn run(
                     inputs.reload_warnings(lists);
                 }
                 inputs.flush();
+                let bounded = std::mem::take(&mut inputs.held.age_bounded);
+                if bounded > 0 {
+                    let _ = out.send(Output::AgeBounded(bounded));
+                }
                 worker.step();
                 report(&probe);
             }
@@ -811,6 +825,7 @@ mod tests {
         // input a horizon after that.
         let forever = held.insert_indicator(indicator("a", ms(DAY), None), 5);
         assert_eq!(until(&forever), Some(ms(11 * DAY)));
+        assert_eq!(held.age_bounded, 1, "counted");
         assert!(held.due.contains_key(&(13 * DAY)), "{:?}", held.due.keys());
         // An exact repeat is still a repeat.
         assert!(
@@ -822,6 +837,10 @@ mod tests {
         assert_eq!(until(&late), Some(ms(10 * DAY)));
         let early = held.insert_indicator(indicator("c", 0, Some(ms(3 * DAY))), 8);
         assert_eq!(until(&early), Some(ms(3 * DAY)));
+        assert_eq!(
+            held.age_bounded, 2,
+            "the repeat and the earlier end are not counted"
+        );
         // Published again, it is valid for another 10 days from the new modification.
         let again = held.insert_indicator(indicator("a", ms(20 * DAY), None), 9);
         assert_eq!(until(&again), Some(ms(30 * DAY)));

@@ -96,6 +96,7 @@ fn run_dataflow_with(
             Output::Matches(..)
             | Output::AlertsClosed(..)
             | Output::Late(..)
+            | Output::AgeBounded(..)
             | Output::History(..)
             | Output::Routing(..)
             | Output::Escalation(..)
