@@ -43,6 +43,7 @@ pub mod store;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use compact_str::CompactString;
 use differential_dataflow::{AsCollection, VecCollection};
 use schemas::{Indicator, IndicatorKind, SensorEvent};
 use serde::{Deserialize, Serialize};
@@ -83,10 +84,10 @@ impl Country {
 pub struct EventIn {
     /// Identity of the event: a hash of (sensor id, event id).
     pub event_ref: u64,
-    /// The event id.
-    pub event_id: Box<str>,
-    /// The sensor that saw it.
-    pub sensor_id: Box<str>,
+    /// The event id (inline when short, as most are).
+    pub event_id: CompactString,
+    /// The sensor that saw it (inline when short, as most are).
+    pub sensor_id: CompactString,
     /// The sensor's country.
     pub country: Country,
     /// Event time, ms since the Unix epoch.
@@ -118,8 +119,8 @@ impl EventIn {
             victim,
             keys,
             ips,
-            event_id: ev.event_id.into_boxed_str(),
-            sensor_id: ev.sensor_id.into_boxed_str(),
+            event_id: CompactString::from(ev.event_id),
+            sensor_id: CompactString::from(ev.sensor_id),
             account: ev.email.map(String::into_boxed_str),
         }
     }

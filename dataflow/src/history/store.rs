@@ -33,10 +33,10 @@
 //! Addresses are stored as `u32` (IPv4) or `u128` (IPv6); IPv4 networks in the schema's
 //! CIDR form are matched on IPv4 addresses only, IPv6 networks on IPv6 addresses only.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 
 use super::{Country, EventIn, Evidence, IndicatorIn, Made, RawSighting, SummarySighting, Target};
@@ -109,7 +109,7 @@ pub struct Sizes {
 #[derive(Debug, Clone)]
 struct RawEvent {
     event_ref: u64,
-    event_id: Box<str>,
+    event_id: CompactString,
     sensor: u32,
     country: Country,
     observed_ms: i64,
@@ -145,6 +145,41 @@ impl Mix for u128 {
     }
 }
 
+/// An observable of one kind as the summary tier keys it: an exact key's hash, an IPv4 or
+/// an IPv6 address.
+trait Obs: Ord + Copy + Mix {
+    /// (observable, sensor, hour) in one value of the same order, which compares without
+    /// a branch per field: merging runs of random observables compares once per cell.
+    type Packed: Ord + Copy;
+    fn pack(self, sensor: u32, hour: u8) -> Self::Packed;
+}
+
+/// Sensor and hour in the low 40 bits of a packed key.
+fn sensor_hour(sensor: u32, hour: u8) -> u64 {
+    (u64::from(sensor) << 8) | u64::from(hour)
+}
+
+impl Obs for u64 {
+    type Packed = u128;
+    fn pack(self, sensor: u32, hour: u8) -> u128 {
+        (u128::from(self) << 40) | u128::from(sensor_hour(sensor, hour))
+    }
+}
+
+impl Obs for u32 {
+    type Packed = u128;
+    fn pack(self, sensor: u32, hour: u8) -> u128 {
+        (u128::from(self) << 40) | u128::from(sensor_hour(sensor, hour))
+    }
+}
+
+impl Obs for u128 {
+    type Packed = (u128, u64);
+    fn pack(self, sensor: u32, hour: u8) -> (u128, u64) {
+        (self, sensor_hour(sensor, hour))
+    }
+}
+
 /// Filter bits per pair: one bit set per pair, so about 6 % of absent observables pass.
 const FILTER_BITS_PER_PAIR: usize = 16;
 
@@ -176,7 +211,7 @@ impl<K> Default for Postings<K> {
     }
 }
 
-impl<K: Ord + Copy + Mix> Postings<K> {
+impl<K: Obs> Postings<K> {
     /// Builds the filter over the pairs, unless it is current.
     fn build_filter(&mut self) {
         if self.pairs.is_empty() || (!self.filter.is_empty() && self.filtered == self.pairs.len()) {
@@ -314,39 +349,37 @@ impl Cell {
 /// The cells of one observable kind, sorted by (observable, sensor, hour), one per triple.
 type Cells<K> = Vec<(K, Cell)>;
 
-/// What orders cells and identifies a summary within a partition.
-fn cell_key<K: Copy>(e: &(K, Cell)) -> (K, u32, u8) {
-    (e.0, e.1.sensor, e.1.hour)
+/// What orders cells and identifies a summary within a partition: (observable, sensor,
+/// hour), packed.
+fn packed<K: Obs>(e: &(K, Cell)) -> K::Packed {
+    e.0.pack(e.1.sensor, e.1.hour)
 }
 
 /// Merges two runs' cells of one kind: the cells of one (observable, sensor, hour) combine.
-fn merge_cells<K: Ord + Copy>(older: &[(K, Cell)], newer: &[(K, Cell)]) -> Cells<K> {
+///
+/// Which side goes next is picked without a branch (the observables are hashes and
+/// addresses in random order, so a branch on it would be mispredicted half the time);
+/// equal triples are rare and take a branch of their own.
+fn merge_cells<K: Obs>(older: &[(K, Cell)], newer: &[(K, Cell)]) -> Cells<K> {
     let mut out = Vec::with_capacity(older.len() + newer.len());
-    let mut a = older.iter().copied().peekable();
-    let mut b = newer.iter().copied().peekable();
-    loop {
-        match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => match cell_key(x).cmp(&cell_key(y)) {
-                Ordering::Less => out.extend(a.next()),
-                Ordering::Greater => out.extend(b.next()),
-                Ordering::Equal => {
-                    let mut c = *x;
-                    c.1.absorb(&y.1);
-                    out.push(c);
-                    a.next();
-                    b.next();
-                }
-            },
-            (Some(_), None) => {
-                out.extend(a);
-                break;
-            }
-            (None, _) => {
-                out.extend(b);
-                break;
-            }
+    let (mut i, mut j) = (0, 0);
+    while let (Some(x), Some(y)) = (older.get(i), newer.get(j)) {
+        let (px, py) = (packed(x), packed(y));
+        if px == py {
+            let mut c = *x;
+            c.1.absorb(&y.1);
+            out.push(c);
+            i += 1;
+            j += 1;
+            continue;
         }
+        let newer_first = usize::from(py < px);
+        out.push(*[x, y][newer_first]);
+        i += 1 - newer_first;
+        j += newer_first;
     }
+    out.extend_from_slice(older.get(i..).unwrap_or_default());
+    out.extend_from_slice(newer.get(j..).unwrap_or_default());
     // Observables seen in both runs leave room unused; give it back when it is much.
     if out.capacity() - out.len() > out.len() / 8 {
         out.shrink_to_fit();
@@ -356,9 +389,9 @@ fn merge_cells<K: Ord + Copy>(older: &[(K, Cell)], newer: &[(K, Cell)]) -> Cells
 
 /// Combines runs of equal (observable, sensor, hour) in cells sorted by them, the cells of
 /// one summary in the order they were made.
-fn combine_sorted<K: Ord + Copy>(cells: &mut Cells<K>) {
+fn combine_sorted<K: Obs>(cells: &mut Cells<K>) {
     cells.dedup_by(|newer, older| {
-        let same = cell_key(newer) == cell_key(older);
+        let same = packed(newer) == packed(older);
         if same {
             older.1.absorb(&newer.1);
         }
@@ -421,13 +454,7 @@ impl Partition {
 
     /// The summaries of the observables in `lo..=hi` of one kind (`cells` picks it), one
     /// per (observable, sensor, hour), in that order, into `out`.
-    fn find<K: Ord + Copy>(
-        &self,
-        cells: impl Fn(&Run) -> &Cells<K>,
-        lo: K,
-        hi: K,
-        out: &mut Cells<K>,
-    ) {
+    fn find<K: Obs>(&self, cells: impl Fn(&Run) -> &Cells<K>, lo: K, hi: K, out: &mut Cells<K>) {
         out.clear();
         for run in &self.runs {
             let run = cells(run);
@@ -437,7 +464,7 @@ impl Partition {
         }
         if self.runs.len() > 1 {
             // Stable: a summary's cells stay oldest first, so they combine as a merge would.
-            out.sort_by_key(cell_key);
+            out.sort_by_key(packed);
             combine_sorted(out);
         }
     }
@@ -445,46 +472,70 @@ impl Partition {
 
 /// The runs of one kind's (observable, event) pairs of an aged chunk, by first hour of
 /// partition; `place` says where each event's summaries go (none: beyond the retention).
-fn chunk_cells<K: Ord + Copy>(
+///
+/// `pairs` are sorted by (observable, event) ([`Postings::sort`]), so each partition's
+/// cells come out in order of observable as they are read; only the few pairs of one
+/// observable are sorted, by (sensor, hour, event).
+fn chunk_cells<K: Obs>(
     pairs: &[(K, u32)],
     events: &[RawEvent],
     place: &[Option<(u32, u8, u16)>],
 ) -> Vec<(u32, Cells<K>)> {
-    let mut all: Vec<(u32, K, Cell, u32)> = pairs
-        .iter()
-        .filter_map(|&(obs, at)| {
-            let ev = events.get(at as usize)?;
-            let (first, hour, second) = (*place.get(at as usize)?)?;
-            let cell = Cell {
-                sensor: ev.sensor,
-                count: 1,
-                first_s: second,
-                last_s: second,
-                country: ev.country,
-                hour,
-            };
-            Some((first, obs, cell, at))
-        })
-        .collect();
-    all.sort_unstable_by_key(|(first, obs, c, at)| (*first, *obs, c.sensor, c.hour, *at));
-    let mut out: Vec<(u32, Cells<K>)> = Vec::new();
-    let mut rest = all.as_slice();
-    while let Some(&(first, ..)) = rest.first() {
-        let (part, after) = rest.split_at(rest.partition_point(|e| e.0 == first));
+    debug_assert!(pairs.is_sorted());
+    let mut firsts: Vec<u32> = place.iter().flatten().map(|p| p.0).collect();
+    firsts.sort_unstable();
+    firsts.dedup();
+    let single = firsts.len() == 1;
+    let mut out: Vec<(u32, Cells<K>)> = Vec::with_capacity(firsts.len());
+    // The cells of one observable in one partition, with the event that made each.
+    let mut same: Vec<(Cell, u32)> = Vec::new();
+    for first in firsts {
+        let pairs_in = |ps: &[(K, u32)]| {
+            ps.iter()
+                .filter(|(_, at)| {
+                    place.get(*at as usize).copied().flatten().map(|p| p.0) == Some(first)
+                })
+                .count()
+        };
         // Room for every pair at once: no growth by doubling, little left over.
-        let mut cells: Cells<K> = Vec::with_capacity(part.len());
-        for &(_, obs, cell, _) in part {
-            match cells.last_mut() {
-                Some(last) if cell_key(last) == (obs, cell.sensor, cell.hour) => {
-                    last.1.absorb(&cell);
-                    // Within a chunk the latest event gives the country, as it always has.
-                    last.1.country = cell.country;
+        let room = if single { pairs.len() } else { pairs_in(pairs) };
+        let mut cells: Cells<K> = Vec::with_capacity(room);
+        let mut rest = pairs;
+        while let Some(&(obs, _)) = rest.first() {
+            let (group, after) = rest.split_at(rest.partition_point(|p| p.0 == obs));
+            rest = after;
+            same.clear();
+            same.extend(group.iter().filter_map(|&(_, at)| {
+                let ev = events.get(at as usize)?;
+                let (f, hour, second) = (*place.get(at as usize)?)?;
+                let cell = Cell {
+                    sensor: ev.sensor,
+                    count: 1,
+                    first_s: second,
+                    last_s: second,
+                    country: ev.country,
+                    hour,
+                };
+                (f == first).then_some((cell, at))
+            }));
+            if same.len() > 1 {
+                same.sort_unstable_by_key(|(c, at)| (c.sensor, c.hour, *at));
+            }
+            for &(cell, _) in &same {
+                match cells.last_mut() {
+                    Some(last)
+                        if last.0 == obs
+                            && (last.1.sensor, last.1.hour) == (cell.sensor, cell.hour) =>
+                    {
+                        last.1.absorb(&cell);
+                        // Within a chunk the latest event gives the country, as it always has.
+                        last.1.country = cell.country;
+                    }
+                    _ => cells.push((obs, cell)),
                 }
-                _ => cells.push((obs, cell)),
             }
         }
         out.push((first, cells));
-        rest = after;
     }
     out
 }
@@ -719,13 +770,13 @@ impl Store {
         }
     }
 
-    fn intern(&mut self, sensor: Box<str>) -> u32 {
-        if let Some(at) = self.sensor_ids.get(&sensor) {
+    fn intern(&mut self, sensor: &str) -> u32 {
+        if let Some(at) = self.sensor_ids.get(sensor) {
             return *at;
         }
         let next = u32::try_from(self.sensors.len()).unwrap_or(u32::MAX);
-        self.sensors.push(sensor.clone());
-        self.sensor_ids.insert(sensor, next);
+        self.sensors.push(sensor.into());
+        self.sensor_ids.insert(sensor.into(), next);
         next
     }
 
@@ -791,8 +842,10 @@ impl Store {
 
     /// Folds an aged chunk into the summaries: one new run per partition its events' hours
     /// fall in.
-    fn summarise(&mut self, chunk: Chunk, now: Time) {
+    fn summarise(&mut self, mut chunk: Chunk, now: Time) {
         self.counters.chunks_aged += 1;
+        // Sorted pairs make sorted cells (`chunk_cells`); a sealed chunk already is.
+        chunk.sort();
         let per = self.config.partition_hours();
         // Where each event's summaries go: (first hour of partition, hour in it, second).
         let place: Vec<Option<(u32, u8, u16)>> = chunk
@@ -850,7 +903,7 @@ impl Store {
         let mut found = std::mem::take(&mut self.scratch);
         self.indicators
             .matching(ev.keys.as_slice(), &ev.ips, &mut found);
-        let sensor = self.intern(ev.sensor_id);
+        let sensor = self.intern(&ev.sensor_id);
         let raw = RawEvent {
             event_ref: ev.event_ref,
             event_id: ev.event_id,
@@ -892,7 +945,7 @@ impl Store {
     fn sighting(&self, raw: &RawEvent) -> RawSighting {
         RawSighting {
             event_ref: raw.event_ref,
-            event_id: raw.event_id.clone(),
+            event_id: raw.event_id.as_str().into(),
             sensor_id: self.sensor(raw.sensor),
             country: raw.country,
             observed_ms: raw.observed_ms,
@@ -1315,7 +1368,7 @@ mod tests {
 
     fn key_run(cells: &[(u64, Cell)]) -> Run {
         let mut keys = cells.to_vec();
-        keys.sort_by_key(cell_key);
+        keys.sort_by_key(packed);
         Run {
             keys,
             ..Run::default()
@@ -1375,7 +1428,7 @@ mod tests {
         assert_eq!(found.len(), 3_200);
         let counts: u32 = found.iter().map(|(_, c)| c.count).sum();
         assert_eq!(counts, 4_000, "every event counted once");
-        assert!(found.windows(2).all(|w| cell_key(&w[0]) < cell_key(&w[1])));
+        assert!(found.windows(2).all(|w| packed(&w[0]) < packed(&w[1])));
     }
 
     /// A store whose runs merge up to `cap` cells, with a retention of a day.
@@ -1652,8 +1705,8 @@ mod tests {
                         target: t,
                         evidence: Evidence::Raw(RawSighting {
                             event_ref: ev.event_ref,
-                            event_id: ev.event_id.clone(),
-                            sensor_id: ev.sensor_id.clone(),
+                            event_id: ev.event_id.as_str().into(),
+                            sensor_id: ev.sensor_id.as_str().into(),
                             country: ev.country,
                             observed_ms: ev.observed_ms,
                             ingested_ms: *te,
@@ -1665,12 +1718,9 @@ mod tests {
                 }
                 for o in obs {
                     let hour = ev.observed_ms.div_euclid(HOUR_MS);
-                    let c = cells.entry((o, ev.sensor_id.clone(), hour)).or_insert((
-                        0,
-                        ev.observed_ms,
-                        ev.observed_ms,
-                        ev.country,
-                    ));
+                    let c = cells
+                        .entry((o, Box::<str>::from(ev.sensor_id.as_str()), hour))
+                        .or_insert((0, ev.observed_ms, ev.observed_ms, ev.country));
                     c.0 += 1;
                     c.1 = c.1.min(ev.observed_ms);
                     c.2 = c.2.max(ev.observed_ms);
@@ -1763,6 +1813,32 @@ mod tests {
                 let observed = events.iter().filter(|(_, e)| !e.keys.is_empty() || !e.ips.is_empty());
                 prop_assert_eq!(s.counters().summarised, observed.count() as u64);
                 prop_assert_eq!(s.sizes().raw_events, 0);
+            }
+        }
+
+        /// (observable, sensor, hour), often equal field by field between two draws.
+        fn fields() -> impl Strategy<Value = (u128, u32, u8)> {
+            (
+                prop_oneof![0..3u128, any::<u128>()],
+                prop_oneof![0..3u32, any::<u32>()],
+                prop_oneof![0..3u8, any::<u8>()],
+            )
+        }
+
+        proptest! {
+            /// A packed key orders as the (observable, sensor, hour) it packs, for each kind.
+            #[test]
+            fn packed_keys_order_as_their_fields(
+                a in fields(),
+                b in fields(),
+            ) {
+                let (x, y) = (a.0 as u64, b.0 as u64);
+                prop_assert_eq!(x.pack(a.1, a.2).cmp(&y.pack(b.1, b.2)), (x, a.1, a.2).cmp(&(y, b.1, b.2)));
+                let (x, y) = (a.0 as u32, b.0 as u32);
+                prop_assert_eq!(x.pack(a.1, a.2).cmp(&y.pack(b.1, b.2)), (x, a.1, a.2).cmp(&(y, b.1, b.2)));
+                prop_assert_eq!(a.0.pack(a.1, a.2).cmp(&b.0.pack(b.1, b.2)), a.cmp(&b));
+                // Equal fields, equal keys (the case a merge combines).
+                prop_assert_eq!(a.0.pack(a.1, a.2), a.0.pack(a.1, a.2));
             }
         }
     }
