@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use schemas::{DeadLetter, DecodeError, ErrorCode, Input, decode_record};
+use schemas::{DeadLetter, DecodeError, ErrorCode, Input, SensorEvent, Topic, decode_record};
 
 use crate::deadletter::DeadLetterSink;
 use crate::dedup::{Dedup, Seen};
@@ -154,34 +154,18 @@ impl<D: DeadLetterSink, E> Ingestor<D, E> {
         if self.router.is_late(rec.timestamp_ms) {
             self.count_late(&rec);
         }
-        match self.decode(&rec) {
-            Ok(Decoded::One(Input::Event(event))) => {
-                let t = self.router.time_for(rec.timestamp_ms);
-                match self.dedup.check(&event, t) {
-                    Seen::New => self.send(rec.timestamp_ms, Input::Event(event)),
-                    Seen::Copy => {
-                        self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                        if let Some(m) = &self.metrics {
-                            m.duplicates.inc();
-                        }
-                        Ok(t)
-                    }
-                    Seen::Conflict => {
-                        let error = DecodeError::new(
-                            ErrorCode::DuplicateConflict,
-                            Some("event_id".into()),
-                            format!(
-                                "event {} was already seen within the evidence window with \
-                                 other content; the first copy stands: give each event an \
-                                 id of its own",
-                                event.event_id
-                            ),
-                        );
-                        self.dead_letter(&rec, &error)?;
-                        Ok(t)
-                    }
+        if rec.topic == Topic::SensorEvents {
+            // Most records: decoded to the event itself, no `Input` moved around.
+            return match self.decode_event(&rec) {
+                Ok(event) => self.accept_event(&rec, event),
+                Err(error) => {
+                    self.dead_letter(&rec, &error)?;
+                    Ok(self.router.time_for(rec.timestamp_ms))
                 }
-            }
+            };
+        }
+        match self.decode(&rec) {
+            Ok(Decoded::One(Input::Event(event))) => self.accept_event(&rec, event),
             Ok(Decoded::One(input)) => self.send(rec.timestamp_ms, input),
             Ok(Decoded::Bundle(bundle)) => {
                 for skipped in &bundle.skipped {
@@ -200,6 +184,40 @@ impl<D: DeadLetterSink, E> Ingestor<D, E> {
         }
     }
 
+    /// Sends a decoded event on unless it repeats one seen within the evidence window: a
+    /// copy is counted, one with other content dead-lettered.
+    fn accept_event(&mut self, rec: &RawRecord, event: SensorEvent) -> Result<u64, IngestError> {
+        let t = self.router.time_for(rec.timestamp_ms);
+        match self.dedup.check(&event, t) {
+            Seen::New => {
+                self.stats.events.fetch_add(1, Ordering::Relaxed);
+                let t = self.router.send_event(rec.timestamp_ms, event)?;
+                Ok(self.sent(t))
+            }
+            Seen::Copy => {
+                self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = &self.metrics {
+                    m.duplicates.inc();
+                }
+                Ok(t)
+            }
+            Seen::Conflict => {
+                let error = DecodeError::new(
+                    ErrorCode::DuplicateConflict,
+                    Some("event_id".into()),
+                    format!(
+                        "event {} was already seen within the evidence window with \
+                         other content; the first copy stands: give each event an \
+                         id of its own",
+                        event.event_id
+                    ),
+                );
+                self.dead_letter(rec, &error)?;
+                Ok(t)
+            }
+        }
+    }
+
     fn send(&mut self, timestamp_ms: i64, input: Input) -> Result<u64, IngestError> {
         let counter = match &input {
             Input::Event(_) => &self.stats.events,
@@ -208,12 +226,17 @@ impl<D: DeadLetterSink, E> Ingestor<D, E> {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let t = self.router.send(timestamp_ms, input)?;
+        Ok(self.sent(t))
+    }
+
+    /// Records that an input went out at logical time `t`; returns `t`.
+    fn sent(&mut self, t: u64) -> u64 {
         if let Some(probe) = &self.latency {
             probe.stamp(t);
         }
         self.stats.logical_time_ms.fetch_max(t, Ordering::Relaxed);
         self.last_time = self.last_time.max(t);
-        Ok(t)
+        t
     }
 
     /// Counts a record the router will count at its clock rather than at its own time.
@@ -241,7 +264,8 @@ impl<D: DeadLetterSink, E> Ingestor<D, E> {
         Ok(())
     }
 
-    fn decode(&self, rec: &RawRecord) -> Result<Decoded, DecodeError> {
+    /// The error of a record larger than the limit, if it is.
+    fn oversized(&self, rec: &RawRecord) -> Result<(), DecodeError> {
         if rec.payload.len() > self.config.max_record_bytes {
             return Err(DecodeError::new(
                 ErrorCode::Oversized,
@@ -253,6 +277,17 @@ impl<D: DeadLetterSink, E> Ingestor<D, E> {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Decodes a record of `fusion.sensor.events` ([`Ingestor::decode`] for that topic).
+    fn decode_event(&self, rec: &RawRecord) -> Result<SensorEvent, DecodeError> {
+        self.oversized(rec)?;
+        schemas::decode_event(&rec.payload)
+    }
+
+    fn decode(&self, rec: &RawRecord) -> Result<Decoded, DecodeError> {
+        self.oversized(rec)?;
         if stix::is_stix(rec) {
             return stix::decode(rec).map(Decoded::Bundle);
         }

@@ -79,6 +79,25 @@ impl<E> Router<E> {
 
     /// Sends `input` with timestamp `ts_ms` to its worker; returns its logical time.
     pub fn send(&mut self, ts_ms: i64, input: Input) -> Result<u64, Disconnected> {
+        let key = match input {
+            Input::Event(e) => return self.send_event(ts_ms, e),
+            Input::Indicator(ref i) => fnv1a(i.id.as_bytes()),
+            Input::Action(ref a) => fnv1a(a.action_id.as_bytes()),
+        };
+        let input = input.map_event(self.prepare);
+        self.push(ts_ms, key, input)
+    }
+
+    /// Sends `event` with timestamp `ts_ms` to its worker, as [`Router::send`] would;
+    /// returns its logical time.
+    pub fn send_event(&mut self, ts_ms: i64, event: SensorEvent) -> Result<u64, Disconnected> {
+        let key = fnv1a(event.event_id.as_bytes());
+        let prepared = (self.prepare)(event);
+        self.push(ts_ms, key, Input::Event(prepared))
+    }
+
+    /// Buffers `input` for the worker `key` picks, at the logical time of `ts_ms`.
+    fn push(&mut self, ts_ms: i64, key: u64, input: Input<E>) -> Result<u64, Disconnected> {
         let time_ms = self.time_for(ts_ms);
         if !self.started {
             self.started = true;
@@ -86,13 +105,7 @@ impl<E> Router<E> {
                 buffer.push(Feed::Advance { time_ms });
             }
         }
-        let worker = match &input {
-            Input::Event(e) => fnv1a(e.event_id.as_bytes()),
-            Input::Indicator(i) => fnv1a(i.id.as_bytes()),
-            Input::Action(a) => fnv1a(a.action_id.as_bytes()),
-        } as usize
-            % self.workers.len().max(1);
-        let input = input.map_event(self.prepare);
+        let worker = key as usize % self.workers.len().max(1);
         let buffer = self.buffers.get_mut(worker).ok_or(Disconnected)?;
         buffer.push(Feed::Record { time_ms, input });
         if buffer.len() >= BATCH {

@@ -197,15 +197,20 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> 
     })
 }
 
+/// Decodes and validates one record of `fusion.sensor.events`, as [`decode_record`] does,
+/// returning the event itself: ingest's path for most records, which moves no [`Input`]
+/// (sized for an indicator) around.
+pub fn decode_event(bytes: &[u8]) -> Result<SensorEvent, DecodeError> {
+    let ev: SensorEvent = decode_json(bytes)?;
+    ev.validate()?;
+    Ok(ev)
+}
+
 /// Decodes and validates one record read from `topic` into the dataflow's input.
 /// OSINT items become indicators with source kind `osint`.
 pub fn decode_record(topic: Topic, bytes: &[u8]) -> Result<Input, DecodeError> {
     match topic {
-        Topic::SensorEvents => {
-            let ev: SensorEvent = decode_json(bytes)?;
-            ev.validate()?;
-            Ok(Input::Event(ev))
-        }
+        Topic::SensorEvents => decode_event(bytes).map(Input::Event),
         Topic::PartnerIndicators => {
             let ind: Indicator = decode_json(bytes)?;
             ind.validate()?;

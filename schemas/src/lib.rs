@@ -36,7 +36,7 @@ pub use alert::{
     IndicatorRef, Provenance, Severity,
 };
 pub use deadletter::DeadLetter;
-pub use decode::{DecodeError, ErrorCode, decode_record};
+pub use decode::{DecodeError, ErrorCode, decode_event, decode_record};
 pub use event::{EventKind, FileHashes, Purchase, SensorEvent};
 pub use indicator::{Indicator, IndicatorKind, SourceKind};
 pub use input::{Feed, Input};
