@@ -33,6 +33,7 @@
 //! Addresses are stored as `u32` (IPv4) or `u128` (IPv6); IPv4 networks in the schema's
 //! CIDR form are matched on IPv4 addresses only, IPv6 networks on IPv6 addresses only.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -145,41 +146,6 @@ impl Mix for u128 {
     }
 }
 
-/// An observable of one kind as the summary tier keys it: an exact key's hash, an IPv4 or
-/// an IPv6 address.
-trait Obs: Ord + Copy + Mix {
-    /// (observable, sensor, hour) in one value of the same order, which compares without
-    /// a branch per field: merging runs of random observables compares once per cell.
-    type Packed: Ord + Copy;
-    fn pack(self, sensor: u32, hour: u8) -> Self::Packed;
-}
-
-/// Sensor and hour in the low 40 bits of a packed key.
-fn sensor_hour(sensor: u32, hour: u8) -> u64 {
-    (u64::from(sensor) << 8) | u64::from(hour)
-}
-
-impl Obs for u64 {
-    type Packed = u128;
-    fn pack(self, sensor: u32, hour: u8) -> u128 {
-        (u128::from(self) << 40) | u128::from(sensor_hour(sensor, hour))
-    }
-}
-
-impl Obs for u32 {
-    type Packed = u128;
-    fn pack(self, sensor: u32, hour: u8) -> u128 {
-        (u128::from(self) << 40) | u128::from(sensor_hour(sensor, hour))
-    }
-}
-
-impl Obs for u128 {
-    type Packed = (u128, u64);
-    fn pack(self, sensor: u32, hour: u8) -> (u128, u64) {
-        (self, sensor_hour(sensor, hour))
-    }
-}
-
 /// Filter bits per pair: one bit set per pair, so about 6 % of absent observables pass.
 const FILTER_BITS_PER_PAIR: usize = 16;
 
@@ -211,7 +177,7 @@ impl<K> Default for Postings<K> {
     }
 }
 
-impl<K: Obs> Postings<K> {
+impl<K: Ord + Copy + Mix> Postings<K> {
     /// Builds the filter over the pairs, unless it is current.
     fn build_filter(&mut self) {
         if self.pairs.is_empty() || (!self.filter.is_empty() && self.filtered == self.pairs.len()) {
@@ -349,37 +315,39 @@ impl Cell {
 /// The cells of one observable kind, sorted by (observable, sensor, hour), one per triple.
 type Cells<K> = Vec<(K, Cell)>;
 
-/// What orders cells and identifies a summary within a partition: (observable, sensor,
-/// hour), packed.
-fn packed<K: Obs>(e: &(K, Cell)) -> K::Packed {
-    e.0.pack(e.1.sensor, e.1.hour)
+/// What orders cells and identifies a summary within a partition.
+fn cell_key<K: Copy>(e: &(K, Cell)) -> (K, u32, u8) {
+    (e.0, e.1.sensor, e.1.hour)
 }
 
 /// Merges two runs' cells of one kind: the cells of one (observable, sensor, hour) combine.
-///
-/// Which side goes next is picked without a branch (the observables are hashes and
-/// addresses in random order, so a branch on it would be mispredicted half the time);
-/// equal triples are rare and take a branch of their own.
-fn merge_cells<K: Obs>(older: &[(K, Cell)], newer: &[(K, Cell)]) -> Cells<K> {
+fn merge_cells<K: Ord + Copy>(older: &[(K, Cell)], newer: &[(K, Cell)]) -> Cells<K> {
     let mut out = Vec::with_capacity(older.len() + newer.len());
-    let (mut i, mut j) = (0, 0);
-    while let (Some(x), Some(y)) = (older.get(i), newer.get(j)) {
-        let (px, py) = (packed(x), packed(y));
-        if px == py {
-            let mut c = *x;
-            c.1.absorb(&y.1);
-            out.push(c);
-            i += 1;
-            j += 1;
-            continue;
+    let mut a = older.iter().copied().peekable();
+    let mut b = newer.iter().copied().peekable();
+    loop {
+        match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => match cell_key(x).cmp(&cell_key(y)) {
+                Ordering::Less => out.extend(a.next()),
+                Ordering::Greater => out.extend(b.next()),
+                Ordering::Equal => {
+                    let mut c = *x;
+                    c.1.absorb(&y.1);
+                    out.push(c);
+                    a.next();
+                    b.next();
+                }
+            },
+            (Some(_), None) => {
+                out.extend(a);
+                break;
+            }
+            (None, _) => {
+                out.extend(b);
+                break;
+            }
         }
-        let newer_first = usize::from(py < px);
-        out.push(*[x, y][newer_first]);
-        i += 1 - newer_first;
-        j += newer_first;
     }
-    out.extend_from_slice(older.get(i..).unwrap_or_default());
-    out.extend_from_slice(newer.get(j..).unwrap_or_default());
     // Observables seen in both runs leave room unused; give it back when it is much.
     if out.capacity() - out.len() > out.len() / 8 {
         out.shrink_to_fit();
@@ -389,9 +357,9 @@ fn merge_cells<K: Obs>(older: &[(K, Cell)], newer: &[(K, Cell)]) -> Cells<K> {
 
 /// Combines runs of equal (observable, sensor, hour) in cells sorted by them, the cells of
 /// one summary in the order they were made.
-fn combine_sorted<K: Obs>(cells: &mut Cells<K>) {
+fn combine_sorted<K: Ord + Copy>(cells: &mut Cells<K>) {
     cells.dedup_by(|newer, older| {
-        let same = packed(newer) == packed(older);
+        let same = cell_key(newer) == cell_key(older);
         if same {
             older.1.absorb(&newer.1);
         }
@@ -454,7 +422,13 @@ impl Partition {
 
     /// The summaries of the observables in `lo..=hi` of one kind (`cells` picks it), one
     /// per (observable, sensor, hour), in that order, into `out`.
-    fn find<K: Obs>(&self, cells: impl Fn(&Run) -> &Cells<K>, lo: K, hi: K, out: &mut Cells<K>) {
+    fn find<K: Ord + Copy>(
+        &self,
+        cells: impl Fn(&Run) -> &Cells<K>,
+        lo: K,
+        hi: K,
+        out: &mut Cells<K>,
+    ) {
         out.clear();
         for run in &self.runs {
             let run = cells(run);
@@ -464,7 +438,7 @@ impl Partition {
         }
         if self.runs.len() > 1 {
             // Stable: a summary's cells stay oldest first, so they combine as a merge would.
-            out.sort_by_key(packed);
+            out.sort_by_key(cell_key);
             combine_sorted(out);
         }
     }
@@ -472,70 +446,46 @@ impl Partition {
 
 /// The runs of one kind's (observable, event) pairs of an aged chunk, by first hour of
 /// partition; `place` says where each event's summaries go (none: beyond the retention).
-///
-/// `pairs` are sorted by (observable, event) ([`Postings::sort`]), so each partition's
-/// cells come out in order of observable as they are read; only the few pairs of one
-/// observable are sorted, by (sensor, hour, event).
-fn chunk_cells<K: Obs>(
+fn chunk_cells<K: Ord + Copy>(
     pairs: &[(K, u32)],
     events: &[RawEvent],
     place: &[Option<(u32, u8, u16)>],
 ) -> Vec<(u32, Cells<K>)> {
-    debug_assert!(pairs.is_sorted());
-    let mut firsts: Vec<u32> = place.iter().flatten().map(|p| p.0).collect();
-    firsts.sort_unstable();
-    firsts.dedup();
-    let single = firsts.len() == 1;
-    let mut out: Vec<(u32, Cells<K>)> = Vec::with_capacity(firsts.len());
-    // The cells of one observable in one partition, with the event that made each.
-    let mut same: Vec<(Cell, u32)> = Vec::new();
-    for first in firsts {
-        let pairs_in = |ps: &[(K, u32)]| {
-            ps.iter()
-                .filter(|(_, at)| {
-                    place.get(*at as usize).copied().flatten().map(|p| p.0) == Some(first)
-                })
-                .count()
-        };
+    let mut all: Vec<(u32, K, Cell, u32)> = pairs
+        .iter()
+        .filter_map(|&(obs, at)| {
+            let ev = events.get(at as usize)?;
+            let (first, hour, second) = (*place.get(at as usize)?)?;
+            let cell = Cell {
+                sensor: ev.sensor,
+                count: 1,
+                first_s: second,
+                last_s: second,
+                country: ev.country,
+                hour,
+            };
+            Some((first, obs, cell, at))
+        })
+        .collect();
+    all.sort_unstable_by_key(|(first, obs, c, at)| (*first, *obs, c.sensor, c.hour, *at));
+    let mut out: Vec<(u32, Cells<K>)> = Vec::new();
+    let mut rest = all.as_slice();
+    while let Some(&(first, ..)) = rest.first() {
+        let (part, after) = rest.split_at(rest.partition_point(|e| e.0 == first));
         // Room for every pair at once: no growth by doubling, little left over.
-        let room = if single { pairs.len() } else { pairs_in(pairs) };
-        let mut cells: Cells<K> = Vec::with_capacity(room);
-        let mut rest = pairs;
-        while let Some(&(obs, _)) = rest.first() {
-            let (group, after) = rest.split_at(rest.partition_point(|p| p.0 == obs));
-            rest = after;
-            same.clear();
-            same.extend(group.iter().filter_map(|&(_, at)| {
-                let ev = events.get(at as usize)?;
-                let (f, hour, second) = (*place.get(at as usize)?)?;
-                let cell = Cell {
-                    sensor: ev.sensor,
-                    count: 1,
-                    first_s: second,
-                    last_s: second,
-                    country: ev.country,
-                    hour,
-                };
-                (f == first).then_some((cell, at))
-            }));
-            if same.len() > 1 {
-                same.sort_unstable_by_key(|(c, at)| (c.sensor, c.hour, *at));
-            }
-            for &(cell, _) in &same {
-                match cells.last_mut() {
-                    Some(last)
-                        if last.0 == obs
-                            && (last.1.sensor, last.1.hour) == (cell.sensor, cell.hour) =>
-                    {
-                        last.1.absorb(&cell);
-                        // Within a chunk the latest event gives the country, as it always has.
-                        last.1.country = cell.country;
-                    }
-                    _ => cells.push((obs, cell)),
+        let mut cells: Cells<K> = Vec::with_capacity(part.len());
+        for &(_, obs, cell, _) in part {
+            match cells.last_mut() {
+                Some(last) if cell_key(last) == (obs, cell.sensor, cell.hour) => {
+                    last.1.absorb(&cell);
+                    // Within a chunk the latest event gives the country, as it always has.
+                    last.1.country = cell.country;
                 }
+                _ => cells.push((obs, cell)),
             }
         }
         out.push((first, cells));
+        rest = after;
     }
     out
 }
@@ -842,10 +792,8 @@ impl Store {
 
     /// Folds an aged chunk into the summaries: one new run per partition its events' hours
     /// fall in.
-    fn summarise(&mut self, mut chunk: Chunk, now: Time) {
+    fn summarise(&mut self, chunk: Chunk, now: Time) {
         self.counters.chunks_aged += 1;
-        // Sorted pairs make sorted cells (`chunk_cells`); a sealed chunk already is.
-        chunk.sort();
         let per = self.config.partition_hours();
         // Where each event's summaries go: (first hour of partition, hour in it, second).
         let place: Vec<Option<(u32, u8, u16)>> = chunk
@@ -1368,7 +1316,7 @@ mod tests {
 
     fn key_run(cells: &[(u64, Cell)]) -> Run {
         let mut keys = cells.to_vec();
-        keys.sort_by_key(packed);
+        keys.sort_by_key(cell_key);
         Run {
             keys,
             ..Run::default()
@@ -1428,7 +1376,7 @@ mod tests {
         assert_eq!(found.len(), 3_200);
         let counts: u32 = found.iter().map(|(_, c)| c.count).sum();
         assert_eq!(counts, 4_000, "every event counted once");
-        assert!(found.windows(2).all(|w| packed(&w[0]) < packed(&w[1])));
+        assert!(found.windows(2).all(|w| cell_key(&w[0]) < cell_key(&w[1])));
     }
 
     /// A store whose runs merge up to `cap` cells, with a retention of a day.
@@ -1813,32 +1761,6 @@ mod tests {
                 let observed = events.iter().filter(|(_, e)| !e.keys.is_empty() || !e.ips.is_empty());
                 prop_assert_eq!(s.counters().summarised, observed.count() as u64);
                 prop_assert_eq!(s.sizes().raw_events, 0);
-            }
-        }
-
-        /// (observable, sensor, hour), often equal field by field between two draws.
-        fn fields() -> impl Strategy<Value = (u128, u32, u8)> {
-            (
-                prop_oneof![0..3u128, any::<u128>()],
-                prop_oneof![0..3u32, any::<u32>()],
-                prop_oneof![0..3u8, any::<u8>()],
-            )
-        }
-
-        proptest! {
-            /// A packed key orders as the (observable, sensor, hour) it packs, for each kind.
-            #[test]
-            fn packed_keys_order_as_their_fields(
-                a in fields(),
-                b in fields(),
-            ) {
-                let (x, y) = (a.0 as u64, b.0 as u64);
-                prop_assert_eq!(x.pack(a.1, a.2).cmp(&y.pack(b.1, b.2)), (x, a.1, a.2).cmp(&(y, b.1, b.2)));
-                let (x, y) = (a.0 as u32, b.0 as u32);
-                prop_assert_eq!(x.pack(a.1, a.2).cmp(&y.pack(b.1, b.2)), (x, a.1, a.2).cmp(&(y, b.1, b.2)));
-                prop_assert_eq!(a.0.pack(a.1, a.2).cmp(&b.0.pack(b.1, b.2)), a.cmp(&b));
-                // Equal fields, equal keys (the case a merge combines).
-                prop_assert_eq!(a.0.pack(a.1, a.2), a.0.pack(a.1, a.2));
             }
         }
     }
