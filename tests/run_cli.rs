@@ -14,7 +14,8 @@ use serde_json::Value;
 
 const DAY_MS: i64 = 86_400_000;
 
-fn fusion(args: &[&str]) {
+/// Runs `fusion` with `args`, asserts it succeeded, and returns what it wrote to stdout.
+fn fusion(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_fusion"))
         .args(args)
         .output()
@@ -24,6 +25,7 @@ fn fusion(args: &[&str]) {
         "fusion {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Writes the scenario of `seed` with `events` events into `dir/scn`.
@@ -271,23 +273,14 @@ fn embedded_run_raises_retroactive_alerts_and_stops_after_its_duration() {
 #[test]
 fn indicators_whose_validity_the_max_age_shortened_are_counted_in_the_summary() {
     // Most of the embedded scenario's indicators have no `valid_until`: each gets one.
-    let out = Command::new(env!("CARGO_BIN_EXE_fusion"))
-        .args([
-            "run",
-            "--headless",
-            "--duration",
-            "3s",
-            "--indicator-max-age",
-            "2h",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = fusion(&[
+        "run",
+        "--headless",
+        "--duration",
+        "3s",
+        "--indicator-max-age",
+        "2h",
+    ]);
     let summary = final_summary(&stdout);
     let bounded: u64 = summary
         .split(" bounded by max age")
