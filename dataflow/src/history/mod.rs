@@ -337,7 +337,7 @@ pub fn history_matches<'s>(
                         &events_frontier.frontier(),
                         &indicators_frontier.frontier(),
                     ]);
-                    let mut processed = false;
+                    let mut processed = None;
                     while let Some((&t, _)) = pending.first_key_value() {
                         if bound.is_some_and(|b| t >= b) {
                             break;
@@ -345,7 +345,12 @@ pub fn history_matches<'s>(
                         let Some((t, mut p)) = pending.pop_first() else {
                             break;
                         };
-                        store.advance(t);
+                        // Ageing waits for what looks into the history, a new indicator,
+                        // or for the end of these times: events do not look into it, and
+                        // the chunks that age together are summarised as one run.
+                        if !p.indicators.is_empty() {
+                            store.advance(t);
+                        }
                         p.indicators.sort();
                         consolidate(&mut p.indicators);
                         // Withdrawn versions first, so a new version meets the history afresh.
@@ -371,9 +376,10 @@ pub fn history_matches<'s>(
                                 session.give((m, t, 1));
                             }
                         }
-                        processed = true;
+                        processed = Some(t);
                     }
-                    if processed {
+                    if let Some(t) = processed {
+                        store.advance(t);
                         report(HistoryReport {
                             shard,
                             sizes: store.sizes(),

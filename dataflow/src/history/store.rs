@@ -444,16 +444,19 @@ impl Partition {
     }
 }
 
-/// The runs of one kind's (observable, event) pairs of an aged chunk, by first hour of
-/// partition; `place` says where each event's summaries go (none: beyond the retention).
-fn chunk_cells<K: Ord + Copy>(
-    pairs: &[(K, u32)],
-    events: &[RawEvent],
-    place: &[Option<(u32, u8, u16)>],
+/// The runs of one kind's (observable, event) pairs of aged chunks (oldest first), by
+/// first hour of partition; `place` says where each event's summaries go (none: beyond
+/// the retention). Chunks that age together make one run, not a run each: fewer, larger
+/// runs to merge.
+fn chunk_cells<'c, K: Ord + Copy + 'c>(
+    chunks: impl IntoIterator<Item = (&'c [(K, u32)], &'c [RawEvent], &'c [Option<(u32, u8, u16)>])>,
 ) -> Vec<(u32, Cells<K>)> {
-    let mut all: Vec<(u32, K, Cell, u32)> = pairs
-        .iter()
-        .filter_map(|&(obs, at)| {
+    // Each pair's event numbered across the chunks; `ends` holds where each chunk's end.
+    let mut all: Vec<(u32, K, Cell, u32)> = Vec::new();
+    let mut ends: Vec<u32> = Vec::new();
+    let mut offset = 0u32;
+    for (pairs, events, place) in chunks {
+        all.extend(pairs.iter().filter_map(|&(obs, at)| {
             let ev = events.get(at as usize)?;
             let (first, hour, second) = (*place.get(at as usize)?)?;
             let cell = Cell {
@@ -464,24 +467,35 @@ fn chunk_cells<K: Ord + Copy>(
                 country: ev.country,
                 hour,
             };
-            Some((first, obs, cell, at))
-        })
-        .collect();
+            Some((first, obs, cell, offset.saturating_add(at)))
+        }));
+        offset = offset.saturating_add(u32::try_from(events.len()).unwrap_or(u32::MAX));
+        ends.push(offset);
+    }
     all.sort_unstable_by_key(|(first, obs, c, at)| (*first, *obs, c.sensor, c.hour, *at));
+    let chunk_end = |at: u32| ends.get(ends.partition_point(|end| *end <= at)).copied();
     let mut out: Vec<(u32, Cells<K>)> = Vec::new();
     let mut rest = all.as_slice();
     while let Some(&(first, ..)) = rest.first() {
         let (part, after) = rest.split_at(rest.partition_point(|e| e.0 == first));
         // Room for every pair at once: no growth by doubling, little left over.
         let mut cells: Cells<K> = Vec::with_capacity(part.len());
-        for &(_, obs, cell, _) in part {
+        // The end of the chunk that made the last cell.
+        let mut made_in = None;
+        for &(_, obs, cell, at) in part {
             match cells.last_mut() {
                 Some(last) if cell_key(last) == (obs, cell.sensor, cell.hour) => {
                     last.1.absorb(&cell);
-                    // Within a chunk the latest event gives the country, as it always has.
-                    last.1.country = cell.country;
+                    // The latest event of the chunk that made the cell gives the country,
+                    // as when each chunk made a run of its own and runs merged.
+                    if at < made_in.unwrap_or(u32::MAX) {
+                        last.1.country = cell.country;
+                    }
                 }
-                _ => cells.push((obs, cell)),
+                _ => {
+                    cells.push((obs, cell));
+                    made_in = chunk_end(at);
+                }
             }
         }
         out.push((first, cells));
@@ -754,6 +768,7 @@ impl Store {
     /// window are folded into summaries, partitions wholly beyond the retention are dropped.
     pub fn advance(&mut self, now: Time) {
         let chunk_ms = self.config.chunk_ms();
+        let mut aged = Vec::new();
         while let Some((&start, _)) = self.chunks.first_key_value() {
             if start
                 .saturating_add(chunk_ms)
@@ -764,8 +779,11 @@ impl Store {
             }
             if let Some((_, chunk)) = self.chunks.pop_first() {
                 self.raw_events -= chunk.events.len();
-                self.summarise(chunk, now);
+                aged.push(chunk);
             }
+        }
+        if !aged.is_empty() {
+            self.summarise(&aged, now);
         }
         while let Some((&first, _)) = self.partitions.first_key_value() {
             if self.partition_drop_at(first) > now {
@@ -790,47 +808,66 @@ impl Store {
         chunk.into_iter().chain(part).min()
     }
 
-    /// Folds an aged chunk into the summaries: one new run per partition its events' hours
-    /// fall in.
-    fn summarise(&mut self, chunk: Chunk, now: Time) {
-        self.counters.chunks_aged += 1;
+    /// Folds aged chunks (oldest first) into the summaries: one new run per partition
+    /// their events' hours fall in.
+    fn summarise(&mut self, chunks: &[Chunk], now: Time) {
+        self.counters.chunks_aged += chunks.len() as u64;
         let per = self.config.partition_hours();
         // Where each event's summaries go: (first hour of partition, hour in it, second).
-        let place: Vec<Option<(u32, u8, u16)>> = chunk
-            .events
+        let places: Vec<Vec<Option<(u32, u8, u16)>>> = chunks
             .iter()
-            .map(|ev| {
-                let (hour, second) = hour_of(ev.observed_ms);
-                let first = hour - hour % per;
-                let offset = u8::try_from(hour - first).unwrap_or(u8::MAX);
-                (self.partition_drop_at(first) > now).then_some((first, offset, second))
+            .map(|chunk| {
+                chunk
+                    .events
+                    .iter()
+                    .map(|ev| {
+                        let (hour, second) = hour_of(ev.observed_ms);
+                        let first = hour - hour % per;
+                        let offset = u8::try_from(hour - first).unwrap_or(u8::MAX);
+                        (self.partition_drop_at(first) > now).then_some((first, offset, second))
+                    })
+                    .collect()
             })
             .collect();
-        // Events are counted per event, not per observable; one without any is neither.
-        let mut observed = vec![false; chunk.events.len()];
-        let ats = (chunk.keys.pairs.iter().map(|p| p.1))
-            .chain(chunk.v4.pairs.iter().map(|p| p.1))
-            .chain(chunk.v6.pairs.iter().map(|p| p.1));
-        for at in ats {
-            if let Some(o) = observed.get_mut(at as usize) {
-                *o = true;
+        for (chunk, place) in chunks.iter().zip(&places) {
+            // Events are counted per event, not per observable; one without any is neither.
+            let mut observed = vec![false; chunk.events.len()];
+            let ats = (chunk.keys.pairs.iter().map(|p| p.1))
+                .chain(chunk.v4.pairs.iter().map(|p| p.1))
+                .chain(chunk.v6.pairs.iter().map(|p| p.1));
+            for at in ats {
+                if let Some(o) = observed.get_mut(at as usize) {
+                    *o = true;
+                }
             }
-        }
-        for (o, p) in observed.iter().zip(&place) {
-            match (o, p) {
-                (false, _) => {}
-                (true, Some(_)) => self.counters.summarised += 1,
-                (true, None) => self.counters.beyond_retention += 1,
+            for (o, p) in observed.iter().zip(place) {
+                match (o, p) {
+                    (false, _) => {}
+                    (true, Some(_)) => self.counters.summarised += 1,
+                    (true, None) => self.counters.beyond_retention += 1,
+                }
             }
         }
         let mut runs: BTreeMap<u32, Run> = BTreeMap::new();
-        for (first, cells) in chunk_cells(&chunk.keys.pairs, &chunk.events, &place) {
+        let keys = chunks
+            .iter()
+            .zip(&places)
+            .map(|(c, p)| (c.keys.pairs.as_slice(), c.events.as_slice(), p.as_slice()));
+        for (first, cells) in chunk_cells(keys) {
             runs.entry(first).or_default().keys = cells;
         }
-        for (first, cells) in chunk_cells(&chunk.v4.pairs, &chunk.events, &place) {
+        let v4 = chunks
+            .iter()
+            .zip(&places)
+            .map(|(c, p)| (c.v4.pairs.as_slice(), c.events.as_slice(), p.as_slice()));
+        for (first, cells) in chunk_cells(v4) {
             runs.entry(first).or_default().v4 = cells;
         }
-        for (first, cells) in chunk_cells(&chunk.v6.pairs, &chunk.events, &place) {
+        let v6 = chunks
+            .iter()
+            .zip(&places)
+            .map(|(c, p)| (c.v6.pairs.as_slice(), c.events.as_slice(), p.as_slice()));
+        for (first, cells) in chunk_cells(v6) {
             runs.entry(first).or_default().v6 = cells;
         }
         for (first, run) in runs {
@@ -1254,6 +1291,72 @@ mod tests {
     }
 
     #[test]
+    fn chunks_ageing_together_summarise_as_chunks_ageing_one_by_one() {
+        // Chunks of 100 ms; events over 40 chunks, two sensors, one of which reports HU
+        // for the second half of the first chunk and FR again after: the latest event of
+        // the chunk that made a cell gives its country.
+        let cfg = TierConfig {
+            retention_ms: 24 * 3_600_000,
+            ..config()
+        };
+        let hour = 1_800_000_000_000i64 / HOUR_MS * HOUR_MS;
+        let base = hour as u64 + HOUR_MS as u64;
+        let events: Vec<(Time, EventIn)> = (0..400u64)
+            .map(|n| {
+                let mut e = event(n, hour + (n as i64 % 7) * 1_000, &[100 + n % 3], &[]);
+                e.sensor_id = format!("s{}", n % 2).into();
+                if n % 2 == 1 && (5..10).contains(&n) {
+                    e.country = Country::new("HU");
+                }
+                (base + n * 10, e)
+            })
+            .collect();
+        let end = base + 400 * 10 + cfg.evidence_ms + 200;
+        let (mut one_by_one, mut together) = (Store::new(cfg, 0), Store::new(cfg, 0));
+        let mut out = Vec::new();
+        for (t, e) in &events {
+            one_by_one.advance(*t);
+            one_by_one.add_event(e.clone(), *t, &mut out);
+            together.add_event(e.clone(), *t, &mut out);
+        }
+        one_by_one.advance(end);
+        together.advance(end);
+        assert_eq!(one_by_one.counters().chunks_aged, 40);
+        assert_eq!(together.counters(), one_by_one.counters());
+        let found = |s: &mut Store| {
+            let mut out = Vec::new();
+            for k in 100..103 {
+                s.add_indicator(&key(k, k), end, &mut out);
+            }
+            let mut cells: Vec<(u64, Box<str>, u32, u32, Country, i64, i64)> = out
+                .iter()
+                .filter_map(|m| match &m.evidence {
+                    Evidence::Summary(c) => Some((
+                        m.indicator,
+                        c.sensor_id.clone(),
+                        c.hour,
+                        c.count,
+                        c.country,
+                        c.first_ms,
+                        c.last_ms,
+                    )),
+                    Evidence::Raw(_) => None,
+                })
+                .collect();
+            cells.sort();
+            cells
+        };
+        let expected = found(&mut one_by_one);
+        assert_eq!(expected.len(), 6, "three keys, two sensors, one hour");
+        let hu = expected
+            .iter()
+            .filter(|c| c.4 == Country::new("HU"))
+            .count();
+        assert_eq!(hu, 3, "the cells of the sensor that moved");
+        assert_eq!(found(&mut together), expected);
+    }
+
+    #[test]
     fn late_events_of_older_hours_find_their_cells() {
         let mut s = Store::new(
             TierConfig {
@@ -1398,7 +1501,8 @@ mod tests {
         let mut out = Vec::new();
         let hour = 1_800_000_000_000i64 / HOUR_MS * HOUR_MS;
         let mut t = hour as u64 + HOUR_MS as u64;
-        // 40 chunks, each its own run: addresses 10.1.x.y, three of them in 10.1.2.0/24.
+        // 40 chunks, each ageing before the next is made, so each its own run (chunks
+        // that age together make one): addresses 10.1.x.y, three of them in 10.1.2.0/24.
         for n in 0..40u64 {
             let ips = [
                 format!("10.1.{}.{}", n % 4, n % 3),
@@ -1406,7 +1510,7 @@ mod tests {
             ];
             let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
             s.add_event(event(n, hour + n as i64 * 1_000, &[], &ips), t, &mut out);
-            t += 1_000;
+            t += 61_000;
             s.advance(t);
         }
         s.advance(t + 61_000);
