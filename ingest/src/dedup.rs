@@ -11,14 +11,16 @@
 //!   one seen stands.
 //!
 //! Beyond the window an id may come again (the history keeps only hourly summaries
-//! there, which count sightings, not ids). Each id costs about 20 bytes: the index
-//! keeps a 64-bit hash of the id, 32 more bits of another hash of it to tell two ids
-//! with the same 64-bit hash apart, and 32 bits of the content's hash (so a conflicting
-//! copy is taken for an exact one with a chance of 2⁻³²). The index lives in
-//! generations of an eighth of the window, dropped whole once older than the window.
+//! there, which count sightings, not ids). Each id costs about 16 bytes in one hash
+//! index: a 64-bit hash of the id as the key, and a 64-bit value holding 24 bits of
+//! another hash of the id (to tell two ids with the same 64-bit hash apart), 32 bits of
+//! the content's hash (so a conflicting copy is taken for an exact one with a chance of
+//! 2⁻³²) and the id's generation. Generations are an eighth of the window; once one is
+//! older than the window its ids no longer count, and they leave the index in one pass
+//! over it (so each id is looked up once, not once per generation).
 
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use schemas::SensorEvent;
@@ -39,12 +41,21 @@ pub enum Seen {
 pub struct Dedup {
     window_ms: u64,
     span_ms: u64,
-    /// Generations, oldest first: (first logical time, id hash → (id check, content hash)).
-    generations: VecDeque<(u64, FxHashMap<u64, u64>)>,
+    /// Live generations: (start, number), oldest first.
+    generations: VecDeque<(u64, u8)>,
+    /// The number the next generation takes (numbers wrap; at most nine are live).
+    next: u8,
+    /// Hash of the id → [`pack`]ed check, content and generation.
+    ids: FxHashMap<u64, u64>,
 }
 
 /// Number of generations a window is cut into.
 const GENERATIONS: u64 = 8;
+
+/// The value an id keeps: its 24-bit check, 32-bit content hash and generation.
+fn pack(check: u64, content: u64, generation: u8) -> u64 {
+    ((check & 0xFF_FFFF) << 40) | ((content & 0xFFFF_FFFF) << 8) | u64::from(generation)
+}
 
 impl Dedup {
     /// An index remembering ids for `window_ms` of logical time.
@@ -53,60 +64,69 @@ impl Dedup {
             window_ms,
             span_ms: (window_ms / GENERATIONS).max(1),
             generations: VecDeque::new(),
+            next: 0,
+            ids: FxHashMap::default(),
         }
+    }
+
+    /// Whether generation number `g` is live.
+    fn live(&self, g: u8) -> bool {
+        self.generations
+            .back()
+            .is_some_and(|(_, newest)| usize::from(newest.wrapping_sub(g)) < self.generations.len())
     }
 
     /// Judges `event`, arriving at logical time `t` (never decreasing), and remembers it
     /// if it is new.
     pub fn check(&mut self, event: &SensorEvent, t: u64) -> Seen {
+        let mut dropped = false;
         while self
             .generations
             .front()
             .is_some_and(|(start, _)| start.saturating_add(self.span_ms + self.window_ms) <= t)
         {
             self.generations.pop_front();
+            dropped = true;
         }
-        let key = FxBuildHasher.hash_one(event.event_id.as_bytes());
-        let check = {
-            let mut h = std::hash::DefaultHasher::new();
-            event.event_id.hash(&mut h);
-            h.finish() >> 32
-        };
-        let content = FxBuildHasher.hash_one(event) & 0xFFFF_FFFF;
-        let value = (check << 32) | content;
-        for (_, seen) in &self.generations {
-            if let Some(v) = seen.get(&key)
-                && v >> 32 == check
-            {
-                return if *v == value {
-                    Seen::Copy
-                } else {
-                    Seen::Conflict
-                };
-            }
+        if dropped {
+            // Before a number is taken again, every id of the generations gone leaves.
+            let (newest, live) = (
+                self.generations.back().map_or(0, |(_, n)| *n),
+                self.generations.len(),
+            );
+            self.ids
+                .retain(|_, v| usize::from(newest.wrapping_sub(*v as u8)) < live);
+        }
+        let id = event.event_id.as_bytes();
+        let key = FxBuildHasher.hash_one(id);
+        let check = crate::router::fnv1a(id) >> 40;
+        let content = FxBuildHasher.hash_one(event);
+        if let Some(v) = self.ids.get(&key)
+            && self.live(*v as u8)
+            && v >> 40 == check
+        {
+            return if (v >> 8) & 0xFFFF_FFFF == content & 0xFFFF_FFFF {
+                Seen::Copy
+            } else {
+                Seen::Conflict
+            };
         }
         if self
             .generations
             .back()
             .is_none_or(|(start, _)| start.saturating_add(self.span_ms) <= t)
         {
-            // Sized like the last one (a generation holds about as many ids as the one
-            // before): growing a map from empty rehashed it a dozen times.
-            let capacity = self.generations.back().map_or(0, |(_, ids)| ids.len());
-            self.generations.push_back((
-                t,
-                FxHashMap::with_capacity_and_hasher(capacity, FxBuildHasher),
-            ));
+            self.generations.push_back((t, self.next));
+            self.next = self.next.wrapping_add(1);
         }
-        if let Some((_, newest)) = self.generations.back_mut() {
-            newest.insert(key, value);
-        }
+        let generation = self.generations.back().map_or(0, |(_, n)| *n);
+        self.ids.insert(key, pack(check, content, generation));
         Seen::New
     }
 
     /// Ids remembered now.
     pub fn len(&self) -> usize {
-        self.generations.iter().map(|(_, g)| g.len()).sum()
+        self.ids.len()
     }
 
     /// Whether no id is remembered.
@@ -151,5 +171,24 @@ mod tests {
         }
         assert_eq!(d.check(&event("e0", "HU"), 10_000), Seen::New, "long gone");
         assert_eq!(d.check(&event("e9999", "HU"), 10_000), Seen::Conflict);
+    }
+
+    #[test]
+    fn generation_numbers_are_taken_again_only_after_their_ids_left() {
+        // Ten generations of 10 ms a window: numbers wrap every 2,560 ms.
+        let mut d = Dedup::new(80);
+        for t in 0..6_000u64 {
+            let id = format!("e{t}");
+            assert_eq!(d.check(&event(&id, "FR"), t), Seen::New, "{id}");
+            // An id of the generation whose number comes round again is unknown (at 2,560
+            // ms the one seen at 0 as FR, at 5,120 ms the one seen again at 2,560 as HU).
+            for back in [2_560u64, 5_120] {
+                if let Some(old) = t.checked_sub(back) {
+                    let again = d.check(&event(&format!("e{old}"), "HU"), t);
+                    assert_eq!(again, Seen::New, "e{old} at {t}");
+                }
+            }
+            assert!(d.len() <= 4 * (80 + 2 * 10), "{} ids at {t}", d.len());
+        }
     }
 }

@@ -163,7 +163,7 @@ impl<E> Drop for Router<E> {
 }
 
 /// FNV-1a: a fixed hash, so routing does not depend on a randomized hasher.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
