@@ -266,13 +266,9 @@ impl OutputLoop {
                     stats
                         .open_alerts
                         .store(snaps.open_count(), Ordering::Relaxed);
-                    let retro = snaps
-                        .open_alerts()
-                        .filter(|a| a.retroactive_sightings > 0)
-                        .count();
                     stats
                         .retroactive_alerts
-                        .store(retro as u64, Ordering::Relaxed);
+                        .store(snaps.retroactive_count() as u64, Ordering::Relaxed);
                 }
             }
         }

@@ -22,6 +22,9 @@ pub struct Snapshots {
     pending: BTreeMap<Time, Vec<(Alert, isize)>>,
     expiring: BTreeMap<Time, BTreeSet<String>>,
     open: BTreeMap<String, Alert>,
+    /// Open alerts with retroactive sightings (kept as they change: the output loop reads
+    /// it at every closed time, and counting the open alerts then cost a pass over them).
+    retroactive: usize,
     input_end: Option<Time>,
 }
 
@@ -82,6 +85,11 @@ impl Snapshots {
         self.open.len()
     }
 
+    /// Number of alerts open now with retroactive sightings.
+    pub fn retroactive_count(&self) -> usize {
+        self.retroactive
+    }
+
     fn apply(
         &mut self,
         time: Time,
@@ -110,7 +118,11 @@ impl Snapshots {
             } else {
                 ChangeKind::Opened
             };
-            self.open.insert(id, alert.clone());
+            let retro = alert.retroactive_sightings > 0;
+            if let Some(before) = self.open.insert(id, alert.clone()) {
+                self.retroactive -= usize::from(before.retroactive_sightings > 0);
+            }
+            self.retroactive += usize::from(retro);
             changes.push(AlertChange {
                 change,
                 version: time,
@@ -123,7 +135,13 @@ impl Snapshots {
             } else {
                 ChangeKind::Retracted
             };
-            let last = self.open.remove(&id).unwrap_or(alert);
+            let last = match self.open.remove(&id) {
+                Some(open) => {
+                    self.retroactive -= usize::from(open.retroactive_sightings > 0);
+                    open
+                }
+                None => alert,
+            };
             changes.push(AlertChange {
                 change,
                 version: time,
@@ -132,5 +150,63 @@ impl Snapshots {
         }
         changes.sort_by(|a, b| a.alert.id.cmp(&b.alert.id));
         changes
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
+mod tests {
+    use super::*;
+
+    fn alert(id: &str, retroactive: u64) -> Alert {
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "id": id, "rule": "indicator-match", "rule_version": 2,
+            "key": "k", "window_start": "2026-11-01T00:00:00Z",
+            "window_end": "2026-11-02T00:00:00Z", "severity": "high", "title": "t",
+            "indicator": {"id": "i1", "kind": "ipv4", "value": "203.0.113.7",
+                "source_kind": "partner", "source_id": "acme", "confidence": 90,
+                "created": "2026-11-01T00:00:00Z"},
+            "marking": {"tlp": "AMBER", "owner": "acme", "sharing": []},
+            "first_seen": "2026-11-01T00:00:00Z", "last_seen": "2026-11-01T00:00:00Z",
+            "sightings": 1, "hourly": [], "sensors": 1, "victims": 0, "victim_ips": [],
+            "victims_by_country": [], "accounts": [], "countries": ["FR"],
+            "retroactive_sightings": retroactive, "event_ids": ["e1"],
+            "summarised_sightings": 0, "drill": false,
+            "provenance": {"input_keys": [], "sources": [], "corroborated_confidence": 90}
+        }))
+        .unwrap()
+    }
+
+    /// The count kept as alerts change, against a count over the open alerts.
+    fn counted(s: &Snapshots) -> usize {
+        let kept = s.retroactive_count();
+        let recount = s
+            .open_alerts()
+            .filter(|a| a.retroactive_sightings > 0)
+            .count();
+        assert_eq!(kept, recount);
+        kept
+    }
+
+    #[test]
+    fn open_alerts_with_retroactive_sightings_are_counted_as_they_change() {
+        let mut s = Snapshots::new();
+        s.update(alert("a", 0), 1, 1);
+        s.update(alert("b", 2), 1, 1);
+        s.close_before(2);
+        assert_eq!(counted(&s), 1);
+        // `a` becomes retroactive, `b` is updated and stays so.
+        s.update(alert("a", 0), 2, -1);
+        s.update(alert("a", 1), 2, 1);
+        s.update(alert("b", 2), 2, -1);
+        s.update(alert("b", 3), 2, 1);
+        s.close_before(3);
+        assert_eq!(counted(&s), 2);
+        // `a` is retracted, `b` expires.
+        s.update(alert("a", 1), 3, -1);
+        s.update(alert("b", 3), 3, -1);
+        s.expired("b".into(), 3);
+        s.close_before(4);
+        assert_eq!(counted(&s), 0);
     }
 }
