@@ -43,7 +43,7 @@ pub struct Dedup {
     span_ms: u64,
     /// Live generations: (start, number), oldest first.
     generations: VecDeque<(u64, u8)>,
-    /// The number the next generation takes (numbers wrap; at most nine are live).
+    /// The number the next generation takes (numbers wrap; at most ten are live).
     next: u8,
     /// Hash of the id → [`pack`]ed check, content and generation.
     ids: FxHashMap<u64, u64>,
@@ -175,7 +175,8 @@ mod tests {
 
     #[test]
     fn generation_numbers_are_taken_again_only_after_their_ids_left() {
-        // Ten generations of 10 ms a window: numbers wrap every 2,560 ms.
+        // Generations of 10 ms, eight a window (nine or ten live): numbers wrap every
+        // 2,560 ms.
         let mut d = Dedup::new(80);
         for t in 0..6_000u64 {
             let id = format!("e{t}");
