@@ -35,6 +35,8 @@ pub mod routing;
 pub mod runtime;
 pub mod shared;
 pub mod snapshot;
+#[cfg(test)]
+mod test_support;
 mod time_order;
 pub mod views;
 

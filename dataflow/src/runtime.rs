@@ -732,6 +732,7 @@ mod tests {
     #![allow(clippy::unwrap_used)] // A test that cannot unwrap has failed.
 
     use super::*;
+    use crate::test_support::indicator;
     use std::time::Instant;
 
     /// Runs the dataflow on two workers whose feeds stay open, with an output channel of
@@ -771,28 +772,6 @@ mod tests {
             r.join().unwrap();
         }
         took
-    }
-
-    fn indicator(id: &str, modified_ms: i64, valid_until_ms: Option<i64>) -> Indicator {
-        let ts = |ms| jiff::Timestamp::from_millisecond(ms).unwrap();
-        Indicator {
-            schema_version: schemas::SCHEMA_VERSION,
-            id: id.into(),
-            kind: schemas::IndicatorKind::Ipv4,
-            value: "203.0.113.7".into(),
-            owner: "partner-a".into(),
-            source_kind: schemas::SourceKind::Partner,
-            source_id: "feed-a".into(),
-            tlp: schemas::Tlp::Green,
-            sharing: Vec::new(),
-            confidence: 80,
-            created: ts(0),
-            modified: ts(modified_ms),
-            valid_from: ts(0),
-            valid_until: valid_until_ms.map(ts),
-            revoked: false,
-            labels: Vec::new(),
-        }
     }
 
     #[test]

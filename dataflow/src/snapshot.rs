@@ -158,23 +158,27 @@ impl Snapshots {
 mod tests {
     use super::*;
 
+    /// An alert of the test indicator `id` with `retroactive` retroactive sightings.
     fn alert(id: &str, retroactive: u64) -> Alert {
-        serde_json::from_value(serde_json::json!({
-            "schema_version": 1, "id": id, "rule": "indicator-match", "rule_version": 2,
-            "key": "k", "window_start": "2026-11-01T00:00:00Z",
-            "window_end": "2026-11-02T00:00:00Z", "severity": "high", "title": "t",
-            "indicator": {"id": "i1", "kind": "ipv4", "value": "203.0.113.7",
-                "source_kind": "partner", "source_id": "acme", "confidence": 90,
-                "created": "2026-11-01T00:00:00Z"},
-            "marking": {"tlp": "AMBER", "owner": "acme", "sharing": []},
-            "first_seen": "2026-11-01T00:00:00Z", "last_seen": "2026-11-01T00:00:00Z",
-            "sightings": 1, "hourly": [], "sensors": 1, "victims": 0, "victim_ips": [],
-            "victims_by_country": [], "accounts": [], "countries": ["FR"],
-            "retroactive_sightings": retroactive, "event_ids": ["e1"],
-            "summarised_sightings": 0, "drill": false,
-            "provenance": {"input_keys": [], "sources": [], "corroborated_confidence": 90}
-        }))
-        .unwrap()
+        let ind = crate::test_support::indicator(id, 0, None);
+        let sightings = crate::evidence::AlertSightings {
+            indicator: 1,
+            window_ms: 0,
+            sightings: retroactive.max(1),
+            summarised: 0,
+            retroactive,
+            first_ms: 0,
+            last_ms: 0,
+            sensors: 1,
+            countries: vec![crate::history::Country::new("FR")],
+            victims: 0,
+            victim_ips: Vec::new(),
+            victims_by_country: Vec::new(),
+            accounts: Vec::new(),
+            event_ids: Vec::new(),
+            hourly: Vec::new(),
+        };
+        crate::alerts::base_alert(&ind, &sightings)
     }
 
     /// The count kept as alerts change, against a count over the open alerts.
