@@ -451,7 +451,7 @@ impl Partition {
 fn chunk_cells<'c, K: Ord + Copy + 'c>(
     chunks: impl IntoIterator<Item = (&'c [(K, u32)], &'c [RawEvent], &'c [Option<(u32, u8, u16)>])>,
 ) -> Vec<(u32, Cells<K>)> {
-    // Each pair's event numbered across the chunks; `ends` holds where each chunk's end.
+    // Each pair's event numbered across the chunks; `ends` holds where each chunk ends.
     let mut all: Vec<(u32, K, Cell, u32)> = Vec::new();
     let mut ends: Vec<u32> = Vec::new();
     let mut offset = 0u32;
@@ -502,6 +502,23 @@ fn chunk_cells<'c, K: Ord + Copy + 'c>(
         rest = after;
     }
     out
+}
+
+/// Where an aged chunk's event summaries go: (first hour of partition, hour in it, second)
+/// per event, none when beyond the retention.
+type Places = Vec<Option<(u32, u8, u16)>>;
+
+/// One kind's pairs of each aged chunk (`pairs` picks the kind), with the chunk's events
+/// and places, as [`chunk_cells`] takes them.
+fn aged_pairs<'c, K: 'c>(
+    chunks: &'c [Chunk],
+    places: &'c [Places],
+    pairs: fn(&Chunk) -> &Vec<(K, u32)>,
+) -> impl Iterator<Item = (&'c [(K, u32)], &'c [RawEvent], &'c [Option<(u32, u8, u16)>])> {
+    chunks
+        .iter()
+        .zip(places)
+        .map(move |(c, p)| (pairs(c).as_slice(), c.events.as_slice(), p.as_slice()))
 }
 
 /// The observable number of an IPv4 address in a summary sighting.
@@ -814,7 +831,7 @@ impl Store {
         self.counters.chunks_aged += chunks.len() as u64;
         let per = self.config.partition_hours();
         // Where each event's summaries go: (first hour of partition, hour in it, second).
-        let places: Vec<Vec<Option<(u32, u8, u16)>>> = chunks
+        let places: Vec<Places> = chunks
             .iter()
             .map(|chunk| {
                 chunk
@@ -849,25 +866,13 @@ impl Store {
             }
         }
         let mut runs: BTreeMap<u32, Run> = BTreeMap::new();
-        let keys = chunks
-            .iter()
-            .zip(&places)
-            .map(|(c, p)| (c.keys.pairs.as_slice(), c.events.as_slice(), p.as_slice()));
-        for (first, cells) in chunk_cells(keys) {
+        for (first, cells) in chunk_cells(aged_pairs(chunks, &places, |c| &c.keys.pairs)) {
             runs.entry(first).or_default().keys = cells;
         }
-        let v4 = chunks
-            .iter()
-            .zip(&places)
-            .map(|(c, p)| (c.v4.pairs.as_slice(), c.events.as_slice(), p.as_slice()));
-        for (first, cells) in chunk_cells(v4) {
+        for (first, cells) in chunk_cells(aged_pairs(chunks, &places, |c| &c.v4.pairs)) {
             runs.entry(first).or_default().v4 = cells;
         }
-        let v6 = chunks
-            .iter()
-            .zip(&places)
-            .map(|(c, p)| (c.v6.pairs.as_slice(), c.events.as_slice(), p.as_slice()));
-        for (first, cells) in chunk_cells(v6) {
+        for (first, cells) in chunk_cells(aged_pairs(chunks, &places, |c| &c.v6.pairs)) {
             runs.entry(first).or_default().v6 = cells;
         }
         for (first, run) in runs {
