@@ -12,7 +12,7 @@
 //! - **Confidence**: the larger of the indicator's own confidence and the corroborated
 //!   confidence of the feeds on its observable: [`corroboration::confidence`] over each
 //!   feed's latest report (independent sources add up; a report older than the freshest
-//!   one weighs less, halving every [`CorroborationConfig::half_life_ms`]). The sensors,
+//!   one weighs less, halving every [`crate::views::corroboration::CorroborationConfig::half_life_ms`]). The sensors,
 //!   a source of the corroboration view, are left out here: the sighting is what raised
 //!   the alert, and it already counts through the spread and victim raises below.
 //! - **Severity** ([`severity`]): the confidence sets the base (≥ 80 high, ≥ 50 medium,
@@ -22,26 +22,20 @@
 //!   ([`schemas::Marking::strictest`]); the egress rule also checks each contributing
 //!   marking. Events carry no marking of their own.
 //!
-//! The enrichment is one reduce per observable over its alerts and its current
-//! indicators, so no alert can be dropped by a join with a missing partner record.
+//! The alerts are assembled per observable, with its current indicators, by
+//! [`crate::assembly`]; this module holds the rule's pure definitions.
 
-use crate::shared::Shared;
 use std::collections::BTreeMap;
 
-use differential_dataflow::VecCollection;
 use jiff::Timestamp;
 use schemas::{
     Alert, Contributor, ContributorKind, CountryVictims, HourlySightings, Indicator, IndicatorRef,
     Provenance, Severity, SourceKind,
 };
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::Time;
 use crate::evidence::AlertSightings;
-use crate::history::indicator_ref;
-use crate::observables::{indicator_key, key_hash};
-use crate::views::corroboration::{self, CorroborationConfig, Report};
+use crate::views::corroboration::{self, Report};
 
 /// Name of the rule.
 pub const RULE: &str = "indicator-match";
@@ -72,80 +66,6 @@ pub fn alert_id(rule: &str, key: &str, window_start_ms: i64) -> String {
 /// Start of the window holding event time `ms`.
 pub fn window_start(ms: i64) -> i64 {
     ms.div_euclid(WINDOW_MS) * WINDOW_MS
-}
-
-/// The alerts of the `sightings` (one per indicator and window, from
-/// [`crate::evidence`]), built with the `current` version of their indicator, before
-/// corroboration.
-pub fn base_alerts<'s>(
-    sightings: VecCollection<'s, Time, AlertSightings>,
-    current: VecCollection<'s, Time, Shared<Indicator>>,
-) -> VecCollection<'s, Time, Shared<Alert>> {
-    let by_ref = current.map(|i| (indicator_ref(&i.id), i));
-    sightings
-        .map(|s| (s.indicator, s))
-        .join_map(by_ref, |_, s, i| Shared::new(base_alert(i, s)))
-}
-
-/// The `base` alerts corroborated by every `current` indicator on the same observable
-/// (see the module documentation).
-pub fn corroborated<'s>(
-    base: VecCollection<'s, Time, Shared<Alert>>,
-    current: VecCollection<'s, Time, Shared<Indicator>>,
-    config: CorroborationConfig,
-) -> VecCollection<'s, Time, Shared<Alert>> {
-    let half_life_ms = config.half_life_ms;
-    base.map(|a| {
-        let key = indicator_key(a.indicator.kind, &a.indicator.value);
-        (key_hash(&key), Part::Alert(a))
-    })
-    .concat(current.map(|i| {
-        let key = indicator_key(i.kind, &i.value);
-        (key_hash(&key), Part::Feed(i))
-    }))
-    .reduce_named(
-        "CorroboratedAlert",
-        move |_key, group: &[(&Part, isize)], out: &mut Vec<(Shared<Alert>, isize)>| {
-            let mut feeds: Vec<&Indicator> = Vec::new();
-            let mut bases = Vec::new();
-            for (part, _) in group.iter().filter(|(_, n)| *n > 0) {
-                match part {
-                    Part::Alert(a) => bases.push(&**a),
-                    Part::Feed(i) => feeds.push(i),
-                }
-            }
-            if bases.is_empty() {
-                return;
-            }
-            // Keys and contributors are made here, for the observables with alerts only.
-            let feeds: Vec<(String, Contributor)> = feeds
-                .into_iter()
-                .map(|i| (indicator_key(i.kind, &i.value), contributor(i)))
-                .collect();
-            for base in bases {
-                // A hash shared by two observables must not mix their sources.
-                let key = indicator_key(base.indicator.kind, &base.indicator.value);
-                let own: Vec<&Contributor> = feeds
-                    .iter()
-                    .filter(|(k, _)| *k == key)
-                    .map(|(_, c)| c)
-                    .collect();
-                out.push((Shared::new(corroborate(base, key, &own, half_life_ms)), 1));
-            }
-        },
-    )
-    .map(|(_, alert)| alert)
-}
-
-/// What the corroboration reduce sees of one observable.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-enum Part {
-    /// An alert on it, before corroboration (shared: the arrangements' merges copy a
-    /// pointer, not the alert).
-    Alert(Shared<Alert>),
-    /// A current indicator on it, a source vouching for it (shared with the input: the
-    /// reduce holds a pointer per indicator, not its key and source).
-    Feed(Shared<Indicator>),
 }
 
 /// A current indicator as a source vouching for its observable.

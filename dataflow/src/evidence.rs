@@ -44,7 +44,7 @@ use crate::alerts::{MAX_EVENT_IDS, MAX_PERSONAL, RULE, WINDOW_MS, alert_id, wind
 use crate::history::{
     Country, Evidence, Made, RawSighting, SummarySighting, Target, indicator_ref,
 };
-use crate::observables::string_hash;
+use crate::observables::{indicator_key, key_hash, string_hash};
 
 /// One hour in milliseconds.
 const HOUR_MS: i64 = 3_600_000;
@@ -60,10 +60,14 @@ pub struct ExpiryConfig {
 
 /// What an alert shows of its evidence: the aggregate of the matches of one indicator in
 /// one window.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct AlertSightings {
     /// The indicator ([`indicator_ref`]).
     pub indicator: u64,
+    /// The match key hash of the indicator's value ([`KeptIndicator::observable`]) in the
+    /// version this evidence was judged with: the alerts of one observable are assembled
+    /// together ([`crate::assembly`]).
+    pub observable: u64,
     /// Start of the window (event time, ms).
     pub window_ms: i64,
     /// Matching events: raw ones once each, plus the summaries' counts.
@@ -120,6 +124,8 @@ pub struct KeptIndicator {
     pub created_ms: i64,
     /// What this version is matched on.
     pub target: Target,
+    /// The hash of this version's match key (`indicator_key` of its kind and value).
+    pub observable: u64,
 }
 
 impl KeptIndicator {
@@ -132,6 +138,7 @@ impl KeptIndicator {
             valid_until_ms: i.valid_until.map_or(i64::MAX, |u| u.as_millisecond()),
             created_ms: i.created.as_millisecond(),
             target: Target::of(i)?,
+            observable: key_hash(&indicator_key(i.kind, &i.value)),
         })
     }
 
@@ -247,9 +254,10 @@ impl Agg {
         self.retroactive += u64::from(s.count);
     }
 
-    fn sightings(&self, indicator: u64, window_ms: i64) -> Option<AlertSightings> {
+    fn sightings(&self, ind: &KeptIndicator, window_ms: i64) -> Option<AlertSightings> {
         (self.sightings > 0).then(|| AlertSightings {
-            indicator,
+            indicator: ind.id,
+            observable: ind.observable,
             window_ms,
             sightings: self.sightings,
             summarised: self.summarised,
@@ -293,7 +301,7 @@ pub fn aggregate<'a>(
             agg.add(&m.evidence, ind.created_ms);
         }
     }
-    agg.sightings(ind.id, window_ms)
+    agg.sightings(ind, window_ms)
 }
 
 /// The matches of one window.
@@ -500,7 +508,7 @@ impl Keeper {
                     }
                 }
             }
-            let now = w.agg.sightings(id, window);
+            let now = w.agg.sightings(ind, window);
             if now != w.emitted {
                 if let Some(old) = w.emitted.take() {
                     out.push((Kept::Sightings(Box::new(old)), -1));
@@ -670,6 +678,7 @@ mod tests {
             valid_until_ms: until,
             created_ms: 5_000,
             target: T,
+            observable: 7,
         }
     }
 

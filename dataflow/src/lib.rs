@@ -23,6 +23,7 @@
 //! - [`runtime`]: runs the dataflow on timely workers fed by channels of [`schemas::Feed`].
 
 pub mod alerts;
+pub mod assembly;
 pub mod duty_clock;
 pub mod evidence;
 pub mod history;

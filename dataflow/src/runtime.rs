@@ -27,13 +27,14 @@ use timely::dataflow::operators::Inspect;
 use timely::dataflow::operators::vec::Map;
 
 use crate::Time;
+use crate::assembly::{self, Assembled};
 use crate::evidence::{ExpiryConfig, Kept, KeptIndicator, alert_evidence};
 use crate::history::{EventIn, HistoryReport, IndicatorIn, TierConfig, history_matches};
 use crate::roster::RosterSpec;
+use crate::routing;
 use crate::shared::Shared;
 use crate::views::corroboration::CorroborationConfig;
-use crate::views::warning_lists::{self, WarningEntry};
-use crate::{alerts, routing};
+use crate::views::warning_lists::WarningEntry;
 
 /// A week of logical time: the default grace before an alert whose window has passed expires.
 pub const DEFAULT_GRACE_MS: u64 = 7 * 86_400_000;
@@ -544,21 +545,30 @@ pub fn run(
                 }
                 Kept::Sightings(_) => {}
             });
-            let sightings = kept
-                .flat_map(|(k, t, d)| match k {
-                    Kept::Sightings(s) => Some((*s, t, d)),
-                    Kept::Expired(_) | Kept::Late(_) => None,
-                })
-                .as_collection();
-            let base = alerts::base_alerts(sightings, current.clone());
-            let (kept_alerts, suppressed) = warning_lists::suppress_alerts(base, warning_coll);
-            let to_out = out.clone();
-            suppressed.inspect(move |((a, _), time, diff)| {
-                let n = isize::try_from(a.sightings).unwrap_or(isize::MAX);
-                let _ = to_out.send(Output::Suppressed(*time, diff * n));
+            let sightings = kept.flat_map(|(k, t, d)| match k {
+                Kept::Sightings(s) => Some((s, t, d)),
+                Kept::Expired(_) | Kept::Late(_) => None,
             });
             let to_out = out.clone();
-            let mut alerts = alerts::corroborated(kept_alerts, current, corroboration);
+            let assembled = assembly::assemble(
+                sightings,
+                current.inner,
+                warning_coll.inner,
+                corroboration.half_life_ms,
+            )
+            .inspect(move |(a, time, diff)| {
+                if let Assembled::Suppressed(a, _) = a {
+                    let n = isize::try_from(a.sightings).unwrap_or(isize::MAX);
+                    let _ = to_out.send(Output::Suppressed(*time, diff * n));
+                }
+            });
+            let mut alerts = assembled
+                .flat_map(|(a, time, diff)| match a {
+                    Assembled::Alert(a) => Some((a, time, diff)),
+                    Assembled::Suppressed(..) => None,
+                })
+                .as_collection();
+            let to_out = out.clone();
             if drill {
                 alerts = alerts.map(|a| {
                     let mut a = a.into_inner();

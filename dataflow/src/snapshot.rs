@@ -163,6 +163,7 @@ mod tests {
         let ind = crate::test_support::indicator(id, 0, None);
         let sightings = crate::evidence::AlertSightings {
             indicator: 1,
+            observable: 1,
             window_ms: 0,
             sightings: retroactive.max(1),
             summarised: 0,

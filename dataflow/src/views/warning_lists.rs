@@ -54,17 +54,18 @@
 //!
 //! A list that means it says so: `allow_broad = true` in its `[[list]]` table.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use differential_dataflow::VecCollection;
-use schemas::{Alert, IndicatorKind};
+use rustc_hash::FxHashMap;
+use schemas::IndicatorKind;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::Time;
 use crate::matching::Match;
 use crate::observables::{cidr_key, indicator_key, key_hash};
-use crate::shared::Shared;
 
 /// One value of one warning list.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -310,26 +311,69 @@ pub fn suppress<'s>(
     Suppression { kept, suppressed }
 }
 
-/// The alerts split by the warning lists, as [`suppress`] splits matches: an alert is
-/// suppressed when its indicator's value is covered.
-pub fn suppress_alerts<'s>(
-    alerts: VecCollection<'s, Time, Shared<Alert>>,
-    entries: VecCollection<'s, Time, WarningEntry>,
-) -> (
-    VecCollection<'s, Time, Shared<Alert>>,
-    VecCollection<'s, Time, (Shared<Alert>, Vec<String>)>,
-) {
-    let values = alerts
-        .clone()
-        .map(|a| (a.indicator.kind, a.indicator.value.clone()))
-        .distinct();
-    let lists = covering(values, entries);
-    let keyed = alerts.map(|a| (value_id(a.indicator.kind, &a.indicator.value), a));
-    let suppressed = keyed
-        .clone()
-        .join_map(lists.clone(), |_id, a, names| (a.clone(), names.clone()));
-    let kept = keyed.antijoin(lists.map(|(id, _)| id)).map(|(_, a)| a);
-    (kept, suppressed)
+/// The warning-list entries in force, indexed to say which lists cover an indicator
+/// value: what [`suppress`] derives with joins, kept in place for the operator that
+/// assembles alerts ([`crate::assembly`]), which looks up each alert's value as it changes.
+#[derive(Debug, Default)]
+pub struct Coverage {
+    /// List names (with multiplicity) by the key hash of their entries ([`entry_key`]).
+    listed: FxHashMap<u64, Vec<(String, isize)>>,
+    /// The prefix lengths of network entries by family (IPv6 or not), with multiplicity.
+    prefixes: BTreeMap<(bool, u8), isize>,
+}
+
+impl Coverage {
+    /// Takes entry `e` in (`diff` > 0) or out.
+    pub fn update(&mut self, e: &WarningEntry, diff: isize) {
+        let names = self.listed.entry(key_hash(&entry_key(e))).or_default();
+        match names.iter_mut().find(|(list, _)| *list == e.list) {
+            Some((_, n)) => *n += diff,
+            None => names.push((e.list.clone(), diff)),
+        }
+        names.retain(|(_, n)| *n != 0);
+        if names.is_empty() {
+            self.listed.remove(&key_hash(&entry_key(e)));
+        }
+        if let Some((net, len)) = entry_network(e) {
+            let n = self.prefixes.entry((net.is_ipv6(), len)).or_default();
+            *n += diff;
+            if *n == 0 {
+                self.prefixes.remove(&(net.is_ipv6(), len));
+            }
+        }
+    }
+
+    /// The names of the lists covering the indicator value (`kind`, `value`), sorted,
+    /// each once; empty when none does.
+    pub fn lists(&self, kind: IndicatorKind, value: &str) -> Vec<String> {
+        if self.listed.is_empty() {
+            return Vec::new();
+        }
+        let mut keys: Vec<u64> = exact_candidates(kind, value)
+            .iter()
+            .map(|k| key_hash(k))
+            .collect();
+        if let Some((ip, len)) = indicator_network(kind, value) {
+            // A listed network covers networks at least as long as itself.
+            keys.extend(
+                self.prefixes
+                    .keys()
+                    .filter(|(v6, listed)| *v6 == ip.is_ipv6() && *listed <= len)
+                    .filter_map(|(_, listed)| cidr_key(ip, *listed))
+                    .map(|k| key_hash(&k)),
+            );
+        }
+        let mut names: Vec<String> = keys
+            .iter()
+            .filter_map(|k| self.listed.get(k))
+            .flatten()
+            .filter(|(_, n)| *n > 0)
+            .map(|(list, _)| list.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
 }
 
 /// For each indicator value (kind, value) some entry covers: its [`value_id`] and the

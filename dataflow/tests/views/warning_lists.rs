@@ -14,7 +14,7 @@ use crate::common_a::{
 use crate::common_a::{check_golden_at, check_oracle, end_of, merged};
 use dataflow::Time;
 use dataflow::matching::Match;
-use dataflow::views::warning_lists::{WarningEntry, parse, suppress};
+use dataflow::views::warning_lists::{Coverage, WarningEntry, parse, suppress};
 use differential_dataflow::VecCollection;
 use proptest::prelude::*;
 use schemas::{Indicator, IndicatorKind, SourceKind};
@@ -189,6 +189,44 @@ proptest! {
         let entries = script_from_set(&entry_steps, &entry_pool());
         check(&matches, &entries, 1)?;
         check(&matches, &entries, 2)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// The index the alert assembly keeps names, for every indicator value, the lists a
+    /// brute force finds, as entries come and go (some twice over).
+    #[test]
+    fn the_coverage_index_names_the_lists_brute_force_finds(
+        steps in proptest::collection::vec((0..ENTRIES.len(), proptest::bool::weighted(0.6)), 0..30),
+    ) {
+        let pool = entry_pool();
+        let mut coverage = Coverage::default();
+        let mut held: Vec<usize> = Vec::new();
+        for (at, insert) in steps {
+            if insert {
+                coverage.update(&pool[at], 1);
+                held.push(at);
+            } else if let Some(i) = held.iter().position(|h| *h == at) {
+                coverage.update(&pool[at], -1);
+                held.swap_remove(i);
+            }
+            for (kind, value) in IND_VALUES {
+                let ind = indicator("i", kind, value, (SourceKind::Partner, "p"), 50, BASE_MS, &[]);
+                let expected: BTreeSet<String> = held
+                    .iter()
+                    .map(|h| &pool[*h])
+                    .filter(|e| covers(e, &ind))
+                    .map(|e| e.list.clone())
+                    .collect();
+                prop_assert_eq!(
+                    coverage.lists(kind, value),
+                    expected.into_iter().collect::<Vec<_>>(),
+                    "{} with {:?}", value, held
+                );
+            }
+        }
     }
 }
 
