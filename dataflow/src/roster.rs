@@ -727,10 +727,20 @@ impl Roster {
         // Look far enough either side that a long watch crossing an edge is seen long.
         let margin = max_ms + 2 * DAY_MS;
         let takes = self.takes(start_ms - margin, end_ms + margin);
-        for pair in takes.windows(2) {
+        for (i, pair) in takes.windows(2).enumerate() {
+            // Two centers claim the watch from the tie until the next take after it: the
+            // tie matters when that stretch meets the range, even if it began before it.
+            let until = takes
+                .get(i + 2..)
+                .unwrap_or_default()
+                .iter()
+                .map(|t| t.at_ms)
+                .find(|at| *at > pair[0].at_ms)
+                .unwrap_or(i64::MAX);
             // Under an override the tie does not decide anything.
             if pair[0].at_ms == pair[1].at_ms
-                && (start_ms..end_ms).contains(&pair[0].at_ms)
+                && pair[0].at_ms < end_ms
+                && until > start_ms
                 && self.override_at(pair[0].at_ms).is_none()
             {
                 findings.push(Finding::SimultaneousTakes {
@@ -1151,6 +1161,40 @@ to = "2026-12-25T08:00:00Z"
         assert!(
             f.iter()
                 .any(|f| matches!(f, Finding::SimultaneousTakes { at_ms, .. } if *at_ms == ms("2026-06-01T00:00:00Z"))),
+            "{f:#?}"
+        );
+    }
+
+    #[test]
+    fn a_tie_before_the_checked_days_is_reported_when_its_watch_reaches_into_them() {
+        // Sydney 07:00 (AEST, 21:00Z the day before) and London 22:00 (BST, 21:00Z) take
+        // the watch at the same instant; Singapore 08:30 (00:30Z) takes it next. Checking
+        // from midnight UTC, the tie is three hours before the first checked day, but both
+        // claim that day's first half hour.
+        let text = r#"
+[rules]
+max_watch_hours = 20
+handover_overlap_minutes = 15
+[[centers]]
+name = "Sydney"
+time_zone = "Australia/Sydney"
+watch_starts = "07:00"
+[[centers]]
+name = "Singapore"
+time_zone = "Asia/Singapore"
+watch_starts = "08:30"
+[[centers]]
+name = "London"
+time_zone = "Europe/London"
+watch_starts = "22:00"
+"#;
+        let r = Roster::from_toml(text).unwrap();
+        let tie = ms("2027-10-01T21:00:00Z");
+        assert!(r.claims(ms("2027-10-02T00:00:00Z")).len() >= 2);
+        let f = r.check("2027-10-02".parse().unwrap(), 1);
+        assert!(
+            f.iter()
+                .any(|f| matches!(f, Finding::SimultaneousTakes { at_ms, .. } if *at_ms == tie)),
             "{f:#?}"
         );
     }
