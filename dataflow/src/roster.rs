@@ -1165,30 +1165,33 @@ to = "2026-12-25T08:00:00Z"
         );
     }
 
+    /// A roster of `centers` (name, time zone, watch start), without overrides.
+    fn roster_of(max_watch_hours: u32, centers: &[(&str, &str, &str)]) -> Roster {
+        let mut text = format!(
+            "[rules]\nmax_watch_hours = {max_watch_hours}\nhandover_overlap_minutes = 15\n"
+        );
+        for (name, zone, start) in centers {
+            text.push_str(&format!(
+                "[[centers]]\nname = \"{name}\"\ntime_zone = \"{zone}\"\nwatch_starts = \"{start}\"\n"
+            ));
+        }
+        Roster::from_toml(&text).unwrap()
+    }
+
     #[test]
     fn a_tie_before_the_checked_days_is_reported_when_its_watch_reaches_into_them() {
         // Sydney 07:00 (AEST, 21:00Z the day before) and London 22:00 (BST, 21:00Z) take
         // the watch at the same instant; Singapore 08:30 (00:30Z) takes it next. Checking
         // from midnight UTC, the tie is three hours before the first checked day, but both
         // claim that day's first half hour.
-        let text = r#"
-[rules]
-max_watch_hours = 20
-handover_overlap_minutes = 15
-[[centers]]
-name = "Sydney"
-time_zone = "Australia/Sydney"
-watch_starts = "07:00"
-[[centers]]
-name = "Singapore"
-time_zone = "Asia/Singapore"
-watch_starts = "08:30"
-[[centers]]
-name = "London"
-time_zone = "Europe/London"
-watch_starts = "22:00"
-"#;
-        let r = Roster::from_toml(text).unwrap();
+        let r = roster_of(
+            20,
+            &[
+                ("Sydney", "Australia/Sydney", "07:00"),
+                ("Singapore", "Asia/Singapore", "08:30"),
+                ("London", "Europe/London", "22:00"),
+            ],
+        );
         let tie = ms("2027-10-01T21:00:00Z");
         assert!(r.claims(ms("2027-10-02T00:00:00Z")).len() >= 2);
         let f = r.check("2027-10-02".parse().unwrap(), 1);
