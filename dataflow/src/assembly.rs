@@ -267,15 +267,7 @@ pub fn assemble<'s>(
                     }
                     let (parts, entries) = entry.remove();
                     state.step(parts, &entries, &mut out);
-                    if !out.is_empty()
-                        && let Some(cap) = cap.as_ref()
-                    {
-                        let at = cap.delayed(&t);
-                        let mut session = output.session(&at);
-                        for (a, diff) in out.drain(..) {
-                            session.give((a, t, diff));
-                        }
-                    }
+                    crate::time_order::give_at(output, cap.as_ref(), t, &mut out);
                 }
                 crate::time_order::hold_at(&mut cap, bound);
             }

@@ -647,15 +647,7 @@ pub fn alert_evidence<'s>(
                             keeper.flush(t, &mut out);
                         }
                         keeper.expire(t, &mut out);
-                        if !out.is_empty()
-                            && let Some(cap) = cap.as_ref()
-                        {
-                            let at = cap.delayed(&t);
-                            let mut session = output.session(&at);
-                            for (k, diff) in out.drain(..) {
-                                session.give((k, t, diff));
-                            }
-                        }
+                        crate::time_order::give_at(output, cap.as_ref(), t, &mut out);
                     }
                     // Everything still to emit is at or after the inputs' frontier.
                     crate::time_order::hold_at(&mut cap, bound);

@@ -6,7 +6,9 @@
 //! every time before [`bound`] in order, and then holds its capability at that bound with
 //! [`hold_at`].
 
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::OutputBuilderSession;
 
 use crate::Time;
 
@@ -26,6 +28,26 @@ pub(crate) fn hold_at(cap: &mut Option<Capability<Time>>, bound: Option<Time>) {
             }
         }
         None => *cap = None,
+    }
+}
+
+/// Emits the updates `out` (drained) at time `t`, which must be at or after `cap` (held
+/// while the inputs are open); nothing once the capability is dropped.
+pub(crate) fn give_at<D: Clone + 'static>(
+    output: &mut OutputBuilderSession<'_, Time, CapacityContainerBuilder<Vec<(D, Time, isize)>>>,
+    cap: Option<&Capability<Time>>,
+    t: Time,
+    out: &mut Vec<(D, isize)>,
+) {
+    if out.is_empty() {
+        return;
+    }
+    if let Some(cap) = cap {
+        let at = cap.delayed(&t);
+        let mut session = output.session(&at);
+        for (d, diff) in out.drain(..) {
+            session.give((d, t, diff));
+        }
     }
 }
 
