@@ -35,8 +35,8 @@ use timely::dataflow::operators::vec::{Broadcast, Map};
 use crate::Time;
 use crate::alerts::{base_alert, contributor, corroborate};
 use crate::evidence::AlertSightings;
-use crate::history::indicator_ref;
-use crate::observables::{indicator_key, key_hash};
+use crate::history::{indicator_ref, update_multiset};
+use crate::observables::{indicator_key, indicator_key_hash};
 use crate::shared::Shared;
 use crate::views::warning_lists::{Coverage, WarningEntry};
 
@@ -123,15 +123,6 @@ impl Observable {
     }
 }
 
-/// Adds `diff` copies of `value` to the multiset `set`.
-fn update<D: PartialEq>(set: &mut Vec<(D, isize)>, value: D, diff: isize) {
-    match set.iter_mut().find(|(d, _)| *d == value) {
-        Some((_, n)) => *n += diff,
-        None => set.push((value, diff)),
-    }
-    set.retain(|(_, n)| *n != 0);
-}
-
 /// The state of one worker.
 #[derive(Debug, Default)]
 struct Assembler {
@@ -159,12 +150,12 @@ impl Assembler {
             let o = self.observables.entry(obs).or_default();
             match part {
                 Part::Feed(i) => {
-                    update(&mut o.feeds, i, diff);
+                    update_multiset(&mut o.feeds, i, diff);
                     dirty_observables.push(obs);
                 }
                 Part::Sightings(s) => {
                     let key = (s.indicator, s.window_ms);
-                    update(&mut o.windows.entry(key).or_default().sightings, s, diff);
+                    update_multiset(&mut o.windows.entry(key).or_default().sightings, s, diff);
                     dirty.push((obs, key));
                 }
             }
@@ -228,7 +219,7 @@ pub fn assemble<'s>(
     let parts = sightings
         .map(|(s, t, d)| ((s.observable, Part::Sightings(s)), t, d))
         .concat(current.map(|(i, t, d)| {
-            let obs = key_hash(&indicator_key(i.kind, &i.value));
+            let obs = indicator_key_hash(i.kind, &i.value);
             ((obs, Part::Feed(i)), t, d)
         }));
     parts.binary_frontier::<_, CapacityContainerBuilder<Vec<(Assembled, Time, isize)>>, _, _, _, _>(
@@ -288,7 +279,7 @@ mod tests {
     }
 
     fn obs(i: &Indicator) -> u64 {
-        key_hash(&indicator_key(i.kind, &i.value))
+        indicator_key_hash(i.kind, &i.value)
     }
 
     fn sightings(i: &Indicator, n: u64) -> AlertSightings {

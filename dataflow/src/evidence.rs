@@ -44,7 +44,7 @@ use crate::alerts::{MAX_EVENT_IDS, MAX_PERSONAL, RULE, WINDOW_MS, alert_id, wind
 use crate::history::{
     Country, Evidence, Made, RawSighting, SummarySighting, Target, indicator_ref,
 };
-use crate::observables::{indicator_key, key_hash, string_hash};
+use crate::observables::{indicator_key_hash, string_hash};
 
 /// One hour in milliseconds.
 const HOUR_MS: i64 = 3_600_000;
@@ -138,7 +138,7 @@ impl KeptIndicator {
             valid_until_ms: i.valid_until.map_or(i64::MAX, |u| u.as_millisecond()),
             created_ms: i.created.as_millisecond(),
             target: Target::of(i)?,
-            observable: key_hash(&indicator_key(i.kind, &i.value)),
+            observable: indicator_key_hash(i.kind, &i.value),
         })
     }
 

@@ -68,6 +68,11 @@ pub fn indicator_key(kind: IndicatorKind, value: &str) -> String {
     }
 }
 
+/// [`key_hash`] of [`indicator_key`]: the number an indicator value's observable goes by.
+pub fn indicator_key_hash(kind: IndicatorKind, value: &str) -> u64 {
+    key_hash(&indicator_key(kind, value))
+}
+
 /// The match key of the network `ip/len`, with host bits cleared; none if `len` is too long.
 pub fn cidr_key(ip: IpAddr, len: u8) -> Option<String> {
     schemas::indicator::mask(ip, len).map(|net| format!("cidr:{net}/{len}"))

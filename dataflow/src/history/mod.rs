@@ -54,7 +54,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Broadcast;
 
 use crate::Time;
-use crate::observables::{Ips, Keys, event_ips, exact_keys, indicator_key, key_hash, string_hash};
+use crate::observables::{Ips, Keys, event_ips, exact_keys, indicator_key_hash, string_hash};
 pub use store::{Counters, Sizes, Store, TierConfig};
 
 /// A country code (ISO 3166-1 alpha-2) in two bytes.
@@ -177,7 +177,7 @@ impl Target {
             IndicatorKind::Ipv4 | IndicatorKind::Ipv6 | IndicatorKind::Cidr => {
                 Self::parse_cidr(&i.value)
             }
-            kind => Some(Target::Key(key_hash(&indicator_key(kind, &i.value)))),
+            kind => Some(Target::Key(indicator_key_hash(kind, &i.value))),
         }
     }
 }
@@ -418,4 +418,13 @@ pub(crate) fn consolidate<D: PartialEq>(updates: &mut Vec<(D, isize)>) {
     }
     out.retain(|(_, n)| *n != 0);
     *updates = out;
+}
+
+/// Adds `diff` copies of `value` to the small multiset `set`, dropping what cancels.
+pub(crate) fn update_multiset<D: PartialEq>(set: &mut Vec<(D, isize)>, value: D, diff: isize) {
+    match set.iter_mut().find(|(d, _)| *d == value) {
+        Some((_, n)) => *n += diff,
+        None => set.push((value, diff)),
+    }
+    set.retain(|(_, n)| *n != 0);
 }

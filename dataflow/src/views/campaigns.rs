@@ -58,7 +58,9 @@ use schemas::{EventKind, Indicator, SensorEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::Time;
-use crate::observables::{artifact_keys, cidr_key, indicator_key, key_hash, url_host};
+use crate::observables::{
+    artifact_keys, cidr_key, indicator_key, indicator_key_hash, key_hash, url_host,
+};
 
 /// The degree above which an observable is a hub, by default.
 pub const DEFAULT_MAX_DEGREE: u64 = 1_000;
@@ -236,7 +238,7 @@ pub fn campaigns<'s>(
     // Containment: an event's domain or address in a parent or network some indicator names.
     let indicator_keys = indicators
         .clone()
-        .map(|i| key_hash(&indicator_key(i.kind, &i.value)))
+        .map(|i| indicator_key_hash(i.kind, &i.value))
         .distinct();
     let parent_domains = sets.clone().flat_map(|keys| {
         let mut out = Vec::new();
@@ -273,12 +275,9 @@ pub fn campaigns<'s>(
         .map(|(parent, child)| (child, parent));
 
     // Each indicator is linked to the observable it names.
-    let named = indicators.clone().map(|i| {
-        (
-            indicator_node(&i.id),
-            key_hash(&indicator_key(i.kind, &i.value)),
-        )
-    });
+    let named = indicators
+        .clone()
+        .map(|i| (indicator_node(&i.id), indicator_key_hash(i.kind, &i.value)));
 
     let edges = co_occurrence
         .concat(containment)

@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Time;
 use crate::matching::Match;
-use crate::observables::{indicator_key, key_hash};
+use crate::observables::indicator_key_hash;
 
 /// An independent source of intelligence on an observable.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -156,7 +156,7 @@ pub fn corroboration<'s>(
     let feeds = indicators
         .map(|i| {
             (
-                (key_hash(&indicator_key(i.kind, &i.value)), Source::of(&i)),
+                (indicator_key_hash(i.kind, &i.value), Source::of(&i)),
                 Report {
                     at_ms: i.modified.as_millisecond(),
                     confidence: i.confidence,
@@ -170,7 +170,7 @@ pub fn corroboration<'s>(
         .map(move |m| {
             (
                 (
-                    key_hash(&indicator_key(m.indicator.kind, &m.indicator.value)),
+                    indicator_key_hash(m.indicator.kind, &m.indicator.value),
                     Source::Sensors,
                 ),
                 Report {

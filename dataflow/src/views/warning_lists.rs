@@ -65,7 +65,7 @@ use toml::Spanned;
 
 use crate::Time;
 use crate::matching::Match;
-use crate::observables::{cidr_key, indicator_key, key_hash};
+use crate::observables::{cidr_key, indicator_key, indicator_key_hash, key_hash};
 
 /// One value of one warning list.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -303,7 +303,7 @@ pub fn suppress<'s>(
         .map(|m| (m.indicator.kind, m.indicator.value))
         .distinct();
     let lists = covering(values, entries);
-    let keyed = matches.map(|m| (value_id(m.indicator.kind, &m.indicator.value), m));
+    let keyed = matches.map(|m| (indicator_key_hash(m.indicator.kind, &m.indicator.value), m));
     let suppressed = keyed
         .clone()
         .join_map(lists.clone(), |_id, m, names| (m.clone(), names.clone()));
@@ -325,14 +325,11 @@ pub struct Coverage {
 impl Coverage {
     /// Takes entry `e` in (`diff` > 0) or out.
     pub fn update(&mut self, e: &WarningEntry, diff: isize) {
-        let names = self.listed.entry(key_hash(&entry_key(e))).or_default();
-        match names.iter_mut().find(|(list, _)| *list == e.list) {
-            Some((_, n)) => *n += diff,
-            None => names.push((e.list.clone(), diff)),
-        }
-        names.retain(|(_, n)| *n != 0);
+        let key = key_hash(&entry_key(e));
+        let names = self.listed.entry(key).or_default();
+        crate::history::update_multiset(names, e.list.clone(), diff);
         if names.is_empty() {
-            self.listed.remove(&key_hash(&entry_key(e)));
+            self.listed.remove(&key);
         }
         if let Some((net, len)) = entry_network(e) {
             let n = self.prefixes.entry((net.is_ipv6(), len)).or_default();
@@ -376,14 +373,14 @@ impl Coverage {
     }
 }
 
-/// For each indicator value (kind, value) some entry covers: its [`value_id`] and the
+/// For each indicator value (kind, value) some entry covers: its [`indicator_key_hash`] and the
 /// names of every list covering it, sorted.
 fn covering<'s>(
     values: VecCollection<'s, Time, (IndicatorKind, String)>,
     entries: VecCollection<'s, Time, WarningEntry>,
 ) -> VecCollection<'s, Time, (u64, Vec<String>)> {
     let exact = values.clone().flat_map(|(kind, value)| {
-        let id = value_id(kind, &value);
+        let id = indicator_key_hash(kind, &value);
         exact_candidates(kind, &value)
             .into_iter()
             .map(move |key| (key_hash(&key), id))
@@ -394,7 +391,7 @@ fn covering<'s>(
         .distinct();
     let networked = values
         .flat_map(|(kind, value)| {
-            let id = value_id(kind, &value);
+            let id = indicator_key_hash(kind, &value);
             indicator_network(kind, &value).map(|(ip, len)| (ip.is_ipv6(), (ip, len, id)))
         })
         .join_map(prefixes, |_family, (ip, len, id), listed| {
@@ -424,11 +421,6 @@ fn covering<'s>(
                 }
             },
         )
-}
-
-/// The compact id of an indicator value.
-fn value_id(kind: IndicatorKind, value: &str) -> u64 {
-    key_hash(&indicator_key(kind, value))
 }
 
 /// The lookup key of an entry; the indicator side produces the same keys in
