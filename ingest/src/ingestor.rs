@@ -157,7 +157,7 @@ impl<D: DeadLetterSink, E> Ingestor<D, E> {
         if rec.topic == Topic::SensorEvents {
             // Most records: decoded to the event itself, no `Input` moved around.
             return match self.decode_event(&rec) {
-                Ok(event) => self.accept_event(&rec, event),
+                Ok(event) => self.accept_event(&rec, &event),
                 Err(error) => {
                     self.dead_letter(&rec, &error)?;
                     Ok(self.router.time_for(rec.timestamp_ms))
@@ -165,7 +165,7 @@ impl<D: DeadLetterSink, E> Ingestor<D, E> {
             };
         }
         match self.decode(&rec) {
-            Ok(Decoded::One(Input::Event(event))) => self.accept_event(&rec, event),
+            Ok(Decoded::One(Input::Event(event))) => self.accept_event(&rec, &event),
             Ok(Decoded::One(input)) => self.send(rec.timestamp_ms, input),
             Ok(Decoded::Bundle(bundle)) => {
                 for skipped in &bundle.skipped {
@@ -186,9 +186,9 @@ impl<D: DeadLetterSink, E> Ingestor<D, E> {
 
     /// Sends a decoded event on unless it repeats one seen within the evidence window: a
     /// copy is counted, one with other content dead-lettered.
-    fn accept_event(&mut self, rec: &RawRecord, event: SensorEvent) -> Result<u64, IngestError> {
+    fn accept_event(&mut self, rec: &RawRecord, event: &SensorEvent) -> Result<u64, IngestError> {
         let t = self.router.time_for(rec.timestamp_ms);
-        match self.dedup.check(&event, t) {
+        match self.dedup.check(event, t) {
             Seen::New => {
                 self.stats.events.fetch_add(1, Ordering::Relaxed);
                 let t = self.router.send_event(rec.timestamp_ms, event)?;

@@ -326,7 +326,7 @@ fn capture_kafka(args: CaptureArgs) -> anyhow::Result<()> {
     // The router's clock gives each record its logical time; nothing is matched.
     let (tx, rx) = crossbeam_channel::unbounded();
     let drain = std::thread::spawn(move || while rx.recv().is_ok() {});
-    let router = ingest::Router::new(vec![tx], args.epoch_ms);
+    let router = ingest::Router::with_prepare(vec![tx], args.epoch_ms, |_| ());
     let config = ingest::IngestConfig {
         topic_prefix: args.topic_prefix.clone(),
         future_tolerance_ms: tolerance_ms,

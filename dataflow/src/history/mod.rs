@@ -104,14 +104,14 @@ pub struct EventIn {
 
 impl EventIn {
     /// What matching keeps of `ev`.
-    pub fn of(ev: SensorEvent) -> Self {
+    pub fn of(ev: &SensorEvent) -> Self {
         let victim = ev.victim_ip.or(match ev.kind {
             // A connection to a sinkhole comes from an infected machine.
             schemas::EventKind::Sinkhole => ev.src_ip,
             _ => None,
         });
-        let keys = exact_keys(&ev);
-        let ips = event_ips(&ev);
+        let keys = exact_keys(ev);
+        let ips = event_ips(ev);
         Self {
             event_ref: event_ref(&ev.sensor_id, &ev.event_id),
             country: Country::new(&ev.country),
@@ -119,9 +119,9 @@ impl EventIn {
             victim,
             keys,
             ips,
-            event_id: CompactString::from(ev.event_id),
-            sensor_id: CompactString::from(ev.sensor_id),
-            account: ev.email.map(String::into_boxed_str),
+            event_id: CompactString::from(ev.event_id.as_str()),
+            sensor_id: CompactString::from(ev.sensor_id.as_str()),
+            account: ev.email.as_deref().map(Box::from),
         }
     }
 }
