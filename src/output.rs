@@ -149,7 +149,8 @@ impl OutputLoop {
         self
     }
 
-    /// Reads `outputs` until the dataflow closes the channel.
+    /// Reads `outputs` until the dataflow's last message (`Closed(u64::MAX)`) or until it
+    /// closes the channel.
     pub fn run(mut self, outputs: &Receiver<Output>) -> Result<(), OutputError> {
         let mut snaps = Snapshots::new();
         let mut routing: BTreeMap<u64, Vec<RoutingChange>> = BTreeMap::new();
@@ -269,6 +270,11 @@ impl OutputLoop {
                     stats
                         .retroactive_alerts
                         .store(snaps.retroactive_count() as u64, Ordering::Relaxed);
+                    if frontier == u64::MAX {
+                        // The dataflow's last message: nothing follows it, and the
+                        // channel closes only once the workers have dropped their state.
+                        break;
+                    }
                 }
             }
         }
@@ -628,6 +634,34 @@ mod tests {
         drop(tx);
         let result = lp.run(&rx);
         (result, durable.load(Ordering::SeqCst), alerts, routing)
+    }
+
+    #[test]
+    fn the_loop_ends_at_the_dataflows_last_message_while_the_channel_is_still_open() {
+        let alerts = Shared::default();
+        let durable = Arc::new(AtomicU64::new(0));
+        let lp = OutputLoop::new(Arc::default(), Arc::clone(&durable)).sink(AlertsFile::new(
+            "the alerts file a.jsonl".into(),
+            Box::new(alerts.clone()),
+        ));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        tx.send(Output::Alert(Box::new(alert("a")), 10, 1)).unwrap();
+        tx.send(Output::Closed(u64::MAX)).unwrap();
+        // `tx` stays open, as the workers' senders do while they drop their state.
+        let (ended_tx, ended) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || ended_tx.send(lp.run(&rx)));
+        let result = ended
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the loop ends at Closed(u64::MAX), not when the channel closes");
+        result.unwrap();
+        assert_eq!(durable.load(Ordering::SeqCst), u64::MAX);
+        let ids: Vec<String> = alerts
+            .text()
+            .lines()
+            .map(|l| serde_json::from_str::<AlertChange>(l).unwrap().alert.id)
+            .collect();
+        assert_eq!(ids, ["a"], "everything before the last message written");
+        drop(tx);
     }
 
     #[test]
