@@ -108,7 +108,7 @@ fn main() {
         let w = (n % workers as u64) as usize;
         batch[w].push(Feed::Record {
             time_ms: at,
-            input: Input::Event(EventIn::of(&event(n, at))),
+            input: Input::Event(EventIn::of(&event(n, at).view())),
         });
         if batch[w].len() == 1024 {
             senders[w].send(std::mem::take(&mut batch[w])).unwrap();

@@ -126,7 +126,7 @@ pub fn matches<'s>(
         },
         retention_ms: 0,
     };
-    let events = events.map(|(_ingested, ev)| EventIn::of(&ev));
+    let events = events.map(|(_ingested, ev)| EventIn::of(&ev.view()));
     let compact = indicators.clone().flat_map(|i| IndicatorIn::of(&i));
     let made = history_matches(events.inner, compact, config, |_| {});
     let raw = made

@@ -79,7 +79,7 @@ pub fn cidr_key(ip: IpAddr, len: u8) -> Option<String> {
 }
 
 /// Every IP address of the event (source, destination, victim), without duplicates.
-pub fn event_ips(ev: &SensorEvent) -> Ips {
+pub fn event_ips<S>(ev: &SensorEvent<S>) -> Ips {
     Ips::new([ev.src_ip, ev.dst_ip, ev.victim_ip])
 }
 
@@ -294,14 +294,15 @@ pub fn event_keys(ev: &SensorEvent) -> Vec<String> {
 /// domains and their parents, URL and its host, file hashes, e-mail address, wallet;
 /// sorted, without duplicates. Built without allocating a key string (nor, for up to four
 /// keys, a list).
-pub fn exact_keys(ev: &SensorEvent) -> Keys {
+pub fn exact_keys<S: AsRef<str>>(ev: &SensorEvent<S>) -> Keys {
     let mut keys = Keys::default();
     let url_host = ev
         .url
-        .as_deref()
-        .and_then(url_host)
+        .as_ref()
+        .and_then(|u| url_host(u.as_ref()))
         .filter(|h| h.parse::<IpAddr>().is_err());
-    for d in ev.domain.as_deref().into_iter().chain(url_host.as_deref()) {
+    let domain = ev.domain.as_ref().map(AsRef::as_ref);
+    for d in domain.into_iter().chain(url_host.as_deref()) {
         // The domain and each parent of two labels or more: "a.b.c" -> "a.b.c", "b.c".
         let mut rest = d;
         loop {
@@ -323,7 +324,7 @@ pub fn exact_keys(ev: &SensorEvent) -> Keys {
     ];
     for (prefix, value) in artifacts {
         if let Some(v) = value {
-            keys.push(key_hash_parts(prefix, v));
+            keys.push(key_hash_parts(prefix, v.as_ref()));
         }
     }
     keys.sort_dedup();

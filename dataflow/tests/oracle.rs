@@ -72,7 +72,7 @@ fn run_dataflow_with(
         senders[worker]
             .send(vec![Feed::Record {
                 time_ms: *time,
-                input: input.clone().map_event(|e| EventIn::of(&e)),
+                input: input.clone().map_event(|e| EventIn::of(&e.view())),
             }])
             .unwrap();
     }

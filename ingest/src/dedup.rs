@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::hash::BuildHasher;
 
 use rustc_hash::{FxBuildHasher, FxHashMap};
-use schemas::SensorEvent;
+use schemas::{SensorEvent, Text};
 
 /// What an event is, next to those seen within the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl Dedup {
 
     /// Judges `event`, arriving at logical time `t` (never decreasing), and remembers it
     /// if it is new.
-    pub fn check(&mut self, event: &SensorEvent, t: u64) -> Seen {
+    pub fn check(&mut self, event: &SensorEvent<Text<'_>>, t: u64) -> Seen {
         let mut dropped = false;
         while self
             .generations
@@ -148,14 +148,28 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_is_one_whether_its_text_was_read_in_place_or_unescaped() {
+        let mut d = Dedup::new(1_000);
+        let ev = event("e1", "FR");
+        assert_eq!(d.check(&ev.view(), 10), Seen::New);
+        // The same event with its ids written with escapes: decoded into owned text.
+        let json = serde_json::to_string(&ev)
+            .unwrap()
+            .replace("\"e1\"", "\"\\u0065\\u0031\"");
+        let escaped = schemas::decode_event_in(json.as_bytes()).unwrap();
+        assert_eq!(escaped.event_id.as_str(), "e1");
+        assert_eq!(d.check(&escaped, 20), Seen::Copy);
+    }
+
+    #[test]
     fn copies_and_conflicts_are_told_apart_within_the_window() {
         let mut d = Dedup::new(1_000);
-        assert_eq!(d.check(&event("e1", "FR"), 10), Seen::New);
-        assert_eq!(d.check(&event("e2", "FR"), 20), Seen::New);
-        assert_eq!(d.check(&event("e1", "FR"), 500), Seen::Copy);
-        assert_eq!(d.check(&event("e1", "HU"), 900), Seen::Conflict);
+        assert_eq!(d.check(&event("e1", "FR").view(), 10), Seen::New);
+        assert_eq!(d.check(&event("e2", "FR").view(), 20), Seen::New);
+        assert_eq!(d.check(&event("e1", "FR").view(), 500), Seen::Copy);
+        assert_eq!(d.check(&event("e1", "HU").view(), 900), Seen::Conflict);
         assert_eq!(
-            d.check(&event("e2", "FR"), 1_009),
+            d.check(&event("e2", "FR").view(), 1_009),
             Seen::Copy,
             "still within"
         );
@@ -166,11 +180,18 @@ mod tests {
     fn an_id_is_forgotten_after_the_window_and_the_index_stays_bounded() {
         let mut d = Dedup::new(1_000);
         for t in 0..10_000u64 {
-            assert_eq!(d.check(&event(&format!("e{t}"), "FR"), t), Seen::New);
+            assert_eq!(d.check(&event(&format!("e{t}"), "FR").view(), t), Seen::New);
             assert!(d.len() <= 1_000 + 2 * 125, "{} ids at {t}", d.len());
         }
-        assert_eq!(d.check(&event("e0", "HU"), 10_000), Seen::New, "long gone");
-        assert_eq!(d.check(&event("e9999", "HU"), 10_000), Seen::Conflict);
+        assert_eq!(
+            d.check(&event("e0", "HU").view(), 10_000),
+            Seen::New,
+            "long gone"
+        );
+        assert_eq!(
+            d.check(&event("e9999", "HU").view(), 10_000),
+            Seen::Conflict
+        );
     }
 
     #[test]
@@ -180,12 +201,12 @@ mod tests {
         let mut d = Dedup::new(80);
         for t in 0..6_000u64 {
             let id = format!("e{t}");
-            assert_eq!(d.check(&event(&id, "FR"), t), Seen::New, "{id}");
+            assert_eq!(d.check(&event(&id, "FR").view(), t), Seen::New, "{id}");
             // An id of the generation whose number comes round again is unknown (at 2,560
             // ms the one seen at 0 as FR, at 5,120 ms the one seen again at 2,560 as HU).
             for back in [2_560u64, 5_120] {
                 if let Some(old) = t.checked_sub(back) {
-                    let again = d.check(&event(&format!("e{old}"), "HU"), t);
+                    let again = d.check(&event(&format!("e{old}"), "HU").view(), t);
                     assert_eq!(again, Seen::New, "e{old} at {t}");
                 }
             }

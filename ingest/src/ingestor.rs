@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use schemas::{DeadLetter, DecodeError, ErrorCode, Input, SensorEvent, Topic, decode_record};
+use schemas::{DeadLetter, DecodeError, ErrorCode, Input, SensorEvent, Text, Topic, decode_record};
 
 use crate::deadletter::DeadLetterSink;
 use crate::dedup::{Dedup, Seen};
@@ -165,7 +165,7 @@ impl<D: DeadLetterSink, E> Ingestor<D, E> {
             };
         }
         match self.decode(&rec) {
-            Ok(Decoded::One(Input::Event(event))) => self.accept_event(&rec, &event),
+            Ok(Decoded::One(Input::Event(event))) => self.accept_event(&rec, &event.view()),
             Ok(Decoded::One(input)) => self.send(rec.timestamp_ms, input),
             Ok(Decoded::Bundle(bundle)) => {
                 for skipped in &bundle.skipped {
@@ -186,7 +186,11 @@ impl<D: DeadLetterSink, E> Ingestor<D, E> {
 
     /// Sends a decoded event on unless it repeats one seen within the evidence window: a
     /// copy is counted, one with other content dead-lettered.
-    fn accept_event(&mut self, rec: &RawRecord, event: &SensorEvent) -> Result<u64, IngestError> {
+    fn accept_event(
+        &mut self,
+        rec: &RawRecord,
+        event: &SensorEvent<Text<'_>>,
+    ) -> Result<u64, IngestError> {
         let t = self.router.time_for(rec.timestamp_ms);
         match self.dedup.check(event, t) {
             Seen::New => {
@@ -281,9 +285,9 @@ impl<D: DeadLetterSink, E> Ingestor<D, E> {
     }
 
     /// Decodes a record of `fusion.sensor.events` ([`Ingestor::decode`] for that topic).
-    fn decode_event(&self, rec: &RawRecord) -> Result<SensorEvent, DecodeError> {
+    fn decode_event<'r>(&self, rec: &'r RawRecord) -> Result<SensorEvent<Text<'r>>, DecodeError> {
         self.oversized(rec)?;
-        schemas::decode_event(&rec.payload)
+        schemas::decode_event_in(&rec.payload)
     }
 
     fn decode(&self, rec: &RawRecord) -> Result<Decoded, DecodeError> {

@@ -1,7 +1,7 @@
 //! Routing decoded inputs to dataflow workers at monotone logical times.
 
 use crossbeam_channel::Sender;
-use schemas::{Feed, Input, SensorEvent};
+use schemas::{Feed, Input, SensorEvent, Text};
 
 /// Sends inputs to workers. Times are rounded up to the epoch length and never go
 /// backwards; a record older than the clock counts at the clock ([`Router::is_late`]: the
@@ -15,12 +15,13 @@ use schemas::{Feed, Input, SensorEvent};
 /// Events go out as `E`, made from the decoded event by the router's `prepare` on the
 /// sending (ingest) thread: the workers get the form they keep, without converting the
 /// event or freeing what they do not keep ([`Router::with_prepare`]). `prepare` reads the
-/// event where it was decoded: moved by value, its 376 bytes were copied twice per event,
-/// each copy waiting for the stores that had just written it.
+/// event where it was decoded, its text in the record ([`schemas::decode_event_in`]):
+/// moved by value, its 376 bytes were copied twice per event, each copy waiting for the
+/// stores that had just written it.
 pub struct Router<E = SensorEvent> {
     workers: Vec<Sender<Vec<Feed<E>>>>,
     buffers: Vec<Vec<Feed<E>>>,
-    prepare: fn(&SensorEvent) -> E,
+    prepare: fn(&SensorEvent<Text<'_>>) -> E,
     epoch_ms: u64,
     /// Lowest logical time still allowed (every worker has been told so).
     floor: u64,
@@ -38,11 +39,16 @@ pub const BATCH: usize = 1024;
 #[error("the dataflow workers stopped accepting input")]
 pub struct Disconnected;
 
+/// The event owning its text: what [`Router::new`] sends.
+fn owned(event: &SensorEvent<Text<'_>>) -> SensorEvent {
+    event.to_owned_event()
+}
+
 impl Router {
     /// A router over the workers' channels with epochs of `epoch_ms` (at least 1), sending
     /// events as decoded (copies of them).
     pub fn new(workers: Vec<Sender<Vec<Feed>>>, epoch_ms: u64) -> Self {
-        Self::with_prepare(workers, epoch_ms, SensorEvent::clone)
+        Self::with_prepare(workers, epoch_ms, owned)
     }
 }
 
@@ -52,7 +58,7 @@ impl<E> Router<E> {
     pub fn with_prepare(
         workers: Vec<Sender<Vec<Feed<E>>>>,
         epoch_ms: u64,
-        prepare: fn(&SensorEvent) -> E,
+        prepare: fn(&SensorEvent<Text<'_>>) -> E,
     ) -> Self {
         Self {
             buffers: workers.iter().map(|_| Vec::new()).collect(),
@@ -82,18 +88,22 @@ impl<E> Router<E> {
     /// Sends `input` with timestamp `ts_ms` to its worker; returns its logical time.
     pub fn send(&mut self, ts_ms: i64, input: Input) -> Result<u64, Disconnected> {
         let key = match input {
-            Input::Event(ref e) => return self.send_event(ts_ms, e),
+            Input::Event(ref e) => return self.send_event(ts_ms, &e.view()),
             Input::Indicator(ref i) => fnv1a(i.id.as_bytes()),
             Input::Action(ref a) => fnv1a(a.action_id.as_bytes()),
         };
         let prepare = self.prepare;
-        let input = input.map_event(|e| prepare(&e));
+        let input = input.map_event(|e| prepare(&e.view()));
         self.push(ts_ms, key, input)
     }
 
     /// Sends `event` with timestamp `ts_ms` to its worker, as [`Router::send`] would;
     /// returns its logical time.
-    pub fn send_event(&mut self, ts_ms: i64, event: &SensorEvent) -> Result<u64, Disconnected> {
+    pub fn send_event(
+        &mut self,
+        ts_ms: i64,
+        event: &SensorEvent<Text<'_>>,
+    ) -> Result<u64, Disconnected> {
         let key = fnv1a(event.event_id.as_bytes());
         let prepared = (self.prepare)(event);
         self.push(ts_ms, key, Input::Event(prepared))
@@ -217,7 +227,7 @@ mod tests {
         r.send(1001, Input::Event(event.clone())).unwrap();
         r.flush().unwrap();
         let (txs, prepared) = channels();
-        let mut r = Router::with_prepare(txs, 10, |e: &SensorEvent| e.event_id.len());
+        let mut r = Router::with_prepare(txs, 10, |e: &SensorEvent<Text<'_>>| e.event_id.len());
         r.send(1001, Input::Event(event)).unwrap();
         r.flush().unwrap();
         for (plain, prepared) in plain.iter().zip(&prepared) {

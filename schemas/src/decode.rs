@@ -2,13 +2,12 @@
 //! the field and a bounded code.
 
 use schemars::JsonSchema;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::input::Input;
 use crate::topic::Topic;
 use crate::validate::ValidationError;
-use crate::{DeskAction, Indicator, OsintItem, SensorEvent};
+use crate::{DeskAction, Indicator, OsintItem, SensorEvent, Text};
 
 /// Why a record was rejected; a bounded set, usable as a metric label.
 #[derive(
@@ -111,7 +110,7 @@ struct VersionPeek {
 
 /// Decodes one JSON value of type `T`, checking UTF-8 and the schema version first so the
 /// error code says what really went wrong.
-pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+pub fn decode_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
     // A good record decodes in one pass (UTF-8 checked once for the whole record, which
     // costs less than `from_slice`'s check of each string; serde_json checks syntax as it
     // goes; the schema version is checked by validation). Only a failure takes the passes
@@ -202,6 +201,14 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> 
 /// (sized for an indicator) around.
 pub fn decode_event(bytes: &[u8]) -> Result<SensorEvent, DecodeError> {
     let ev: SensorEvent = decode_json(bytes)?;
+    ev.validate()?;
+    Ok(ev)
+}
+
+/// [`decode_event`] in place: the event's text is borrowed from `bytes` (owned only where
+/// the record escapes characters in it). The same checks, errors and values.
+pub fn decode_event_in(bytes: &[u8]) -> Result<SensorEvent<Text<'_>>, DecodeError> {
+    let ev: SensorEvent<Text<'_>> = decode_json(bytes)?;
     ev.validate()?;
     Ok(ev)
 }
@@ -358,6 +365,32 @@ mod tests {
     }
 
     #[test]
+    fn an_event_decoded_in_place_borrows_its_text_and_equals_the_owned_decode() {
+        let bytes = EVENT.as_bytes();
+        let ev = decode_event_in(bytes).unwrap();
+        let record = bytes.as_ptr_range();
+        for text in [&ev.event_id, &ev.sensor_id, &ev.country] {
+            assert!(
+                record.contains(&text.as_str().as_ptr()),
+                "{text} is read in place"
+            );
+        }
+        assert_eq!(ev.to_owned_event(), decode_event(bytes).unwrap());
+        assert_eq!(ev, decode_event(bytes).unwrap().view());
+        // Text written with escapes is unescaped into text of its own: the same event.
+        let escaped = EVENT.replace("fr-ids-1", "fr\\u002dids\\u002d1");
+        let ev = decode_event_in(escaped.as_bytes()).unwrap();
+        assert_eq!(ev.sensor_id.as_str(), "fr-ids-1");
+        assert!(
+            !escaped
+                .as_bytes()
+                .as_ptr_range()
+                .contains(&ev.sensor_id.as_str().as_ptr())
+        );
+        assert_eq!(ev.to_owned_event(), decode_event(bytes).unwrap());
+    }
+
+    #[test]
     fn outputs_are_not_read() {
         assert_eq!(err(Topic::Alerts, b"{}").code, ErrorCode::UnknownTopic);
     }
@@ -367,6 +400,23 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             for t in Topic::INPUTS {
                 let _ = decode_record(t, &bytes);
+            }
+        }
+
+        #[test]
+        fn decoding_in_place_gives_the_owned_decode_s_event_or_error(
+            pos in 0usize..200,
+            byte in any::<u8>(),
+            cut in 0usize..240,
+        ) {
+            let mut b = EVENT.as_bytes().to_vec();
+            let p = pos % b.len();
+            b[p] = byte;
+            for bytes in [&b[..], &b[..cut.min(b.len())]] {
+                prop_assert_eq!(
+                    decode_event_in(bytes).map(|e| e.to_owned_event()),
+                    decode_event(bytes)
+                );
             }
         }
 

@@ -36,8 +36,8 @@ pub use alert::{
     IndicatorRef, Provenance, Severity,
 };
 pub use deadletter::DeadLetter;
-pub use decode::{DecodeError, ErrorCode, decode_event, decode_record};
-pub use event::{EventKind, FileHashes, Purchase, SensorEvent};
+pub use decode::{DecodeError, ErrorCode, decode_event, decode_event_in, decode_record};
+pub use event::{EventKind, FileHashes, Purchase, SensorEvent, Text};
 pub use indicator::{Indicator, IndicatorKind, SourceKind};
 pub use input::{Feed, Input};
 pub use marking::{Marking, Tlp};

@@ -45,7 +45,7 @@ use std::net::IpAddr;
 
 use compact_str::CompactString;
 use differential_dataflow::{AsCollection, VecCollection};
-use schemas::{Indicator, IndicatorKind, SensorEvent};
+use schemas::{Indicator, IndicatorKind, SensorEvent, Text};
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
@@ -103,8 +103,8 @@ pub struct EventIn {
 }
 
 impl EventIn {
-    /// What matching keeps of `ev`.
-    pub fn of(ev: &SensorEvent) -> Self {
+    /// What matching keeps of `ev` (an owned event's [`SensorEvent::view`]).
+    pub fn of(ev: &SensorEvent<Text<'_>>) -> Self {
         let victim = ev.victim_ip.or(match ev.kind {
             // A connection to a sinkhole comes from an infected machine.
             schemas::EventKind::Sinkhole => ev.src_ip,
