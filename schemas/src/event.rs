@@ -36,7 +36,8 @@ pub enum EventKind {
     Purchase,
 }
 
-/// File hashes carried by an event (`S`: see [`SensorEvent`]).
+// `S`: see `SensorEvent`.
+/// File hashes carried by an event.
 #[derive(
     Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
@@ -200,11 +201,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
+// `S` is the type of the event's text: `String`, or `Text` for an event decoded in place
+// (`decode::decode_event_in`): ingest's path, which allocates no string for the text it
+// reads and gives the event to matching as it is. (Not in the doc comment: that is the
+// published JSON Schema's description.)
 /// One observation by one sensor (canonical form on `fusion.sensor.events`).
-///
-/// `S` is the type of its text: `String`, or [`Text`] for an event decoded in place
-/// ([`crate::decode::decode_event_in`]): ingest's path, which allocates no string for the
-/// text it reads (a fifth of the decode's cost) and gives the event to matching as it is.
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]

@@ -38,4 +38,22 @@ mod tests {
             assert!(for_topic(t).as_object().is_some());
         }
     }
+
+    #[test]
+    fn the_event_schema_names_and_describes_the_record_not_its_rust_form() {
+        // `SensorEvent` is generic over its text: the schema still says `SensorEvent` and
+        // `FileHashes`, with the records' own descriptions.
+        let schema = for_topic(Topic::SensorEvents);
+        let text = |key: &str| schema.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        assert_eq!(text("title").as_deref(), Some("SensorEvent"));
+        assert_eq!(
+            text("description").as_deref(),
+            Some("One observation by one sensor (canonical form on `fusion.sensor.events`).")
+        );
+        let defs = serde_json::to_value(schema.get("$defs")).unwrap();
+        assert_eq!(
+            defs["FileHashes"]["description"],
+            "File hashes carried by an event."
+        );
+    }
 }
