@@ -20,6 +20,7 @@
 //! over it (so each id is looked up once, not once per generation).
 
 use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
 use std::hash::BuildHasher;
 
 use rustc_hash::{FxBuildHasher, FxHashMap};
@@ -49,6 +50,11 @@ pub struct Dedup {
     ids: FxHashMap<u64, u64>,
 }
 
+/// Whether generation number `g` is live when `newest` is the newest of `live` generations.
+fn is_live(newest: u8, live: usize, g: u8) -> bool {
+    usize::from(newest.wrapping_sub(g)) < live
+}
+
 /// Number of generations a window is cut into.
 const GENERATIONS: u64 = 8;
 
@@ -69,13 +75,6 @@ impl Dedup {
         }
     }
 
-    /// Whether generation number `g` is live.
-    fn live(&self, g: u8) -> bool {
-        self.generations
-            .back()
-            .is_some_and(|(_, newest)| usize::from(newest.wrapping_sub(g)) < self.generations.len())
-    }
-
     /// Judges `event`, arriving at logical time `t` (never decreasing), and remembers it
     /// if it is new.
     pub fn check(&mut self, event: &SensorEvent<Text<'_>>, t: u64) -> Seen {
@@ -90,27 +89,10 @@ impl Dedup {
         }
         if dropped {
             // Before a number is taken again, every id of the generations gone leaves.
-            let (newest, live) = (
-                self.generations.back().map_or(0, |(_, n)| *n),
-                self.generations.len(),
-            );
-            self.ids
-                .retain(|_, v| usize::from(newest.wrapping_sub(*v as u8)) < live);
+            let (newest, live) = self.newest();
+            self.ids.retain(|_, v| is_live(newest, live, *v as u8));
         }
-        let id = event.event_id.as_bytes();
-        let key = FxBuildHasher.hash_one(id);
-        let check = crate::router::fnv1a(id) >> 40;
-        let content = FxBuildHasher.hash_one(event);
-        if let Some(v) = self.ids.get(&key)
-            && self.live(*v as u8)
-            && v >> 40 == check
-        {
-            return if (v >> 8) & 0xFFFF_FFFF == content & 0xFFFF_FFFF {
-                Seen::Copy
-            } else {
-                Seen::Conflict
-            };
-        }
+        // The generation a new id joins: one starts every span (one no id joins is empty).
         if self
             .generations
             .back()
@@ -119,9 +101,37 @@ impl Dedup {
             self.generations.push_back((t, self.next));
             self.next = self.next.wrapping_add(1);
         }
-        let generation = self.generations.back().map_or(0, |(_, n)| *n);
-        self.ids.insert(key, pack(check, content, generation));
+        let (newest, live) = self.newest();
+        let id = event.event_id.as_bytes();
+        let key = FxBuildHasher.hash_one(id);
+        let check = crate::router::fnv1a(id) >> 40;
+        let content = FxBuildHasher.hash_one(event);
+        // One probe: a live entry of this id judges the event; any other entry is replaced.
+        match self.ids.entry(key) {
+            Entry::Occupied(mut seen) => {
+                let v = *seen.get();
+                if is_live(newest, live, v as u8) && v >> 40 == check {
+                    return if (v >> 8) & 0xFFFF_FFFF == content & 0xFFFF_FFFF {
+                        Seen::Copy
+                    } else {
+                        Seen::Conflict
+                    };
+                }
+                seen.insert(pack(check, content, newest));
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(pack(check, content, newest));
+            }
+        }
         Seen::New
+    }
+
+    /// The newest generation's number and how many are live.
+    fn newest(&self) -> (u8, usize) {
+        (
+            self.generations.back().map_or(0, |(_, n)| *n),
+            self.generations.len(),
+        )
     }
 
     /// Ids remembered now.
